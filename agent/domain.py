@@ -1,0 +1,174 @@
+"""Values shared by every part of brainops: what is observed, what is proposed, what policy says.
+
+Observations and proposals cross process and storage boundaries (graph checkpoints, the decision
+log, eval scenario files, LLM tool calls), so they are frozen pydantic models that round-trip
+through JSON. Verdicts and outcomes never leave the process in any other shape than JSON either,
+so they follow the same rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WorkerKind = Literal["embed", "extract", "dedup", "recluster", "wisdom"]
+SCALABLE_KINDS: tuple[str, ...] = ("extract", "embed", "wisdom")
+STAGES: tuple[str, ...] = ("embed", "extract", "dedup", "recluster", "wisdom")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- observation
+
+
+class GpuInfo(Frozen):
+    index: int
+    name: str
+    util_percent: float
+    mem_used_mb: float
+    mem_total_mb: float
+
+
+class HostMetrics(Frozen):
+    host: str
+    reachable: bool = True
+    error: str | None = None
+    cpu_percent: float = 0.0
+    mem_percent: float = 0.0
+    disk_percent: float = 0.0
+    load1: float = 0.0
+    cpu_count: int = 1
+    gpus: tuple[GpuInfo, ...] = ()
+    observed_in_ms: float = 0.0
+
+
+WorkerState = Literal["starting", "running", "draining", "stopped", "crashed", "backoff", "fatal"]
+
+
+class WorkerInfo(Frozen):
+    id: str
+    kind: str
+    host: str
+    pid: int | None = None
+    state: WorkerState = "running"
+    started_at: float | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    cpu_percent: float = 0.0
+    rss_mb: float = 0.0
+
+
+class BrainStats(Frozen):
+    records: int = 0
+    entities: int = 0
+    relationships: int = 0
+    communities: int = 0
+    wisdom: int = 0
+    pending: dict[str, int] = Field(default_factory=dict)  # stage -> items waiting
+    duplicate_estimate: float = 0.0  # fraction of live entities that look duplicated
+    duplicate_candidates: int = 0
+    relationships_changed_since_recluster: int = 0
+    community_age_s: float | None = None
+    wisdom_coverage: float = 0.0
+    relationship_density: float = 0.0
+
+
+class BudgetState(Frozen):
+    window_s: int = 5 * 3600
+    window_tokens: int = 800_000_000
+    used_tokens: int = 0
+    reserved_tokens: int = 0
+    pace: float = 0.0  # used share of the window divided by elapsed share; >1 burns too fast
+    cost_today: float = 0.0
+    daily_cost_cap: float | None = None
+    per_tier: dict[str, int] = Field(default_factory=dict)
+    routing: dict[str, float] = Field(default_factory=dict)  # fleet tier weights, sum 1
+
+    @property
+    def remaining_tokens(self) -> int:
+        return max(0, self.window_tokens - self.used_tokens - self.reserved_tokens)
+
+
+class PendingApproval(Frozen):
+    id: str
+    action: str
+    args: dict[str, Any]
+    expires_at: float
+
+
+class Observation(Frozen):
+    """Everything one tick knows. Eval scenarios store exactly this shape."""
+
+    time: float
+    hosts: tuple[HostMetrics, ...] = ()
+    workers: tuple[WorkerInfo, ...] = ()
+    brain: BrainStats = Field(default_factory=BrainStats)
+    rates: dict[str, float] = Field(default_factory=dict)  # stage -> items/min over recent history
+    budget: BudgetState = Field(default_factory=BudgetState)
+    pending_approvals: tuple[PendingApproval, ...] = ()
+    desired: dict[str, int] = Field(default_factory=dict)  # "kind@host" -> desired worker count
+    recent_actions: dict[str, float] = Field(default_factory=dict)  # "action:kind@host" -> last time
+    notes: tuple[str, ...] = ()  # free text seen during observation (log lines, alerts): untrusted
+
+    def digest(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def running(self, kind: str, host: str | None = None) -> int:
+        return sum(
+            1
+            for w in self.workers
+            if w.kind == kind and w.state in ("starting", "running") and (host is None or w.host == host)
+        )
+
+
+# ---------------------------------------------------------------- proposals
+
+
+class Proposal(Frozen):
+    """One action the planner wants. Only policy or a human turns it into an action."""
+
+    action: str  # scale_workers | start_embedding | run_dedup | run_recluster | set_model_routing |
+    #              restart_worker | stop_worker | noop
+    args: dict[str, Any] = Field(default_factory=dict)
+    rationale: str = ""
+
+    def key(self) -> str:
+        blob = json.dumps({"a": self.action, "args": self.args}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    NEEDS_APPROVAL = "needs_approval"
+
+
+class PolicyDecision(Frozen):
+    verdict: Verdict
+    rule_ids: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
+    risk: str = "low"
+    dry_run: bool = False
+
+
+class Outcome(Frozen):
+    status: Literal["done", "skipped", "failed", "noop", "denied", "expired", "pending", "dry_run"]
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlannerInfo(Frozen):
+    kind: Literal["rules", "model"] = "rules"
+    model: str | None = None
+    tier: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    fallback_reason: str | None = None

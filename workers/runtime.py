@@ -1,0 +1,112 @@
+"""What every worker process shares: drain on SIGTERM, a status file the dispatcher reads, the batch loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+@dataclass
+class WorkerRun:
+    """Drain flag plus progress counters, mirrored to a JSON status file after every batch."""
+
+    kind: str
+    status_file: Path | None = None
+    processed: int = 0
+    batches: int = 0
+    state: str = "running"
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def install_signal_handlers(self) -> None:
+        # SIGTERM means "drain": finish the batch in hand, then exit cleanly. A second one kills.
+        def on_signal(signum: int, _frame: object) -> None:
+            if self.stop.is_set():
+                os._exit(128 + signum)
+            self.state = "draining"
+            self.stop.set()
+            self.write_status()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    @property
+    def draining(self) -> bool:
+        return self.stop.is_set()
+
+    def write_status(self, exit_code: int | None = None) -> None:
+        if self.status_file is None:
+            return
+        payload = {
+            "pid": os.getpid(),
+            "kind": self.kind,
+            "state": self.state,
+            "processed": self.processed,
+            "batches": self.batches,
+            "updated_at": time.time(),
+            "exit_code": exit_code,
+        }
+        tmp = self.status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload))
+        tmp.replace(self.status_file)
+
+    def loop(self, step: Callable[[], int], *, forever: bool, idle_s: float = 2.0) -> int:
+        """Call step() (one batch, returns items done) until no work is left or a drain is asked.
+
+        With forever=True an idle worker waits for new work instead of exiting.
+        """
+        self.write_status()
+        try:
+            while not self.draining:
+                done = step()
+                self.processed += done
+                self.batches += 1
+                self.write_status()
+                if done == 0:
+                    if not forever:
+                        break
+                    self.stop.wait(idle_s)
+        except Exception:
+            self.state = "crashed"
+            self.write_status(exit_code=EXIT_ERROR)
+            raise
+        self.state = "stopped"
+        self.write_status(exit_code=EXIT_OK)
+        return EXIT_OK
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """'i/n' -> (i, n), 0 <= i < n. None -> (0, 1)."""
+    if not spec:
+        return 0, 1
+    try:
+        i_s, n_s = spec.split("/")
+        i, n = int(i_s), int(n_s)
+    except ValueError as exc:
+        raise ValueError(f"shard must look like i/n, got {spec!r}") from exc
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard {spec!r} out of range: need 0 <= i < n")
+    return i, n
+
+
+def bucket_of(row_id: str) -> int:
+    """Stable bucket of an id (crc32, not Python's salted hash); stored in the `bucket` column."""
+    import zlib
+
+    from workers.schema import BUCKETS
+
+    return zlib.crc32(row_id.encode()) % BUCKETS
+
+
+def shard_filter(shard: tuple[int, int]) -> str | None:
+    """SQL predicate selecting one shard's rows; shards of n never overlap and cover every bucket."""
+    i, n = shard
+    return None if n == 1 else f"bucket % {n} = {i}"

@@ -1,0 +1,103 @@
+"""The brain's table schemas. This module is the single owner of column names and types."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+EMBED_DIM = 384  # all-MiniLM-L6-v2
+BUCKETS = 1024
+
+VECTOR = pa.list_(pa.float32(), EMBED_DIM)
+
+RECORDS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("text", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("bucket", pa.int32()),  # crc32(id) % 1024: lets `--shard i/n` filter in SQL
+        pa.field("content_hash", pa.string()),  # sha1 of text; embed redoes rows whose hash changed
+        pa.field("vector", VECTOR),  # null until embedded
+        pa.field("embedded_hash", pa.string()),  # content_hash the vector was made from
+        pa.field("extracted", pa.bool_()),  # entities/relationships pulled out of this record
+        pa.field("created_at", pa.float64()),
+    ]
+)
+
+ENTITIES = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("bucket", pa.int32()),
+        pa.field("content_hash", pa.string()),
+        pa.field("vector", VECTOR),
+        pa.field("embedded_hash", pa.string()),
+        pa.field("merged_into", pa.string()),  # null while live; id of the survivor once absorbed
+        pa.field("truth_cluster", pa.string()),  # seed ground truth: rows sharing it are one entity
+        pa.field("created_at", pa.float64()),
+    ]
+)
+
+RELATIONSHIPS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("src", pa.string()),
+        pa.field("dst", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("weight", pa.float32()),
+        pa.field("created_at", pa.float64()),
+    ]
+)
+
+COMMUNITIES = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string()),
+        pa.field("members", pa.list_(pa.string())),  # entity ids
+        pa.field("size", pa.int32()),
+        pa.field("created_at", pa.float64()),  # when this community (with these members) first appeared
+        pa.field("updated_at", pa.float64()),  # run that last confirmed it
+    ]
+)
+
+WISDOM = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("community_id", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("created_at", pa.float64()),
+    ]
+)
+
+MERGE_LOG = pa.schema(
+    [
+        pa.field("merge_id", pa.string(), nullable=False),
+        pa.field("created_at", pa.float64()),
+        pa.field("kept_id", pa.string()),
+        pa.field("absorbed_ids", pa.list_(pa.string())),
+        pa.field("score", pa.float32()),
+        pa.field("reason", pa.string()),
+        pa.field("payload", pa.string()),  # JSON: the rows and relationship endpoints before the merge
+        pa.field("undone_at", pa.float64()),
+    ]
+)
+
+# Small key/value table: counters and run markers that make `brain stats` cheap.
+META = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("value", pa.string()),
+        pa.field("updated_at", pa.float64()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "records": RECORDS,
+    "entities": ENTITIES,
+    "relationships": RELATIONSHIPS,
+    "communities": COMMUNITIES,
+    "wisdom": WISDOM,
+    "merge_log": MERGE_LOG,
+    "meta": META,
+}
