@@ -1,0 +1,147 @@
+"""Action tools. Calling one only PROPOSES the action: the policy guard (and maybe a human) decides if it runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from langchain_core.tools import tool
+from pydantic import Field
+
+from agent.domain import Proposal
+
+# Docstrings are the model's tool descriptions; "Args:" sections become parameter descriptions.
+action_tool = tool(parse_docstring=True, error_on_invalid_docstring=False)
+ScalableKind = Literal["extract", "embed", "wisdom"]
+Count = Annotated[int, Field(ge=0, le=256)]
+
+
+@action_tool
+def scale_workers(kind: ScalableKind, host: str, count: Count, rationale: str) -> Proposal:
+    """Set the desired number of long-running workers of one kind on one host (scale up or down).
+
+    Use when a stage's backlog per worker is well above or below its target. Scale-down drains workers
+    (they finish their batch). Keep within the policy's per-kind and per-host limits.
+
+    Args:
+        kind: worker kind: extract, embed or wisdom.
+        host: host name from the fleet.
+        count: desired total number of workers of this kind on this host.
+        rationale: one sentence on why, citing the numbers you used.
+    """
+    return Proposal(
+        action="scale_workers", args={"kind": kind, "host": host, "count": count}, rationale=rationale
+    )
+
+
+@action_tool
+def start_embedding(
+    host: str,
+    rationale: str,
+    shards: Annotated[int, Field(ge=1, le=16)] = 1,
+    table: Literal["records", "entities"] = "records",
+) -> Proposal:
+    """Start a one-shot embedding job that fills missing vectors, split over shards (GPU host preferred).
+
+    Use when many rows lack vectors and no embedding job or embed worker is already running.
+
+    Args:
+        host: host to run on; prefer a host with an idle GPU.
+        rationale: one sentence on why, citing the backlog.
+        shards: how many parallel processes split the rows (no overlap).
+        table: which table to embed: records or entities.
+    """
+    return Proposal(
+        action="start_embedding", args={"host": host, "shards": shards, "table": table}, rationale=rationale
+    )
+
+
+@action_tool
+def run_dedup(
+    rationale: str, expected_merges: Annotated[int, Field(ge=0)] = 0, dry_run: bool = False
+) -> Proposal:
+    """Run entity resolution (merge duplicate entities of the same type; every merge is logged and undoable).
+
+    Use when the duplicate estimate is above threshold. Large merges need human approval by policy.
+
+    Args:
+        rationale: one sentence on why, citing the duplicate estimate.
+        expected_merges: how many entities you expect to be merged (from the brain stats' candidates).
+        dry_run: only list merges, write nothing.
+    """
+    return Proposal(
+        action="run_dedup", args={"dry_run": dry_run, "expected_merges": expected_merges}, rationale=rationale
+    )
+
+
+@action_tool
+def run_recluster(reason: str) -> Proposal:
+    """Recompute graph communities (Leiden) and write them back with stable ids.
+
+    Use when many relationships changed since the last recluster, or communities are stale.
+
+    Args:
+        reason: why now, citing changed relationships or community age.
+    """
+    return Proposal(action="run_recluster", args={"reason": reason}, rationale=reason)
+
+
+@action_tool
+def set_model_routing(weights: dict[str, float], rationale: str) -> Proposal:
+    """Change the share of fleet LLM calls sent to each model tier (shares sum to 1, e.g. 0.6/0.35/0.05).
+
+    Use when the budget pace runs high (shift to cheaper tiers) or low with quality issues (shift up).
+
+    Args:
+        weights: tier name -> share of calls, summing to 1.
+        rationale: one sentence on why, citing pace or budget.
+    """
+    return Proposal(action="set_model_routing", args={"weights": weights}, rationale=rationale)
+
+
+@action_tool
+def restart_worker(worker_id: str, rationale: str) -> Proposal:
+    """Clear a FATAL (crash-looping) worker and start it again.
+
+    Use only after the cause of the crash loop is gone; otherwise it will crash again.
+
+    Args:
+        worker_id: id of the worker as shown by get_workers.
+        rationale: why the restart should succeed now.
+    """
+    return Proposal(action="restart_worker", args={"worker_id": worker_id}, rationale=rationale)
+
+
+@action_tool
+def stop_worker(worker_id: str, rationale: str) -> Proposal:
+    """Drain and stop one worker process.
+
+    Use to remove a misbehaving worker; to change counts use scale_workers instead.
+
+    Args:
+        worker_id: id of the worker as shown by get_workers.
+        rationale: why it must stop.
+    """
+    return Proposal(action="stop_worker", args={"worker_id": worker_id}, rationale=rationale)
+
+
+@action_tool
+def noop(reason: str) -> Proposal:
+    """Decide to do nothing this tick. Use when everything is within targets; say why.
+
+    Args:
+        reason: why no action is needed.
+    """
+    return Proposal(action="noop", args={}, rationale=reason)
+
+
+ACTION_TOOLS = (
+    scale_workers,
+    start_embedding,
+    run_dedup,
+    run_recluster,
+    set_model_routing,
+    restart_worker,
+    stop_worker,
+    noop,
+)
+MUTATING_ACTIONS = frozenset(t.name for t in ACTION_TOOLS) - {"noop"}

@@ -1,0 +1,17 @@
+"""What the tools can see: one tick's observation plus read access to recent decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.domain import Observation
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    observation: Observation
+    # Recent decisions as plain dicts (newest last); a callable so the log is only read if a tool asks.
+    recent_decisions: Callable[[int], Sequence[dict[str, Any]]] = field(default=lambda _n: ())
+    policy_summary: dict[str, Any] = field(default_factory=dict)
