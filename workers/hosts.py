@@ -14,9 +14,19 @@ Files a host keeps per worker in its run dir (the probe reads them back):
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+import psutil
 
 from agent.domain import HostMetrics, WorkerInfo
 
@@ -220,3 +230,120 @@ def snapshot_from_json(text: str) -> HostSnapshot:
         metrics=HostMetrics.model_validate(data["metrics"]),
         workers=tuple(WorkerInfo.model_validate(w) for w in data.get("workers", [])),
     )
+
+
+# ---------------------------------------------------------------- local processes
+
+
+class LocalHost:
+    """Runs workers as detached child processes of this machine, bookkept in `run_dir`."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        name: str = "local",
+        *,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+        cpu_interval_s: float = 0.1,
+    ) -> None:
+        self.name = name
+        self.run_dir = Path(run_dir)
+        self.python = python
+        self.env = dict(env) if env is not None else None
+        self.cpu_interval_s = cpu_interval_s
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def snapshot(self, timeout_s: float = 5.0) -> HostSnapshot:
+        from workers.probe import take_snapshot
+
+        self.reap()
+        try:
+            interval = max(0.0, min(self.cpu_interval_s, timeout_s / 2))
+            return take_snapshot(self.run_dir, self.name, cpu_interval_s=interval)
+        except Exception as exc:  # a broken probe must not take the control loop down
+            return HostSnapshot(metrics=HostMetrics(host=self.name, reachable=False, error=repr(exc)))
+
+    def start_worker(self, spec: WorkerSpec) -> StartResult:
+        from workers.probe import RunFiles, our_process, read_json
+
+        self.reap()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        files = RunFiles(self.run_dir, spec.worker_id)
+        meta = read_json(files.pid) or {}
+        if our_process(meta.get("pid"), meta.get("create_time")) is not None:
+            return StartResult(ok=False, worker_id=spec.worker_id, error="already running")
+        files.clear_previous_run()
+        argv = worker_argv(spec, python=self.python, status_file=str(files.status))
+        try:
+            with files.log.open("ab") as log:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env=self.env,
+                )
+        except OSError as exc:
+            return StartResult(ok=False, worker_id=spec.worker_id, error=f"spawn failed: {exc}")
+        self._children[spec.worker_id] = proc
+        started_at = time.time()
+        create_time = psutil.Process(proc.pid).create_time()  # a zombie still has one: never raises here
+        _write_json(
+            files.pid, {"pid": proc.pid, "create_time": create_time, "kind": spec.kind, "started_at": started_at}
+        )
+        return StartResult(ok=True, worker_id=spec.worker_id, pid=proc.pid, started_at=started_at)
+
+    def stop_worker(self, worker_id: str, drain: bool = True, grace_s: float = DEFAULT_GRACE_S) -> StopResult:
+        from workers.probe import RunFiles, kill_session, our_process, read_json
+
+        self.reap()
+        files = RunFiles(self.run_dir, worker_id)
+        meta = read_json(files.pid) or {}
+        proc = our_process(meta.get("pid"), meta.get("create_time"))
+        if proc is None:
+            return StopResult(ok=True, worker_id=worker_id, state="not_running")
+        _write_json(files.stop, {"requested_at": time.time(), "kill_after": time.time() + grace_s})
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        if drain:
+            return StopResult(ok=True, worker_id=worker_id, state="draining")
+        if self._wait_gone(worker_id, proc, grace_s):
+            return StopResult(ok=True, worker_id=worker_id, state="stopped")
+        kill_session(proc.pid)
+        if self._wait_gone(worker_id, proc, 5.0):
+            return StopResult(ok=True, worker_id=worker_id, state="killed")
+        return StopResult(ok=False, worker_id=worker_id, state="draining", error="survived SIGKILL")
+
+    def _wait_gone(self, worker_id: str, proc: psutil.Process, timeout_s: float) -> bool:
+        child = self._children.get(worker_id)
+        try:
+            if child is not None:
+                child.wait(timeout=timeout_s)
+            else:
+                proc.wait(timeout=timeout_s)
+        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+            return False
+        finally:
+            self.reap()
+        return True
+
+    def reap(self) -> None:
+        """Collect exit codes of children that ended (no zombies) into <id>.exit (negative = signal)."""
+        from workers.probe import RunFiles
+
+        for worker_id, proc in list(self._children.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            _write_json(RunFiles(self.run_dir, worker_id).exit, {"code": code, "reaped_at": time.time()})
+            del self._children[worker_id]
+
+
+def _write_json(path: Path, payload: dict[str, object]) -> None:
+    import json
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
