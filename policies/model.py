@@ -1,0 +1,201 @@
+"""Policy schema: guardrails as data. Every field is documented in policies/SCHEMA.md.
+
+The schema is strict (unknown keys are errors) because a typo in a guardrail file must never silently
+loosen a limit. Cross-field checks (min <= max, conditions naming real arguments) raise `PolicyProblems`
+with the exact location of the offending field, so the loader can point at the YAML line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import Strict as StrictMark
+
+from agent.domain import STAGES
+
+# Action names and the arguments each one takes (docs/ARCHITECTURE.md, "Actions").
+ACTION_ARGS: dict[str, tuple[str, ...]] = {
+    "scale_workers": ("kind", "host", "count"),
+    "start_embedding": ("host", "shards", "table"),
+    "run_dedup": ("dry_run", "expected_merges"),
+    "run_recluster": ("reason",),
+    "set_model_routing": ("weights",),
+    "restart_worker": ("worker_id",),
+    "stop_worker": ("worker_id",),
+    "noop": ("reason",),
+}
+ACTIONS: tuple[str, ...] = tuple(ACTION_ARGS)
+MUTATING_ACTIONS: frozenset[str] = frozenset(a for a in ACTIONS if a != "noop")
+DEFAULT_HOST = "*"
+
+Risk = Literal["low", "medium", "high"]
+RISK_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
+Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in"]
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    loc: tuple[str | int, ...]
+    reason: str
+
+
+class PolicyProblems(Exception):
+    """Cross-field errors; deliberately not a ValueError so pydantic lets it through with its locations."""
+
+    def __init__(self, problems: list[PolicyProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{_dotted(p.loc)}: {p.reason}" for p in problems))
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+# Scalars are strict (YAML "8" must not pass as 8, nor "yes" as a count); containers stay lax so YAML
+# lists become tuples.
+SInt = StrictInt
+SFloat = Annotated[float, StrictMark()]
+SBool = StrictBool
+SStr = StrictStr
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HostLimits(Strict):
+    max_workers: SInt = Field(default=8, ge=0)
+    cpu_ceiling_percent: SFloat = Field(default=90.0, gt=0, le=100)
+    mem_ceiling_percent: SFloat = Field(default=85.0, gt=0, le=100)
+
+
+class WorkerLimits(Strict):
+    min: SInt = Field(default=0, ge=0)
+    max: SInt = Field(default=4, ge=0)
+    max_total: SInt | None = Field(default=None, ge=0)  # across all hosts; None = no fleet-wide cap
+    target_backlog_per_worker: SInt = Field(default=500, gt=0)
+    activation_backlog: SInt = Field(default=1, ge=0)
+    est_cpu_percent: SFloat = Field(default=25.0, ge=0, le=100)  # host share one more worker adds, if unmeasured
+    est_mem_percent: SFloat = Field(default=5.0, ge=0, le=100)
+
+
+class Scaling(Strict):
+    max_step_up: SInt = Field(default=4, ge=1)
+    max_step_up_percent: SFloat = Field(default=100.0, ge=0)
+    max_step_down: SInt = Field(default=2, ge=1)
+    tolerance: SFloat = Field(default=0.1, ge=0, lt=1)
+    cooldown_s: SFloat = Field(default=60.0, ge=0)
+    scale_down_stabilization_s: SFloat = Field(default=300.0, ge=0)
+
+    def max_up_from(self, current: int) -> int:
+        """HPA-style: the larger of the absolute step and the percentage step."""
+        by_percent = int(current * self.max_step_up_percent / 100.0)
+        return max(self.max_step_up, by_percent)
+
+
+class ApprovalRule(Strict):
+    id: SStr = Field(pattern=r"^[a-z0-9_]+$")
+    # arg (or dotted path into a dict arg, e.g. "weights.strategic") -> {op: value}; all must hold
+    when: dict[str, dict[Op, Any]] = Field(min_length=1)
+    reason: SStr = ""
+    risk: Risk | None = None
+
+
+class ActionPolicy(Strict):
+    enabled: SBool = True
+    risk: Risk = "low"
+    destructive: SBool = False  # destructive actions always need a human
+    cooldown_s: SFloat | None = Field(default=None, ge=0)  # for scale actions this overrides scaling.cooldown_s
+    approval_when: tuple[ApprovalRule, ...] = ()
+
+
+class Routing(Strict):
+    allowed_tiers: tuple[SStr, ...] = ("routine", "escalation", "strategic")
+    max_share: dict[str, SFloat] = Field(default_factory=lambda: {"strategic": 0.2})
+    sum_tolerance: SFloat = Field(default=0.01, ge=0, lt=0.5)
+
+
+class Policy(Strict):
+    version: Literal[1] = 1
+    dry_run: SBool = False
+    read_only: SBool = False
+    approvers: tuple[SStr, ...] = ()
+    approval_ttl_s: SFloat = Field(default=900.0, gt=0)
+    hosts: dict[str, HostLimits] = Field(default_factory=lambda: {DEFAULT_HOST: HostLimits()})
+    workers: dict[str, WorkerLimits] = Field(default_factory=dict)
+    scaling: Scaling = Field(default_factory=lambda: Scaling())
+    routing: Routing = Field(default_factory=lambda: Routing())
+    actions: dict[str, ActionPolicy] = Field(default_factory=lambda: {"noop": ActionPolicy()})
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Policy:
+        problems = [*self._worker_problems(), *self._action_problems(), *self._routing_problems()]
+        if problems:
+            raise PolicyProblems(problems)
+        return self
+
+    def _worker_problems(self) -> list[PolicyProblem]:
+        out: list[PolicyProblem] = []
+        for kind, lim in self.workers.items():
+            if kind not in STAGES:
+                out.append(PolicyProblem(("workers", kind), f"unknown worker kind; known: {', '.join(STAGES)}"))
+            if lim.min > lim.max:
+                out.append(PolicyProblem(("workers", kind, "max"), f"min ({lim.min}) > max ({lim.max})"))
+            if lim.max_total is not None and lim.max_total < lim.min:
+                reason = f"max_total ({lim.max_total}) < min ({lim.min})"
+                out.append(PolicyProblem(("workers", kind, "max_total"), reason))
+        return out
+
+    def _action_problems(self) -> list[PolicyProblem]:
+        out: list[PolicyProblem] = []
+        for name, act in self.actions.items():
+            if name not in ACTION_ARGS:
+                out.append(PolicyProblem(("actions", name), f"unknown action; known: {', '.join(ACTIONS)}"))
+                continue
+            seen: set[str] = set()
+            for i, rule in enumerate(act.approval_when):
+                loc: tuple[str | int, ...] = ("actions", name, "approval_when", i)
+                if rule.id in seen:
+                    out.append(PolicyProblem((*loc, "id"), f"duplicate rule id {rule.id!r}"))
+                seen.add(rule.id)
+                for arg in rule.when:
+                    if arg.split(".")[0] not in ACTION_ARGS[name]:
+                        known = ", ".join(ACTION_ARGS[name])
+                        out.append(
+                            PolicyProblem((*loc, "when", arg), f"{name} has no argument {arg!r}; known: {known}")
+                        )
+        return out
+
+    def _routing_problems(self) -> list[PolicyProblem]:
+        out: list[PolicyProblem] = []
+        for tier, share in self.routing.max_share.items():
+            if tier not in self.routing.allowed_tiers:
+                out.append(PolicyProblem(("routing", "max_share", tier), "tier is not in allowed_tiers"))
+            if not 0.0 <= share <= 1.0:
+                out.append(PolicyProblem(("routing", "max_share", tier), f"share {share} is not within [0, 1]"))
+        return out
+
+    # ---- lookups used by the engine and the rule planner
+
+    def host_limits(self, host: str) -> HostLimits:
+        return self.hosts.get(host) or self.hosts.get(DEFAULT_HOST) or HostLimits()
+
+    def worker_limits(self, kind: str) -> WorkerLimits:
+        return self.workers.get(kind) or WorkerLimits()
+
+    def action_policy(self, action: str) -> ActionPolicy | None:
+        """None means the action is not allowed at all (not listed, or enabled: false)."""
+        act = self.actions.get(action)
+        return act if act is not None and act.enabled else None
+
+    def cooldown_for(self, action: str) -> float:
+        act = self.actions.get(action)
+        if act is not None and act.cooldown_s is not None:
+            return act.cooldown_s
+        return self.scaling.cooldown_s if action in ("scale_workers", "start_embedding") else 0.0
+
+    def is_approver(self, name: str) -> bool:
+        wanted = name.strip().casefold()
+        return bool(wanted) and any(a.strip().casefold() == wanted for a in self.approvers)
