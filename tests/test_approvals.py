@@ -1,0 +1,159 @@
+"""Approval store: idempotent create, binding, approver list, exactly-once answers, TTL expiry."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent.approvals import ApprovalStore, answer_approval, verify_binding
+from agent.settings import Settings
+
+NOW = 1_700_000_000.0
+ARGS = {"kind": "embed", "host": "gpu", "count": 6}
+APPROVERS = ("alice", "Bob")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ApprovalStore:
+    return ApprovalStore(tmp_path / "state.db")
+
+
+def _create(store: ApprovalStore, approval_id: str = "ap-1", ttl_s: float = 600.0, args: dict | None = None):
+    return store.create(
+        approval_id,
+        "tick-1",
+        "scale_workers",
+        ARGS if args is None else args,
+        "backlog of 40k",
+        "high",
+        ("scale.approval",),
+        "rules",
+        ttl_s,
+        now=NOW,
+    )
+
+
+def test_create_is_idempotent_and_survives_reopen(store: ApprovalStore) -> None:
+    first = _create(store)
+    again = _create(store)
+    assert first == again and first.status == "pending" and first.expires_at == NOW + 600
+    reopened = ApprovalStore(store.path)
+    assert reopened.get("ap-1") == first
+    assert [a.id for a in reopened.pending(NOW + 10)] == ["ap-1"]
+
+
+def test_same_id_with_other_args_is_refused(store: ApprovalStore) -> None:
+    _create(store)
+    with pytest.raises(ValueError, match="different action"):
+        _create(store, args={**ARGS, "count": 60})
+
+
+def test_binding_to_exact_action_and_args(store: ApprovalStore) -> None:
+    approval = _create(store)
+    assert verify_binding(approval, "scale_workers", dict(reversed(list(ARGS.items()))))
+    assert not verify_binding(approval, "scale_workers", {**ARGS, "count": 7})
+    assert not verify_binding(approval, "stop_worker", ARGS)
+
+
+def test_approve_once_then_already_decided(store: ApprovalStore) -> None:
+    _create(store)
+    result = store.answer("ap-1", True, "alice", APPROVERS, now=NOW + 5)
+    assert result.ok and result.approval is not None and result.approval.approved
+    assert result.decided_by == "alice" and result.decided_at == NOW + 5
+    second = store.answer("ap-1", False, "bob", APPROVERS, reason="too many", now=NOW + 6)
+    assert second.status == "already_decided"
+    assert second.decided_by == "alice" and second.decided_at == NOW + 5 and "alice" in second.message
+    assert store.get("ap-1").status == "approved"  # type: ignore[union-attr]
+    assert store.pending(NOW + 7) == []
+
+
+def test_deny_keeps_reason(store: ApprovalStore) -> None:
+    _create(store)
+    result = store.answer("ap-1", False, "BOB", APPROVERS, reason="not during the demo", now=NOW + 1)
+    assert result.ok and result.approval.status == "denied"  # type: ignore[union-attr]
+    assert result.approval.reason == "not during the demo"  # type: ignore[union-attr]
+
+
+def test_unlisted_approver_and_unknown_id_are_refused(store: ApprovalStore) -> None:
+    _create(store)
+    assert store.answer("ap-1", True, "mallory", APPROVERS, now=NOW).status == "not_approver"
+    assert store.answer("ap-1", True, "alice", (), now=NOW).status == "not_approver"
+    assert store.answer("ap-1", True, "", APPROVERS, now=NOW).status == "not_approver"
+    assert store.answer("nope", True, "alice", APPROVERS, now=NOW).status == "not_found"
+    assert store.get("ap-1").status == "pending"  # type: ignore[union-attr]
+
+
+def test_answer_after_ttl_is_expired(store: ApprovalStore) -> None:
+    _create(store, ttl_s=60)
+    result = store.answer("ap-1", True, "alice", APPROVERS, now=NOW + 60)
+    assert result.status == "expired" and result.approval.status == "expired"  # type: ignore[union-attr]
+    assert store.answer("ap-1", True, "alice", APPROVERS, now=NOW + 61).status == "expired"
+
+
+def test_expire_due_flips_only_overdue_pending(store: ApprovalStore) -> None:
+    _create(store, "short", ttl_s=30)
+    _create(store, "long", ttl_s=3600)
+    _create(store, "answered", ttl_s=30)
+    store.answer("answered", True, "alice", APPROVERS, now=NOW + 1)
+    expired = store.expire_due(NOW + 31)
+    assert [a.id for a in expired] == ["short"] and expired[0].status == "expired"
+    assert store.expire_due(NOW + 32) == []
+    assert [a.id for a in store.pending(NOW + 32)] == ["long"]
+    assert store.get("answered").status == "approved"  # type: ignore[union-attr]
+
+
+def test_concurrent_answers_exactly_one_wins(store: ApprovalStore) -> None:
+    for round_ in range(5):
+        approval_id = f"race-{round_}"
+        _create(store, approval_id)
+        barrier = threading.Barrier(8)
+        results = []
+
+        def answer(i: int, approval_id: str = approval_id, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            results.append(store.answer(approval_id, i % 2 == 0, "alice", APPROVERS, now=NOW + i))
+
+        threads = [threading.Thread(target=answer, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(r.status for r in results) == ["already_decided"] * 7 + ["ok"]
+        winner = next(r for r in results if r.ok)
+        assert store.get(approval_id) == winner.approval
+
+
+def test_message_ref(store: ApprovalStore) -> None:
+    _create(store)
+    assert store.set_message_ref("ap-1", "C123", "1700000000.000100")
+    assert not store.set_message_ref("missing", "C123", "1")
+    assert store.by_message_ref("C123", "1700000000.000100").id == "ap-1"  # type: ignore[union-attr]
+
+
+def test_bad_create_input(store: ApprovalStore) -> None:
+    with pytest.raises(ValueError, match="ttl_s"):
+        _create(store, ttl_s=0)
+    with pytest.raises(ValueError, match="id"):
+        _create(store, approval_id="")
+
+
+def test_answer_approval_uses_policy_approvers_and_hook(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    default = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+    policy.write_text(default.read_text().replace("approvers: []", "approvers: [alice]"))
+    settings = Settings(home=tmp_path / "home", policy_file=policy)
+    store = ApprovalStore(settings.state_db)
+    _create(store)
+    resumed: list[str] = []
+
+    def on_answered(_settings: Settings, approval) -> None:  # type: ignore[no-untyped-def]
+        resumed.append(f"{approval.id}:{approval.status}")
+
+    refused = answer_approval(settings, "ap-1", True, "mallory", on_answered=on_answered, now=NOW)
+    assert refused.status == "not_approver" and resumed == []
+    result = answer_approval(settings, "ap-1", True, "alice", on_answered=on_answered, now=NOW + 1)
+    assert result.ok and resumed == ["ap-1:approved"]
+    again = answer_approval(settings, "ap-1", True, "alice", on_answered=on_answered, now=NOW + 2)
+    assert again.status == "already_decided" and resumed == ["ap-1:approved"]
