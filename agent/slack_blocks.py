@@ -1,0 +1,176 @@
+"""Block Kit builders for brainops' Slack messages: approval prompts, their final states, tick digests.
+
+Pure functions from plain values to Slack JSON, so they are cheap to test and carry no Slack client.
+Every message also gets a plain `text` fallback (notifications and screen readers use it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+APPROVE_ACTION_ID = "brainops_approve"
+DENY_ACTION_ID = "brainops_deny"
+MAX_ARGS_CHARS = 600  # Slack caps a section's text at 3000 chars; arguments stay readable well below that
+MAX_DIGEST_LINES = 12
+
+Block = dict[str, Any]
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+class ApprovalView(Protocol):
+    """What a prompt shows. The approval store's record satisfies it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def args(self) -> Mapping[str, Any]: ...
+    @property
+    def rationale(self) -> str: ...
+    @property
+    def risk(self) -> str: ...
+    @property
+    def expires_at(self) -> float: ...
+
+
+def format_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_args(args: Mapping[str, Any]) -> str:
+    blob = json.dumps(dict(args), sort_keys=True, default=str)
+    if len(blob) > MAX_ARGS_CHARS:
+        blob = blob[: MAX_ARGS_CHARS - 1] + "…"
+    return blob
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _summary_blocks(approval: ApprovalView, title: str = "Approval needed") -> list[Block]:
+    return [
+        _section(f"*{title}:* `{approval.action}`  (risk: *{approval.risk}*)"),
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Arguments*\n`{format_args(approval.args)}`"},
+                {"type": "mrkdwn", "text": f"*Expires*\n{format_time(approval.expires_at)} (then denied)"},
+            ],
+        },
+        _section(f"*Rationale*\n{approval.rationale or '(none given)'}"),
+        _context(f"approval `{approval.id}`"),
+    ]
+
+
+def approval_text(approval: ApprovalView) -> str:
+    return f"Approval needed: {approval.action} {format_args(approval.args)} (risk {approval.risk})"
+
+
+def approval_blocks(approval: ApprovalView) -> list[Block]:
+    """The prompt: summary plus Approve / Deny buttons whose value is the approval id."""
+    buttons: Block = {
+        "type": "actions",
+        "block_id": f"brainops_approval:{approval.id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": APPROVE_ACTION_ID,
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": approval.id,
+            },
+            {
+                "type": "button",
+                "action_id": DENY_ACTION_ID,
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Deny"},
+                "value": approval.id,
+            },
+        ],
+    }
+    return [*_summary_blocks(approval), buttons]
+
+
+def mention(user: str) -> str:
+    """Slack user ids render as mentions; names (answers given from the CLI) stay plain text."""
+    return f"<@{user}>" if SLACK_USER_ID.fullmatch(user) else user
+
+
+def decided_line(approved: bool, user: str, at: float, detail: str = "") -> str:
+    verb = "Approved" if approved else "Denied"
+    line = f"{':white_check_mark:' if approved else ':no_entry:'} *{verb}* by {mention(user)} at {format_time(at)}"
+    return f"{line}\n{detail}" if detail else line
+
+
+def decided_blocks(approval: ApprovalView, approved: bool, user: str, at: float, detail: str = "") -> list[Block]:
+    """The prompt after an answer: buttons removed, who decided and when, and what happened."""
+    return [*_summary_blocks(approval, "Approval request"), _section(decided_line(approved, user, at, detail))]
+
+
+def expired_blocks(approval: ApprovalView) -> list[Block]:
+    line = f":hourglass: *Expired — denied* (no answer by {format_time(approval.expires_at)})"
+    return [*_summary_blocks(approval, "Approval request"), _section(line)]
+
+
+# ---------------------------------------------------------------- tick digest
+
+
+def _as_mapping(value: Any) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        result = dump(mode="json")
+        if isinstance(result, Mapping):
+            return result
+    raise TypeError(f"expected a mapping or a pydantic model, got {type(value).__name__}")
+
+
+def _decision_line(decision: Mapping[str, Any]) -> str:
+    outcome = _as_mapping(decision.get("outcome") or {})
+    status = str(outcome.get("status", decision.get("status", "?")))
+    detail = str(outcome.get("detail", decision.get("detail", "")))
+    args = decision.get("args") or {}
+    line = f"• `{decision.get('action', '?')}` {format_args(args) if args else ''} → *{status}*"
+    return f"{line}: {detail}" if detail else line
+
+
+def _is_failure(decision: Mapping[str, Any]) -> bool:
+    outcome = _as_mapping(decision.get("outcome") or {})
+    return str(outcome.get("status", decision.get("status", ""))) == "failed"
+
+
+def tick_digest(tick_summary: Any) -> tuple[str, list[Block]]:
+    """Concise digest of one tick: counts, then one line per non-noop decision (failures first).
+
+    Accepts a mapping or pydantic model with `tick_id` and `decisions` (each with action, args and
+    an `outcome` {status, detail}); optional `planner` and `errors` (strings) are shown when present.
+    """
+    summary = _as_mapping(tick_summary)
+    decisions = [_as_mapping(d) for d in summary.get("decisions", ())]
+    errors: Sequence[str] = [str(e) for e in summary.get("errors", ())]
+    acted = [d for d in decisions if d.get("action") != "noop"]
+    failures = [d for d in acted if _is_failure(d)]
+    ordered = failures + [d for d in acted if not _is_failure(d)]
+    header = f"*Tick {summary.get('tick_id', '?')}*: {len(acted)} action(s), {len(failures)} failed" + (
+        f", planner {summary['planner']}" if summary.get("planner") else ""
+    )
+    lines = [_decision_line(d) for d in ordered[:MAX_DIGEST_LINES]]
+    if len(ordered) > MAX_DIGEST_LINES:
+        lines.append(f"… and {len(ordered) - MAX_DIGEST_LINES} more (`brainops decisions`)")
+    lines += [f":warning: {e}" for e in errors[:MAX_DIGEST_LINES]]
+    if not lines:
+        lines = ["nothing to do"]
+    blocks = [_section(header), _section("\n".join(lines))]
+    text = f"Tick {summary.get('tick_id', '?')}: {len(acted)} action(s), {len(failures)} failed"
+    return text, blocks
