@@ -18,7 +18,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from agent.slack_blocks import (
     APPROVE_ACTION_ID,
+    CLOSED_TITLE,
     DENY_ACTION_ID,
+    OPEN_TITLE,
     ApprovalView,
     approval_blocks,
     approval_text,
@@ -226,9 +228,16 @@ def _button_handler(backend: SlackBackend, approve: bool) -> Any:
 
 
 def _replace_buttons(client: WebClient, click: ButtonClick, line: str, fallback: str) -> None:
-    kept = [b for b in click.blocks if b.get("type") != "actions"]
+    kept = [_retitled(b) for b in click.blocks if b.get("type") != "actions"]
     blocks = [*kept, {"type": "section", "text": {"type": "mrkdwn", "text": line}}]
     client.chat_update(channel=click.channel, ts=click.ts, blocks=blocks, text=f"approval {fallback}")
+
+
+def _retitled(block: dict[str, Any]) -> dict[str, Any]:
+    text = (block.get("text") or {}).get("text")
+    if block.get("type") != "section" or not isinstance(text, str) or OPEN_TITLE not in text:
+        return block
+    return {**block, "text": {**block["text"], "text": text.replace(OPEN_TITLE, CLOSED_TITLE, 1)}}
 
 
 # ---------------------------------------------------------------- outbound messages
@@ -331,10 +340,14 @@ class SlackHttpServer:
         self._server.serve_forever(0.5)
 
     def stop(self) -> None:
+        """Stops a server started with `start()`."""
         self._server.shutdown()
-        self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.close()
+
+    def close(self) -> None:
+        self._server.server_close()
 
 
 def run_socket_mode(app: App, app_token: str) -> None:

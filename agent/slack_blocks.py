@@ -18,6 +18,8 @@ MAX_ARGS_CHARS = 600  # Slack caps a section's text at 3000 chars; arguments sta
 MAX_DIGEST_LINES = 12
 
 Block = dict[str, Any]
+OPEN_TITLE = "Approval needed"
+CLOSED_TITLE = "Approval request"
 SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
@@ -57,7 +59,7 @@ def _context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _summary_blocks(approval: ApprovalView, title: str = "Approval needed") -> list[Block]:
+def _summary_blocks(approval: ApprovalView, title: str = OPEN_TITLE) -> list[Block]:
     return [
         _section(f"*{title}:* `{approval.action}`  (risk: *{approval.risk}*)"),
         {
@@ -114,12 +116,12 @@ def decided_line(approved: bool, user: str, at: float, detail: str = "") -> str:
 
 def decided_blocks(approval: ApprovalView, approved: bool, user: str, at: float, detail: str = "") -> list[Block]:
     """The prompt after an answer: buttons removed, who decided and when, and what happened."""
-    return [*_summary_blocks(approval, "Approval request"), _section(decided_line(approved, user, at, detail))]
+    return [*_summary_blocks(approval, CLOSED_TITLE), _section(decided_line(approved, user, at, detail))]
 
 
 def expired_blocks(approval: ApprovalView) -> list[Block]:
     line = f":hourglass: *Expired — denied* (no answer by {format_time(approval.expires_at)})"
-    return [*_summary_blocks(approval, "Approval request"), _section(line)]
+    return [*_summary_blocks(approval, CLOSED_TITLE), _section(line)]
 
 
 # ---------------------------------------------------------------- tick digest

@@ -1,203 +1,26 @@
 """Slack front end over real HTTP: Slack-signed requests into the bolt app, Web API calls into a stand-in.
 
-The backend is a small real implementation over the real ApprovalStore and DecisionLog (SQLite on a
-tmp path) that "executes" by counting, so tests can assert that an approved action ran exactly once.
+The backend (tests/slack_rig.py) is a small real implementation over the real ApprovalStore and DecisionLog
+that "executes" by counting, so tests can assert that an approved action ran exactly once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
 import pytest
-from fake_slack import FakeSlack
+from slack_rig import APPROVER, OPS, STRANGER, CountingBackend, Rig, posted_prompt, rig
 
-from agent.approvals import AnswerResult, Approval, ApprovalStore
-from agent.decisions import DecisionLog
 from agent.domain import Outcome
-from agent.slack_app import SlackHttpServer, build_app, mark_expired, notify_tick, post_approval
+from agent.slack_app import build_app, mark_expired, notify_tick
 from agent.slack_blocks import APPROVE_ACTION_ID, DENY_ACTION_ID
 from agent.slack_commands import ActionCommand, ReadCommand, UsageError, parse_command
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-APPROVER = "UAPPROVER1"
-STRANGER = "USTRANGER2"
-OPS = "COPS"
-
-
-class CountingBackend:
-    """Guard: scaling above 2 workers needs approval; everything else runs at once. Execution = a counter."""
-
-    def __init__(self, db: Path, approvers: tuple[str, ...]) -> None:
-        self.approvals = ApprovalStore(db)
-        self.log = DecisionLog(db)
-        self.approvers = approvers
-        self.executed: Counter[str] = Counter()
-        self.paused = False
-        self.request_gate: threading.Event | None = None
-
-    def status_text(self) -> str:
-        loop = "paused" if self.paused else "running"
-        return f"loop {loop}; {len(self.approvals.pending())} pending approval(s)"
-
-    def decisions_text(self, n: int) -> str:
-        return "\n".join(f"{r.action} -> {r.outcome.status}" for r in self.log.last(n)) or "no decisions"
-
-    def budget_text(self) -> str:
-        return "budget: 0 of 800M tokens used"
-
-    def approvals_text(self) -> str:
-        return "\n".join(f"{a.id} {a.action}" for a in self.approvals.pending()) or "no pending approvals"
-
-    def request(self, action: str, args: dict[str, Any], requester: str) -> str:
-        if self.request_gate is not None:
-            self.request_gate.wait(timeout=10)
-        if action == "scale_workers" and args["count"] > 2:
-            approval = self.create_approval(action, args, requester)
-            self._record(action, args, Outcome(status="pending", detail=approval.id), "needs_approval")
-            return f"needs approval ({approval.id})"
-        self.executed[f"{action}:{json.dumps(args, sort_keys=True)}"] += 1
-        self._record(action, args, Outcome(status="done"), "allow")
-        return "done"
-
-    def create_approval(
-        self, action: str, args: dict[str, Any], requester: str, ttl_s: float = 600, now: float | None = None
-    ) -> Approval:
-        return self.approvals.create(
-            id=uuid.uuid4().hex[:12],
-            tick_id="slack",
-            action=action,
-            args=args,
-            rationale=f"{requester} wants more capacity",
-            risk="medium",
-            rule_ids=("scale_big",),
-            requested_by=requester,
-            ttl_s=ttl_s,
-            now=now,
-        )
-
-    def answer(self, approval_id: str, approve: bool, user: str, reason: str) -> AnswerResult:
-        result = self.approvals.answer(approval_id, approve, user, self.approvers, reason)
-        if not result.ok or result.approval is None:
-            return result
-        approval = result.approval
-        if approval.approved:
-            self.executed[approval.id] += 1  # the store lets exactly one answer through
-        outcome = Outcome(status="done") if approval.approved else Outcome(status="denied")
-        self._record(approval.action, approval.args, outcome, "needs_approval", user)
-        return replace(result, message=f"executed {approval.action}" if approval.approved else "")
-
-    def pause(self, user: str) -> str:
-        self.paused = True
-        return "paused"
-
-    def resume(self, user: str) -> str:
-        self.paused = False
-        return "running"
-
-    def _record(
-        self, action: str, args: dict[str, Any], outcome: Outcome, verdict: str, approver: str | None = None
-    ) -> None:
-        self.log.append(tick_id="slack", action=action, args=args, outcome=outcome, verdict=verdict, approver=approver)
-
-
-@dataclass
-class Rig:
-    slack: FakeSlack
-    backend: CountingBackend
-    server: SlackHttpServer
-    client: Any
-
-    def post(self, body: str, secret: str = SECRET, ts: int | None = None) -> tuple[int, str]:
-        stamp = str(int(time.time()) if ts is None else ts)
-        sig = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
-        headers = {
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": sig,
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
-        req = urllib.request.Request(self.server.url, data=body.encode(), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def command(self, text: str, user: str = APPROVER, channel: str = OPS, key: str = "cmd") -> tuple[int, str]:
-        return self.post(self.command_body(text, user, channel, key))
-
-    def command_body(self, text: str, user: str = APPROVER, channel: str = OPS, key: str = "cmd") -> str:
-        fields = {
-            "token": "legacy",
-            "team_id": "T0001",
-            "channel_id": channel,
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": "/brainops",
-            "text": text,
-            "response_url": self.slack.response_url(key),
-            "trigger_id": "1.2.3",
-        }
-        return urllib.parse.urlencode(fields)
-
-    def click(self, approval_id: str, user: str, ts: str, approve: bool = True) -> tuple[int, str]:
-        prompt = next(c for c in self.slack.of("chat.postMessage") if c.params.get("blocks"))
-        payload = {
-            "type": "block_actions",
-            "team": {"id": "T0001"},
-            "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
-            "api_app_id": "A0001",
-            "container": {"type": "message", "message_ts": ts, "channel_id": OPS},
-            "channel": {"id": OPS, "name": "ops"},
-            "message": {"ts": ts, "type": "message", "blocks": prompt.params["blocks"]},
-            "response_url": self.slack.response_url("click"),
-            "trigger_id": "4.5.6",
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": APPROVE_ACTION_ID if approve else DENY_ACTION_ID,
-                    "block_id": f"brainops_approval:{approval_id}",
-                    "value": approval_id,
-                    "action_ts": str(time.time()),
-                }
-            ],
-        }
-        return self.post(urllib.parse.urlencode({"payload": json.dumps(payload)}))
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    slack = FakeSlack().start()
-    backend = CountingBackend(tmp_path / "state.db", approvers=(APPROVER,))
-    app = build_app(backend, SECRET, "xoxb-test", api_url=slack.api_url, channel=OPS)
-    server = SlackHttpServer(app, host="127.0.0.1", port=0).start()
-    try:
-        yield Rig(slack, backend, server, app.client)
-    finally:
-        server.stop()
-        slack.stop()
-
-
-def _posted_prompt(rig: Rig, ttl_s: float = 600, now: float | None = None) -> tuple[Approval, str]:
-    approval = rig.backend.create_approval(
-        "scale_workers", {"kind": "embed", "host": "h1", "count": 6}, "U9", ttl_s, now
-    )
-    ref = post_approval(rig.client, OPS, approval, refs=rig.backend.approvals)
-    return approval, ref.ts
-
+__all__ = ["rig"]  # the fixture
 
 # ---------------------------------------------------------------- slash commands
 
@@ -280,7 +103,7 @@ def test_replayed_old_timestamp_is_rejected(rig: Rig) -> None:
 
 
 def test_prompt_shows_the_approval_and_stores_its_message_ref(rig: Rig) -> None:
-    approval, ts = _posted_prompt(rig)
+    approval, ts = posted_prompt(rig)
     (call,) = rig.slack.of("chat.postMessage")
     shown = json.dumps(call.params["blocks"])
     for needle in ("scale_workers", '\\"count\\": 6', "wants more capacity", "medium", "Expires", approval.id):
@@ -295,20 +118,21 @@ def test_prompt_shows_the_approval_and_stores_its_message_ref(rig: Rig) -> None:
 
 
 def test_listed_approver_resumes_and_executes_once(rig: Rig) -> None:
-    approval, ts = _posted_prompt(rig)
+    approval, ts = posted_prompt(rig)
     assert rig.click(approval.id, APPROVER, ts)[0] == 200
     (update,) = rig.slack.wait_for("chat.update")
     assert update.params["ts"] == ts
     final = json.dumps(update.params["blocks"])
     assert f"Approved* by <@{APPROVER}>" in final and "UTC" in final and "executed scale_workers" in final
     assert all(b["type"] != "actions" for b in update.params["blocks"])  # buttons are gone
+    assert "Approval request:* `scale_workers`" in final and "Approval needed" not in final
     assert rig.backend.executed[approval.id] == 1
     stored = rig.backend.approvals.get(approval.id)
     assert stored is not None and stored.status == "approved" and stored.decided_by == APPROVER
 
 
 def test_deny_executes_nothing(rig: Rig) -> None:
-    approval, ts = _posted_prompt(rig)
+    approval, ts = posted_prompt(rig)
     rig.click(approval.id, APPROVER, ts, approve=False)
     (update,) = rig.slack.wait_for("chat.update")
     assert "Denied* by" in json.dumps(update.params["blocks"])
@@ -316,7 +140,7 @@ def test_deny_executes_nothing(rig: Rig) -> None:
 
 
 def test_unlisted_user_is_refused_and_nothing_runs(rig: Rig) -> None:
-    approval, ts = _posted_prompt(rig)
+    approval, ts = posted_prompt(rig)
     rig.click(approval.id, STRANGER, ts)
     (eph,) = rig.slack.wait_for("chat.postEphemeral")
     assert eph.params["user"] == STRANGER and "not a listed approver" in eph.params["text"]
@@ -326,7 +150,7 @@ def test_unlisted_user_is_refused_and_nothing_runs(rig: Rig) -> None:
 
 
 def test_double_click_executes_once(rig: Rig) -> None:
-    approval, ts = _posted_prompt(rig)
+    approval, ts = posted_prompt(rig)
     with ThreadPoolExecutor(max_workers=2) as pool:
         statuses = list(pool.map(lambda _: rig.click(approval.id, APPROVER, ts)[0], range(2)))
     assert statuses == [200, 200]
@@ -338,7 +162,7 @@ def test_double_click_executes_once(rig: Rig) -> None:
 
 
 def test_expiry_edits_the_prompt_and_late_click_is_refused(rig: Rig) -> None:
-    approval, ts = _posted_prompt(rig, ttl_s=5, now=time.time() - 60)  # overdue already
+    approval, ts = posted_prompt(rig, ttl_s=5, now=time.time() - 60)  # overdue already
     (expired,) = rig.backend.approvals.expire_due()
     assert mark_expired(rig.client, expired)
     (update,) = rig.slack.wait_for("chat.update")
