@@ -4,15 +4,36 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Autonomous operations agent for a self-hosted LLM brain.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Autonomous operations agent for a self-hosted LLM brain."
+)
+
+
+def _resume_answered(settings: object, approval: object) -> None:
+    """CLI approve/deny: resume the waiting approval graph so the action runs (once) right away."""
+    from agent.services import Agent
+
+    Agent(settings).resume_answered(approval)  # type: ignore[arg-type]
+
+
+def _slack_backend(settings: object) -> object:
+    from agent.services import Agent
+    from agent.slack_backend import AgentSlackBackend
+
+    return AgentSlackBackend(Agent(settings))  # type: ignore[arg-type]
 
 
 def _register() -> None:
-    from agent import cli_brain, cli_worker
+    from agent import cli_agent, cli_brain, cli_slack, cli_state, cli_worker
 
+    cli_agent.register(app)
+    cli_state.register(app, on_answered=_resume_answered)
     app.add_typer(cli_brain.app, name="brain", help="Seed, inspect and compact the brain store.")
-    app.add_typer(cli_worker.app, name="worker", help="Run one worker process (embed, dedup, recluster, extract, wisdom).")
+    app.add_typer(
+        cli_worker.app, name="worker", help="Run one worker process (embed, dedup, recluster, extract, wisdom)."
+    )
     cli_brain.register_top_level(app)
+    cli_slack.register(app, backend_factory=_slack_backend)  # type: ignore[arg-type]
 
 
 _register()

@@ -165,7 +165,7 @@ class Outcome(Frozen):
 
 
 class PlannerInfo(Frozen):
-    kind: Literal["rules", "model"] = "rules"
+    kind: Literal["rules", "model", "human"] = "rules"
     model: str | None = None
     tier: str | None = None
     tokens_in: int = 0

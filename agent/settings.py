@@ -79,6 +79,28 @@ class ScheduleConfig(BaseModel):
     cron: list[CronJob] = Field(default_factory=list)
 
 
+class PlannerConfig(BaseModel):
+    """Rule-planner triggers that are not guardrails (the policy file holds limits and targets)."""
+
+    dedup_threshold: float = 0.005
+    dedup_cooldown_s: float = 3600.0
+    recluster_change_ratio: float = 0.05
+    recluster_max_age_s: float = 24 * 3600.0
+    recluster_cooldown_s: float = 600.0
+    embed_job_threshold: int = 500
+    embed_rows_per_shard: int = 20_000
+    embed_max_shards: int = 4
+    budget_pace_high: float = 1.2
+    budget_pace_low: float = 0.7
+    default_routing: dict[str, float] = Field(
+        default_factory=lambda: {"routine": 0.6, "escalation": 0.35, "strategic": 0.05}
+    )
+    cheap_routing: dict[str, float] = Field(
+        default_factory=lambda: {"routine": 0.85, "escalation": 0.15, "strategic": 0.0}
+    )
+    scaled_kinds: list[str] = Field(default_factory=lambda: ["extract", "wisdom"])
+
+
 class SlackConfig(BaseModel):
     mode: Literal["off", "http", "socket"] = "off"
     bot_token: SecretStr | None = None
@@ -104,7 +126,10 @@ class Settings(BaseSettings):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    # Default worker options per kind (batch_size, item_ms, ...), passed to every worker the agent starts.
+    worker_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     metrics_port: int | None = None
     json_logs: bool = False
 

@@ -1,0 +1,286 @@
+"""The agent, wired from settings: the one object the CLI, the scheduler and the Slack app talk to.
+
+Heavy parts (LanceDB, langgraph, litellm) are built on first use, so `brainops status` stays fast.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from agent.domain import Observation, Outcome, PlannerInfo, Proposal
+from graphs.planners import PlanContext, PlanResult
+from graphs.ports import ApprovalRequest
+
+if TYPE_CHECKING:
+    from agent.approvals import AnswerResult, Approval, ApprovalStore
+    from agent.decisions import DecisionLog
+    from agent.settings import Settings
+    from policies.engine import PolicyEngine
+    from policies.model import Policy
+
+
+@dataclass(frozen=True)
+class TickReport:
+    tick_id: str
+    proposals: tuple[Proposal, ...]
+    outcomes: tuple[Outcome, ...]
+    verdicts: tuple[dict[str, Any], ...]
+    planner: PlannerInfo
+    rejected: tuple[dict[str, Any], ...] = ()
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RequestedPlanner:
+    """A human's chat or CLI request as a planner: the proposal still goes through guard, act and record."""
+
+    proposal: Proposal
+
+    def plan(self, ctx: PlanContext) -> PlanResult:
+        return PlanResult(proposals=(self.proposal,), planner=PlannerInfo(kind="human"))
+
+
+Notifier = Callable[[str, dict[str, Any]], None]  # (event, payload): "approval_opened", "approval_closed", "tick"
+
+
+@dataclass
+class Agent:
+    settings: Settings
+    clock: Callable[[], float] = time.time
+    notifiers: list[Notifier] = field(default_factory=list)
+    paused: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # ------------------------------------------------------------ parts
+
+    @cached_property
+    def policy(self) -> Policy:
+        from policies.loader import load_policy
+
+        return load_policy(self.settings.policy_path)
+
+    @cached_property
+    def engine(self) -> PolicyEngine:
+        from policies.engine import PolicyEngine
+
+        return PolicyEngine(self.policy, known_hosts=[h.name for h in self.settings.hosts])
+
+    @cached_property
+    def decisions(self) -> DecisionLog:
+        from agent.decisions import DecisionLog
+
+        return DecisionLog(self.settings.state_db)
+
+    @cached_property
+    def approvals(self) -> ApprovalStore:
+        from agent.approvals import ApprovalStore
+
+        return ApprovalStore(self.settings.state_db)
+
+    @cached_property
+    def fleet(self) -> Any:
+        from agent.fleet import Fleet
+
+        return Fleet.from_settings(self.settings)
+
+    @cached_property
+    def runs(self) -> Any:
+        from agent.actor import ActionRuns
+
+        return ActionRuns(self.settings.state_db)
+
+    @cached_property
+    def actor(self) -> Any:
+        from agent.actor import Actor
+
+        return Actor(effects=self.fleet, runs=self.runs, clock=self.clock)
+
+    @cached_property
+    def observer(self) -> Any:
+        from agent.observer import FleetObserver
+
+        return FleetObserver(settings=self.settings, fleet=self.fleet, approvals=self.approvals, runs=self.runs)
+
+    @cached_property
+    def planner(self) -> Any:
+        from agent.planning import build_planner
+
+        return build_planner(self.settings, self.policy, self.engine)
+
+    @cached_property
+    def checkpointer(self) -> Any:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        self.settings.ensure_dirs()
+        conn = sqlite3.connect(self.settings.checkpoint_db, check_same_thread=False)
+        return SqliteSaver(conn)
+
+    def _tick_graph(self, planner: Any) -> Any:
+        from graphs.tick import build_tick_graph
+
+        return build_tick_graph(
+            observer=self.observer,
+            planner=planner,
+            guard=self.engine.evaluate,
+            actor=self.actor,
+            desk=self,
+            recorder=self.decisions,
+            recent_decisions=lambda n: [r.to_dict() for r in self.decisions.last(n)],
+            policy_summary=self._policy_summary,
+            checkpointer=self.checkpointer,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def approval_graph(self) -> Any:
+        from graphs.approval import build_approval_graph
+
+        return build_approval_graph(
+            actor=self.actor, recorder=self.decisions, checkpointer=self.checkpointer, clock=self.clock
+        )
+
+    def _policy_summary(self) -> dict[str, Any]:
+        return self.policy.model_dump(mode="json", include={"dry_run", "read_only", "hosts", "workers", "scaling"})
+
+    # ------------------------------------------------------------ ticks
+
+    def tick(self, *, dry_run: bool = False, planner: Any = None, tick_id: str | None = None) -> TickReport:
+        """One observe -> plan -> guard -> act -> record pass. Approvals it opens wait in their own threads."""
+        started = self.clock()
+        tick_id = tick_id or f"t{time.strftime('%Y%m%d%H%M%S', time.gmtime(started))}-{uuid.uuid4().hex[:6]}"
+        with self._lock:
+            self.expire_due()
+            self.supervise(started)
+            dry = dry_run or self.policy.dry_run
+            graph = self._tick_graph(planner or self.planner)
+            state = graph.invoke(
+                {"tick_id": tick_id, "now": started, "dry_run": dry}, {"configurable": {"thread_id": tick_id}}
+            )
+            self._start_approval_threads(state)
+        report = TickReport(
+            tick_id=tick_id,
+            proposals=tuple(Proposal.model_validate(p) for p in state["proposals"]),
+            outcomes=tuple(Outcome.model_validate(o) for o in state["outcomes"]),
+            verdicts=tuple(state["verdicts"]),
+            planner=PlannerInfo.model_validate(state["planner"]),
+            rejected=tuple(state.get("rejected", [])),
+            duration_s=self.clock() - started,
+        )
+        self._notify("tick", {"report": report})
+        return report
+
+    def supervise(self, now: float) -> Any:
+        """Restart crashed workers and converge to desired counts; its events become observation notes."""
+        from agent.observer import supervise_notes
+
+        report = self.fleet.reconcile(now)
+        self.observer.notes = supervise_notes(report)
+        return report
+
+    def request(self, action: str, args: dict[str, Any], requester: str) -> TickReport:
+        """A human asks for an action (Slack or CLI): same guard, approvals and decision log as the loop."""
+        proposal = Proposal(action=action, args=args, rationale=f"requested by {requester}")
+        return self.tick(planner=RequestedPlanner(proposal))
+
+    def observe(self) -> Observation:
+        return self.observer(self.clock())
+
+    # ------------------------------------------------------------ approvals
+
+    def open(self, request: ApprovalRequest, now: float) -> float:
+        """ApprovalDesk port: the durable approval record (idempotent on id), then a prompt to humans."""
+        requested_by = "planner:" + (request.planner.tier or request.planner.kind)
+        approval = self.approvals.create(
+            request.approval_id,
+            request.tick_id,
+            request.proposal.action,
+            request.proposal.args,
+            request.proposal.rationale,
+            request.decision.risk,
+            request.decision.rule_ids,
+            requested_by,
+            self.policy.approval_ttl_s,
+            now,
+        )
+        if approval.message_ts is None:
+            self._notify("approval_opened", {"approval": approval})
+        return approval.expires_at
+
+    def _start_approval_threads(self, state: dict[str, Any]) -> None:
+        rows = zip(state["proposals"], state["verdicts"], state["outcomes"], strict=True)
+        for proposal, verdict, outcome in rows:
+            if outcome["status"] != "pending":
+                continue
+            approval_id = outcome["data"]["approval_id"]
+            config = {"configurable": {"thread_id": approval_id}}
+            if self.approval_graph.get_state(config).values:
+                continue  # already waiting
+            initial = {
+                "approval_id": approval_id,
+                "tick_id": state["tick_id"],
+                "proposal": proposal,
+                "decision": verdict,
+                "planner": state["planner"],
+                "observation_digest": Observation.model_validate(state["observation"]).digest(),
+            }
+            self.approval_graph.invoke(initial, config)
+
+    def answer(self, approval_id: str, approve: bool, by: str, reason: str = "") -> AnswerResult:
+        """Answer once (listed approvers only, before expiry); an approval resumes its graph and acts once."""
+        result = self.approvals.answer(approval_id, approve, by, self.policy.approvers, reason, self.clock())
+        if result.ok and result.approval is not None:
+            self.resume_answered(result.approval)
+        return result
+
+    def resume_answered(self, approval: Approval) -> None:
+        """Resume the approval's waiting graph with the stored answer. The action runs under the approval id."""
+        from langgraph.types import Command
+
+        from agent.approvals import verify_binding
+
+        with self._lock:
+            config = {"configurable": {"thread_id": approval.id}}
+            snapshot = self.approval_graph.get_state(config)
+            if not snapshot.next:
+                return  # already resumed (double click, second process): nothing runs twice
+            proposal = snapshot.values.get("proposal", {})
+            bound = verify_binding(approval, proposal.get("action", ""), proposal.get("args", {}))
+            status = "approved" if approval.approved and bound else "denied"
+            why = (approval.reason or "") if bound else "approval does not match the waiting action's arguments"
+            answer = {"status": status, "by": approval.decided_by, "at": approval.decided_at, "reason": why}
+            self.approval_graph.invoke(Command(resume=answer), config)
+        self._notify("approval_closed", {"approval": approval})
+
+    def expire_due(self) -> list[Approval]:
+        """Overdue approvals become denials: their threads resume as expired and record it."""
+        from langgraph.types import Command
+
+        expired = self.approvals.expire_due(self.clock())
+        for approval in expired:
+            config = {"configurable": {"thread_id": approval.id}}
+            if self.approval_graph.get_state(config).next:
+                answer = {
+                    "status": "expired",
+                    "by": None,
+                    "at": self.clock(),
+                    "reason": "approval expired: default deny",
+                }
+                self.approval_graph.invoke(Command(resume=answer), config)
+            self._notify("approval_closed", {"approval": self.approvals.get(approval.id) or approval})
+        return expired
+
+    def _notify(self, event: str, payload: dict[str, Any]) -> None:
+        for notify in self.notifiers:
+            try:
+                notify(event, payload)
+            except Exception as exc:  # a broken notifier (Slack down) must not break the loop
+                import logging
+
+                logging.getLogger("brainops").warning("notifier failed on %s: %s", event, exc)

@@ -1,0 +1,172 @@
+"""The tick graph: observe -> plan -> guard -> act -> record, one checkpointed thread per tick.
+
+Risky proposals are not executed here: `act` opens a durable approval for each, and the approval graph
+(graphs/approval.py, one thread per approval) waits for the human, then acts and records. So a pending
+approval never holds back the tick's allowed actions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+from agent.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Proposal, Verdict
+from graphs.planners import PlanContext, Planner, PlanResult, RejectedCall
+from graphs.ports import Actor, ApprovalDesk, ApprovalRequest, DecisionEntry, Guard, Observer, Recorder
+
+
+class TickState(TypedDict, total=False):
+    tick_id: str
+    now: float
+    dry_run: bool
+    observation: dict[str, Any]
+    proposals: list[dict[str, Any]]
+    planner: dict[str, Any]
+    rejected: list[dict[str, Any]]
+    verdicts: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]]
+    decision_ids: list[str]
+
+
+def build_tick_graph(
+    *,
+    observer: Observer,
+    planner: Planner,
+    guard: Guard,
+    actor: Actor,
+    desk: ApprovalDesk,
+    recorder: Recorder,
+    recent_decisions: Callable[[int], list[dict[str, Any]]] = lambda _n: [],
+    policy_summary: Callable[[], dict[str, Any]] = dict,
+    checkpointer: Any = None,
+    clock: Callable[[], float] = time.time,
+) -> Any:
+    """Compile the tick graph around the given parts (real ones in the agent, simulated ones in evals)."""
+    from langgraph.graph import END, START, StateGraph
+
+    def observe(state: TickState) -> dict[str, Any]:
+        obs = observer(state["now"])
+        return {"observation": obs.model_dump(mode="json")}
+
+    def plan(state: TickState) -> dict[str, Any]:
+        obs = Observation.model_validate(state["observation"])
+        ctx = PlanContext(obs, state["now"], recent_decisions(20), policy_summary())
+        result = planner.plan(ctx)
+        rejected = [r.__dict__ for r in result.rejected]
+        if not isinstance(result, PlanResult):
+            noop = Proposal(action="noop", rationale=f"no plan: {result.reason}")
+            return {"proposals": [noop.model_dump()], "planner": result.planner.model_dump(), "rejected": rejected}
+        return {
+            "proposals": [p.model_dump() for p in result.proposals],
+            "planner": result.planner.model_dump(),
+            "rejected": rejected,
+        }
+
+    def guard_node(state: TickState) -> dict[str, Any]:
+        obs = Observation.model_validate(state["observation"])
+        verdicts = []
+        for raw in state["proposals"]:
+            decision = guard(Proposal.model_validate(raw), obs, state["now"])
+            if state.get("dry_run") and decision.verdict is not Verdict.DENY:
+                decision = decision.model_copy(update={"dry_run": True})
+            verdicts.append(decision.model_dump(mode="json"))
+        return {"verdicts": verdicts}
+
+    def act(state: TickState) -> dict[str, Any]:
+        outcomes = []
+        obs = Observation.model_validate(state["observation"])
+        planner_info = PlannerInfo.model_validate(state["planner"])
+        for index, (raw, raw_verdict) in enumerate(zip(state["proposals"], state["verdicts"], strict=True)):
+            proposal, decision = Proposal.model_validate(raw), PolicyDecision.model_validate(raw_verdict)
+            key = f"{state['tick_id']}:{index}"
+            outcome = _act_one(proposal, decision, key, state, obs, planner_info, actor, desk, clock)
+            outcomes.append(outcome.model_dump(mode="json"))
+        return {"outcomes": outcomes}
+
+    def record(state: TickState) -> dict[str, Any]:
+        planner_info = PlannerInfo.model_validate(state["planner"])
+        digest = Observation.model_validate(state["observation"]).digest()
+        ids = []
+        for index, rejected in enumerate(state.get("rejected", [])):
+            entry = _rejected_entry(state["tick_id"], index, RejectedCall(**rejected), planner_info, digest)
+            ids.append(recorder.record(entry, clock()))
+        rows = zip(state["proposals"], state["verdicts"], state["outcomes"], strict=True)
+        for index, (raw, raw_verdict, raw_outcome) in enumerate(rows):
+            entry = DecisionEntry(
+                tick_id=state["tick_id"],
+                key=f"{state['tick_id']}:{index}",
+                proposal=Proposal.model_validate(raw),
+                # Token use is charged once per tick, on its first decision.
+                planner=planner_info if index == 0 else _without_usage(planner_info),
+                observation_digest=digest,
+                decision=PolicyDecision.model_validate(raw_verdict),
+                outcome=Outcome.model_validate(raw_outcome),
+            )
+            ids.append(recorder.record(entry, clock()))
+        return {"decision_ids": ids}
+
+    graph = StateGraph(TickState)
+    graph.add_node("observe", observe)
+    graph.add_node("plan", plan)
+    graph.add_node("guard", guard_node)
+    graph.add_node("act", act)
+    graph.add_node("record", record)
+    graph.add_edge(START, "observe")
+    graph.add_edge("observe", "plan")
+    graph.add_edge("plan", "guard")
+    graph.add_edge("guard", "act")
+    graph.add_edge("act", "record")
+    graph.add_edge("record", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _act_one(
+    proposal: Proposal,
+    decision: PolicyDecision,
+    key: str,
+    state: TickState,
+    obs: Observation,
+    planner_info: PlannerInfo,
+    actor: Actor,
+    desk: ApprovalDesk,
+    clock: Callable[[], float],
+) -> Outcome:
+    if decision.verdict is Verdict.DENY:
+        return Outcome(status="denied", detail="; ".join(decision.reasons))
+    if decision.verdict is Verdict.NEEDS_APPROVAL:
+        if decision.dry_run:
+            return Outcome(status="dry_run", detail="would ask for approval")
+        request = ApprovalRequest(
+            approval_id=f"apr-{key.replace(':', '-')}",
+            tick_id=state["tick_id"],
+            proposal=proposal,
+            decision=decision,
+            planner=planner_info,
+            observation_digest=obs.digest(),
+        )
+        expires_at = desk.open(request, clock())
+        return Outcome(
+            status="pending",
+            detail=f"waiting for approval {request.approval_id}",
+            data={"approval_id": request.approval_id, "expires_at": expires_at},
+        )
+    if proposal.action == "noop":
+        return Outcome(status="noop", detail=proposal.rationale)
+    return actor.execute(proposal, key, dry_run=decision.dry_run)
+
+
+def _rejected_entry(tick_id: str, index: int, call: RejectedCall, planner: PlannerInfo, digest: str) -> DecisionEntry:
+    return DecisionEntry(
+        tick_id=tick_id,
+        key=f"{tick_id}:rejected:{index}",
+        proposal=Proposal(action=call.tool or "invalid_call", args={"raw": call.arguments[:500]}, rationale=""),
+        planner=_without_usage(planner),
+        observation_digest=digest,
+        decision=PolicyDecision(verdict=Verdict.DENY, rule_ids=("planner.invalid_call",), reasons=(call.reason,)),
+        outcome=Outcome(status="denied", detail=f"rejected model call: {call.reason}"),
+    )
+
+
+def _without_usage(info: PlannerInfo) -> PlannerInfo:
+    return info.model_copy(update={"tokens_in": 0, "tokens_out": 0, "cost": 0.0})
