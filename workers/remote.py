@@ -29,6 +29,7 @@ from workers.commands import (
     start_command,
     stop_command,
 )
+from workers.host_keys import host_key_fingerprint, known_hosts_path
 from workers.hosts import DEFAULT_GRACE_S, Host, HostSnapshot, StartResult, StopResult, WorkerSpec
 
 if TYPE_CHECKING:
@@ -91,15 +92,6 @@ def _reject_unknown_policy() -> Any:
     return RejectUnknownHost()
 
 
-def host_key_fingerprint(key: Any) -> str:
-    """OpenSSH-style 'SHA256:...' fingerprint of a paramiko PKey."""
-    import base64
-    import hashlib
-
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
 class RemoteHost:
     """One machine of the fleet reached over SSH. Thread-safe; keeps one SSH connection and reuses it."""
 
@@ -109,8 +101,7 @@ class RemoteHost:
         self.config = config
         self.name = check_identifier("host name", config.name)
         probe_command(config)  # validates workdir / python now, not at the first tick
-        chosen = known_hosts or config.known_hosts or "~/.ssh/known_hosts"
-        self.known_hosts = Path(chosen).expanduser()
+        self.known_hosts = Path(known_hosts).expanduser() if known_hosts else known_hosts_path(config)
         self._conn: Connection | None = None
         self._lock = threading.Lock()
 
