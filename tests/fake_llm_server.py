@@ -71,6 +71,8 @@ class RecordedRequest:
 class _Script:
     queues: dict[str, deque[Scripted]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
+    usage_in: int = 0  # prompt tokens reported in successful replies
+    usage_out: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_for(self, model: str) -> Scripted | None:
@@ -152,9 +154,16 @@ class _Handler(BaseHTTPRequestHandler):
         elif isinstance(scripted, Slow):
             if self.server.stopping.wait(scripted.delay_s):
                 return
-            self._send(200, completion_payload(body, scripted.then))
+            self._send(200, self._counted(completion_payload(body, scripted.then)))
         else:
-            self._send(200, completion_payload(body, scripted))
+            self._send(200, self._counted(completion_payload(body, scripted)))
+
+    def _counted(self, payload: dict[str, Any]) -> dict[str, Any]:
+        script = self.server.script
+        with script.lock:
+            script.usage_in += payload["usage"]["prompt_tokens"]
+            script.usage_out += payload["usage"]["completion_tokens"]
+        return payload
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         blob = json.dumps(payload).encode()
@@ -220,6 +229,14 @@ class FakeLLMServer:
     def requests(self) -> list[RecordedRequest]:
         with self._script.lock:
             return list(self._script.requests)
+
+    @property
+    def usage_in(self) -> int:
+        return self._script.usage_in
+
+    @property
+    def usage_out(self) -> int:
+        return self._script.usage_out
 
     def requests_for(self, model: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.model == model]

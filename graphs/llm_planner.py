@@ -1,0 +1,252 @@
+"""The model planner: a bounded tool-calling loop whose only output is policy-checked proposals.
+
+Read-only tools run and their results go back to the model; action tools only build Proposals, which the
+policy engine checks inside the loop so the model can correct a denied or invalid call. Too many invalid
+calls, a provider failure or an exhausted budget end in PlanFailed, and the tick falls back to the rules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from agent.domain import Observation, PlannerInfo, PolicyDecision, Proposal, Verdict
+from agent.llm import LLMFailure, LLMReply, RawToolCall, Role, TierRouter
+from graphs.llm_prompt import anomalies, first_messages, tool_result_text
+from graphs.planners import PlanContext, PlanFailed, Planner, PlanResult, RejectedCall
+
+
+class PolicyEngine(Protocol):
+    def evaluate(self, proposal: Proposal, obs: Observation, now: float) -> PolicyDecision: ...
+
+
+class Tool(Protocol):
+    """The part of langchain_core's BaseTool the planner uses."""
+
+    name: str
+
+    def invoke(self, input: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What one tool call produced: the text the model sees, plus a proposal or a rejection."""
+
+    reply: str
+    proposal: Proposal | None = None
+    rejection: RejectedCall | None = None
+    risky: bool = False
+
+
+@dataclass
+class _Run:
+    """Mutable per-plan bookkeeping; lives for one `plan()` call only."""
+
+    role: Role
+    messages: list[dict[str, Any]]
+    proposals: list[Proposal] = field(default_factory=list)
+    rejected: list[RejectedCall] = field(default_factory=list)
+    invalid: int = 0
+    escalated_for_risk: bool = False
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    tier: str | None = None
+    model: str | None = None
+
+    def count(self, reply: LLMReply) -> None:
+        self.tokens_in += reply.tokens_in
+        self.tokens_out += reply.tokens_out
+        self.cost += reply.cost
+        self.tier, self.model = reply.tier, reply.model
+
+    def info(self, fallback_reason: str | None = None) -> PlannerInfo:
+        return PlannerInfo(
+            kind="model",
+            model=self.model,
+            tier=self.tier,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            cost=round(self.cost, 8),
+            fallback_reason=fallback_reason,
+        )
+
+
+class LLMPlanner:
+    def __init__(
+        self,
+        router: TierRouter,
+        tools: Sequence[Tool],
+        engine: PolicyEngine,
+        max_steps: int = 6,
+        max_invalid: int = 2,
+        allow_strategic: bool = False,
+    ) -> None:
+        if max_steps < 1 or max_invalid < 0:
+            raise ValueError(f"max_steps must be >= 1 and max_invalid >= 0, got {max_steps}, {max_invalid}")
+        self.router = router
+        self.tools = {t.name: t for t in tools}
+        self.engine = engine
+        self.max_steps = max_steps
+        self.max_invalid = max_invalid
+        self.allow_strategic = allow_strategic
+        self.schemas = [_openai_schema(t) for t in tools]
+
+    def plan(self, ctx: PlanContext) -> PlanResult | PlanFailed:
+        run = _Run(role=self.initial_role(ctx), messages=first_messages(ctx.observation, ctx.recent_decisions))
+        for _step in range(self.max_steps):
+            reply = self.router.complete(run.messages, role=run.role, tools=self.schemas)
+            if isinstance(reply, LLMFailure):
+                return PlanFailed(f"llm {reply.kind}: {reply.detail}", run.info(reply.kind), tuple(run.rejected))
+            run.count(reply)
+            run.messages.append(reply.assistant_message())
+            done = self._step(run, reply, ctx)
+            if run.invalid > self.max_invalid:
+                reason = f"{run.invalid} invalid tool calls (max {self.max_invalid})"
+                return PlanFailed(reason, run.info("invalid_calls"), tuple(run.rejected))
+            if done:
+                return PlanResult(tuple(run.proposals), run.info(), tuple(run.rejected))
+        if run.proposals:
+            return PlanResult(tuple(run.proposals), run.info(), tuple(run.rejected))
+        reason = f"no proposal within {self.max_steps} steps"
+        return PlanFailed(reason, run.info("max_steps"), tuple(run.rejected))
+
+    def initial_role(self, ctx: PlanContext) -> Role:
+        flags = anomalies(ctx.observation)
+        if self.allow_strategic and len(flags) >= 2:
+            return "strategic"
+        return "escalation" if flags else "routine"
+
+    # ------------------------------------------------------------- one model step
+
+    def _step(self, run: _Run, reply: LLMReply, ctx: PlanContext) -> bool:
+        """Handle one reply; True when the plan is complete."""
+        if not reply.tool_calls:
+            if run.proposals:
+                return True
+            run.invalid += 1
+            text = (reply.text or "")[:200]
+            run.rejected.append(RejectedCall("", text, "no tool call: propose via an action tool (noop if idle)"))
+            run.messages.append({"role": "user", "content": "Decide by calling an action tool (noop if idle)."})
+            return False
+        step_ok, proposed = True, False
+        for call in reply.tool_calls:
+            outcome = self.handle_call(call, ctx, run.role)
+            run.messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.reply})
+            if outcome.rejection is not None:
+                run.invalid += 1
+                run.rejected.append(outcome.rejection)
+                step_ok = False
+            elif outcome.proposal is not None:
+                step_ok &= self._accept(run, outcome)
+                proposed = True
+        return step_ok and proposed
+
+    def _accept(self, run: _Run, outcome: CallOutcome) -> bool:
+        """Keep the proposal unless a routine-tier model made a risky one: then a stronger tier confirms it."""
+        assert outcome.proposal is not None
+        if outcome.risky and run.role == "routine" and not run.escalated_for_risk:
+            run.escalated_for_risk = True
+            run.role = "escalation"
+            run.messages[-1]["content"] = (
+                f"held: {outcome.reply} This is a risky action; confirm it by calling it again, "
+                "or propose something safer."
+            )
+            return False
+        if all(p.key() != outcome.proposal.key() for p in run.proposals):
+            run.proposals.append(outcome.proposal)
+        return True
+
+    # ------------------------------------------------------------- one tool call
+
+    def handle_call(self, call: RawToolCall, ctx: PlanContext, role: Role) -> CallOutcome:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return _reject(call, f"unknown tool {call.name!r}; available: {', '.join(sorted(self.tools))}")
+        args = _parse_arguments(call.arguments)
+        if isinstance(args, str):
+            return _reject(call, args)
+        unexpected = sorted(set(args) - set(_declared_args(tool)))
+        if unexpected:
+            return _reject(call, f"unexpected arguments {unexpected}; {call.name} takes {_declared_args(tool)}")
+        if _wants_ctx(tool):
+            args["ctx"] = _tool_context(ctx)
+        try:
+            result = tool.invoke(args)
+        except ValidationError as exc:
+            return _reject(call, "invalid arguments: " + _validation_summary(exc))
+        if not isinstance(result, Proposal):
+            return CallOutcome(tool_result_text(result))
+        return self._judge(call, result, ctx)
+
+    def _judge(self, call: RawToolCall, proposal: Proposal, ctx: PlanContext) -> CallOutcome:
+        decision = self.engine.evaluate(proposal, ctx.observation, ctx.now)
+        rules = ", ".join(decision.rule_ids) or "-"
+        why = "; ".join(decision.reasons) or "no reason given"
+        if decision.verdict == Verdict.DENY:
+            return _reject(call, f"denied by policy ({rules}): {why}")
+        risky = decision.verdict == Verdict.NEEDS_APPROVAL or decision.risk == "high"
+        note = "needs human approval" if decision.verdict == Verdict.NEEDS_APPROVAL else "allowed"
+        return CallOutcome(f"proposed {proposal.action}: {note} ({rules}).", proposal=proposal, risky=risky)
+
+
+def make_llm_planner(
+    router: TierRouter,
+    tools: Sequence[Tool],
+    engine: PolicyEngine,
+    max_steps: int = 6,
+    max_invalid: int = 2,
+    allow_strategic: bool = False,
+) -> Planner:
+    return LLMPlanner(router, tools, engine, max_steps, max_invalid, allow_strategic)
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _reject(call: RawToolCall, reason: str) -> CallOutcome:
+    return CallOutcome(f"rejected: {reason}", rejection=RejectedCall(call.name, call.arguments, reason))
+
+
+def _parse_arguments(raw: str) -> dict[str, Any] | str:
+    try:
+        args = json.loads(raw or "{}")
+    except json.JSONDecodeError as exc:
+        return f"arguments are not valid JSON ({exc.msg} at char {exc.pos})"
+    if not isinstance(args, dict):
+        return f"arguments must be a JSON object, got {type(args).__name__}"
+    return args
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in exc.errors())
+
+
+def _declared_args(tool: Tool) -> list[str]:
+    return list(getattr(tool, "args", {}))
+
+
+def _wants_ctx(tool: Tool) -> bool:
+    get_schema = getattr(tool, "get_input_schema", None)
+    return get_schema is not None and "ctx" in getattr(get_schema(), "model_fields", {})
+
+
+def _tool_context(ctx: PlanContext) -> Any:
+    from tools.context import ToolContext
+
+    recent = tuple(ctx.recent_decisions)
+    return ToolContext(
+        observation=ctx.observation,
+        recent_decisions=lambda n: recent[-n:],
+        policy_summary=dict(ctx.policy_summary),
+    )
+
+
+def _openai_schema(tool: Tool) -> dict[str, Any]:
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    return convert_to_openai_tool(tool)  # type: ignore[arg-type]

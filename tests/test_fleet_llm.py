@@ -1,0 +1,116 @@
+"""FleetLLM: tier by routing weight, disk cache in front of the ledger and the provider."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_llm_server import FakeLLMServer, HttpError, Text, three_tier_config
+
+from agent.fleet_llm import (
+    DiskResponseCache,
+    FleetLLM,
+    FleetLLMUnavailable,
+    FleetReply,
+    fleet_llm_from_settings,
+    pick_tier,
+    request_key,
+)
+from agent.ledger import TokenLedger
+from agent.llm import LLMFailure, TierRouter
+from agent.settings import Settings
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+PROMPT = [{"role": "user", "content": "Extract entities from: Ada Lovelace met Charles Babbage."}]
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_LLM_KEY", "test")
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as srv:
+        yield srv
+
+
+def fleet(server: FakeLLMServer, tmp_path: Path) -> tuple[FleetLLM, TokenLedger, DiskResponseCache]:
+    ledger = TokenLedger(tmp_path / "state.db")
+    cache = DiskResponseCache(tmp_path / "cache")
+    return FleetLLM(TierRouter(three_tier_config(server.base_url), ledger), ledger, cache), ledger, cache
+
+
+def test_cache_hit_costs_no_tokens_and_no_request(server: FakeLLMServer, tmp_path: Path) -> None:
+    llm, ledger, cache = fleet(server, tmp_path)
+    server.script(Text('["Ada Lovelace", "Charles Babbage"]'))
+
+    first = llm.try_complete(PROMPT, "extract")
+    spent = ledger.state()
+    second = llm.try_complete(PROMPT, "extract")
+
+    assert isinstance(first, FleetReply) and not first.cached and first.tokens_in > 0
+    assert isinstance(second, FleetReply) and second.cached
+    assert second.text == first.text and (second.tokens_in, second.cost) == (0, 0.0)
+    assert len(server.requests) == 1
+    assert ledger.state() == spent  # the hit touched neither the window nor the day's cost
+    assert spent.used_tokens == first.tokens_in + first.tokens_out
+
+    cache.close()
+    reopened = FleetLLM(llm.router, ledger, DiskResponseCache(tmp_path / "cache"))
+    assert reopened.complete(PROMPT, "extract") == first.text  # survives a worker restart
+    assert len(server.requests) == 1
+
+
+def test_routing_weights_choose_the_tier(server: FakeLLMServer, tmp_path: Path) -> None:
+    llm, ledger, _cache = fleet(server, tmp_path)
+    ledger.set_routing({"routine": 0.0, "escalation": 1.0})
+    server.script(Text("from escalation"), model="escalation-model")
+
+    reply = llm.try_complete(PROMPT, "wisdom")
+
+    assert isinstance(reply, FleetReply) and reply.tier == "escalation"
+    assert [r.model for r in server.requests] == ["escalation-model"]
+    assert set(ledger.state().per_tier) == {"escalation"}
+
+
+def test_pick_tier_is_deterministic_and_follows_weights() -> None:
+    weights = {"routine": 0.6, "escalation": 0.35, "strategic": 0.05}
+    known = ("routine", "escalation", "strategic")
+    keys = [request_key([{"role": "user", "content": f"doc {i}"}], "extract", None) for i in range(4000)]
+    picks = Counter(pick_tier(weights, k, known, "routine") for k in keys)
+    assert picks["routine"] / 4000 == pytest.approx(0.6, abs=0.03)
+    assert picks["escalation"] / 4000 == pytest.approx(0.35, abs=0.03)
+    assert picks["strategic"] / 4000 == pytest.approx(0.05, abs=0.015)
+    assert all(pick_tier(weights, k, known, "routine") == pick_tier(weights, k, known, "routine") for k in keys[:50])
+    assert pick_tier({"unknown": 1.0}, keys[0], known, "routine") == "routine"
+    assert pick_tier({}, keys[0], known, "escalation") == "escalation"
+
+
+def test_failure_is_typed_and_not_cached(server: FakeLLMServer, tmp_path: Path) -> None:
+    llm, _ledger, _cache = fleet(server, tmp_path)
+    for model in ("routine-model", "escalation-model", "strategic-model"):
+        server.script(HttpError(500, "down"), model=model)
+
+    failed = llm.try_complete(PROMPT, "extract")
+    assert isinstance(failed, LLMFailure) and failed.kind == "provider_failed"
+    with pytest.raises(FleetLLMUnavailable, match="provider_failed"):
+        llm.complete(PROMPT, "extract")  # every tier is cooling down now: no further requests
+    assert len(server.requests) == 3
+    with pytest.raises(ValueError, match="purpose"):
+        llm.try_complete(PROMPT, "")
+
+
+def test_wiring_from_settings(server: FakeLLMServer, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", llm=three_tier_config(server.base_url))
+    settings.ensure_dirs()
+    ledger = TokenLedger.from_settings(settings)
+    llm = fleet_llm_from_settings(settings, ledger)
+    server.script(Text("ok"))
+
+    assert llm.complete(PROMPT, "extract", max_tokens=32) == "ok"
+    assert server.requests[0].body["max_tokens"] == 32
+    assert (tmp_path / "home" / "llm_cache").is_dir()
