@@ -117,8 +117,8 @@ def _load_model(path: Path, device: str, dtype: str) -> Any:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
 
-    kwargs = {} if dtype == "fp32" else {"model_kwargs": {"dtype": _torch_dtype(dtype)}}
-    return SentenceTransformer(str(path), device=device, **kwargs)
+    model_kwargs: dict[str, Any] | None = None if dtype == "fp32" else {"dtype": _torch_dtype(dtype)}
+    return SentenceTransformer(str(path), device=device, model_kwargs=model_kwargs)
 
 
 def load_embedder(
