@@ -44,6 +44,7 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
         budget_pace_low=cfg.budget_pace_low,
         cheap_routing=dict(cfg.cheap_routing),
         default_routing=dict(cfg.default_routing),
+        host_ceilings={name: (lim.cpu_ceiling_percent, lim.mem_ceiling_percent) for name, lim in policy.hosts.items()},
     )
 
 

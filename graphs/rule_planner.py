@@ -46,6 +46,8 @@ class RuleParams:
     budget_pace_low: float = 0.7
     cheap_routing: dict[str, float] = field(default_factory=dict)
     default_routing: dict[str, float] = field(default_factory=dict)
+    # host -> (cpu %, mem %) above which no worker is added there; "*" for unlisted hosts
+    host_ceilings: dict[str, tuple[float, float]] = field(default_factory=lambda: {"*": (90.0, 85.0)})
 
 
 @dataclass
@@ -115,7 +117,7 @@ class RulePlanner:
             desired = raw if raw > current else min(current, stabilized)
             if desired == current or _in_cooldown(obs, f"scale_workers:{key}", now, p.cooldown_s):
                 continue
-            if desired > current and not _host_has_room(obs, host):
+            if desired > current and not self._host_has_room(obs, host):
                 continue
             direction = "up" if desired > current else "down"
             out.append(
@@ -202,6 +204,17 @@ class RulePlanner:
             return []
         return [Proposal(action="set_model_routing", args={"weights": dict(target)}, rationale=why)]
 
+    def _host_has_room(self, obs: Observation, host: str) -> bool:
+        ceilings = self.params.host_ceilings
+        cpu_max, mem_max = ceilings.get(host) or ceilings.get("*") or (90.0, 85.0)
+        metrics = next((h for h in obs.hosts if h.host == host), None)
+        return (
+            metrics is not None
+            and metrics.reachable
+            and metrics.cpu_percent <= cpu_max
+            and metrics.mem_percent <= mem_max
+        )
+
     def _why_nothing(self, obs: Observation) -> str:
         fatal = [w.id for w in obs.workers if w.state == "fatal"]
         down = [h.host for h in obs.hosts if not h.reachable]
@@ -231,11 +244,6 @@ def _busy(obs: Observation, kind: str) -> bool:
 
 def _awaiting(obs: Observation, action: str) -> bool:
     return any(a.action == action for a in obs.pending_approvals)
-
-
-def _host_has_room(obs: Observation, host: str) -> bool:
-    metrics = next((h for h in obs.hosts if h.host == host), None)
-    return metrics is not None and metrics.reachable and metrics.cpu_percent < 95.0 and metrics.mem_percent < 95.0
 
 
 def _place(obs: Observation, kind: str) -> str | None:
