@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workers.runtime import WorkerRun, bucket_of, shard_filter
@@ -204,6 +205,10 @@ def _entity_rows(names: dict[str, str], now: float) -> pa.Table:
 
 def open_brain(uri: str) -> BrainStore:
     """The existing brain at uri; a missing brain is an error (a worker never creates one)."""
+    # A local brain keeps each table in <uri>/<table>.lance: fail before paying for the lancedb import
+    # (and before lancedb.connect creates an empty directory at a mistyped path).
+    if "://" not in uri and not (Path(uri) / "records.lance").is_dir():
+        raise StoreError(f"no brain at {uri!r}: run `brainops brain seed` first")
     store = BrainStore(uri)
     if not store.exists():
         raise StoreError(f"no brain at {uri!r} (no records table): run `brainops brain seed` first")

@@ -255,12 +255,14 @@ class LocalHost:
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def snapshot(self, timeout_s: float = 5.0) -> HostSnapshot:
-        from workers.probe import take_snapshot
+        from workers.probe import kill_overdue_drains, take_snapshot
 
-        self.reap()
         try:
+            for worker_id in kill_overdue_drains(self.run_dir, time.time()):
+                self._wait_child(worker_id, 2.0)  # so the snapshot below already has its exit code
+            self.reap()
             interval = max(0.0, min(self.cpu_interval_s, timeout_s / 2))
-            return take_snapshot(self.run_dir, self.name, cpu_interval_s=interval)
+            return take_snapshot(self.run_dir, self.name, cpu_interval_s=interval, enforce_deadlines=False)
         except Exception as exc:  # a broken probe must not take the control loop down
             return HostSnapshot(metrics=HostMetrics(host=self.name, reachable=False, error=repr(exc)))
 
@@ -328,6 +330,12 @@ class LocalHost:
         finally:
             self.reap()
         return True
+
+    def _wait_child(self, worker_id: str, timeout_s: float) -> None:
+        child = self._children.get(worker_id)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=timeout_s)
 
     def reap(self) -> None:
         """Collect exit codes of children that ended (no zombies) into <id>.exit (negative = signal)."""

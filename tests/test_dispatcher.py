@@ -1,0 +1,262 @@
+"""Dispatcher + LocalHost with real worker processes (the extract worker on a small real LanceDB brain)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+import pytest
+
+from workers.dispatcher import Dispatcher, DispatchError, ReconcileReport, RestartPolicy
+from workers.hosts import InvalidWorkerSpec, LocalHost, WorkerOptions, WorkerSpec, worker_argv
+from workers.probe import RunFiles, kill_session, our_process, read_json, worker_info
+
+T = TypeVar("T")
+SLOW_WORK = WorkerOptions(batch_size=2, item_ms=100)  # ~0.2 s batches: drains are quick, work never runs out
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout_s: float = 30.0) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class FakeClock:
+    """Dispatcher time only (back-off decisions); the processes run in real time."""
+
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(scope="module")
+def brain(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from workers.runtime import bucket_of
+    from workers.store import BrainStore
+
+    uri = str(tmp_path_factory.mktemp("brain") / "brain")
+    store = BrainStore(uri).open_or_create()
+    rows = []
+    for i in range(3000):
+        rid = f"rec-{i:05d}"
+        text = f"Ada Lovelace met Person{i % 50} at Acme Corp in City{i % 7}."
+        rows.append(
+            {
+                "id": rid,
+                "text": text,
+                "source": "test",
+                "bucket": bucket_of(rid),
+                "content_hash": hashlib.sha1(text.encode()).hexdigest(),
+                "extracted": False,
+                "created_at": 0.0,
+            }
+        )
+    store.add("records", rows)
+    return uri
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "run"
+    yield path
+    for pid_file in path.glob("*.pid"):  # never leave a worker behind, whatever the test did
+        meta = read_json(pid_file) or {}
+        proc = our_process(meta.get("pid"), meta.get("create_time"))
+        if proc is not None and proc.pid != os.getpid():  # the pid-reuse test points a pid file at us
+            kill_session(proc.pid)
+
+
+def make_dispatcher(run_dir: Path, brain: str, clock: FakeClock, **policy: float) -> Dispatcher:
+    host = LocalHost(run_dir, "local", cpu_interval_s=0.0)
+    return Dispatcher(
+        {"local": host},
+        run_dir.parent / "registry.db",
+        brain_uri=brain,
+        clock=clock,
+        policy=RestartPolicy(**policy),  # type: ignore[arg-type]
+        grace_s=20.0,
+    )
+
+
+def states(d: Dispatcher) -> dict[str, str]:
+    return {w.id: w.state for w in d.workers(refresh=True)}
+
+
+def all_running(d: Dispatcher, n: int) -> dict[str, str] | None:
+    seen = states(d)
+    return seen if len(seen) == n and set(seen.values()) == {"running"} else None
+
+
+def reconcile_until(d: Dispatcher, field: str, want: int, now: float, timeout_s: float = 30.0) -> list[str]:
+    """Reconcile repeatedly (same dispatcher time) until `want` ids have shown up in report.<field>."""
+    got: list[str] = []
+
+    def step() -> list[str] | None:
+        report: ReconcileReport = d.reconcile(now)
+        got.extend(str(x[0] if isinstance(x, tuple) else x) for x in getattr(report, field))
+        return got if len(got) >= want else None
+
+    return wait_for(step, f"{want} worker(s) in report.{field}", timeout_s)
+
+
+# ---------------------------------------------------------------- specs
+
+
+def test_worker_argv_is_built_from_validated_fields_only() -> None:
+    spec = WorkerSpec("extract-local-1", "extract", "/b", WorkerOptions(shard="1/4", batch_size=8, loop=True))
+    assert worker_argv(spec, python="/py", status_file="/r/x.status.json") == [
+        "/py", "-m", "agent.cli", "worker", "extract", "--brain", "/b",
+        "--shard", "1/4", "--batch-size", "8", "--loop", "--status-file", "/r/x.status.json",
+    ]  # fmt: skip
+    bad_options = [
+        {"shard": "4/4"},
+        {"shard": "0/2; rm -rf /"},
+        {"shard": "a/b"},
+        {"table": "users"},
+        {"batch_size": 0},
+        {"item_ms": "5"},
+        {"loop": "yes"},
+    ]
+    for bad in bad_options:
+        with pytest.raises(InvalidWorkerSpec):
+            WorkerOptions(**bad)  # type: ignore[arg-type]
+    for worker_id, kind, brain in [("../x", "extract", "/b"), ("ok", "bash", "/b"), ("ok", "embed", "--help")]:
+        with pytest.raises(InvalidWorkerSpec):
+            WorkerSpec(worker_id, kind, brain)
+
+
+def test_dispatcher_rejects_bad_requests(tmp_path: Path) -> None:
+    d = Dispatcher({"local": LocalHost(tmp_path / "run")}, tmp_path / "r.db", brain_uri="/nowhere")
+    with pytest.raises(DispatchError, match="unknown host"):
+        d.set_desired("extract", "gpu-9", 1)
+    with pytest.raises(DispatchError, match="count"):
+        d.set_desired("extract", "local", -1)
+    with pytest.raises(DispatchError, match="cannot be scaled"):
+        d.set_desired("dedup", "local", 1)
+    with pytest.raises(DispatchError, match="no live worker"):
+        d.clear_fatal("extract-local-404")
+    assert d.desired() == {}
+
+
+# ---------------------------------------------------------------- real processes
+
+
+def test_scale_up_then_down_drains_newest_first(run_dir: Path, brain: str) -> None:
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock)
+    d.set_desired("extract", "local", 3, SLOW_WORK)
+    assert len(d.reconcile().started) == 3
+    ids = sorted(wait_for(lambda: all_running(d, 3), "3 running workers"), key=lambda i: int(i.rsplit("-", 1)[1]))
+
+    d.set_desired("extract", "local", 1, SLOW_WORK)
+    report = d.reconcile()
+    assert set(report.draining) == set(ids[1:])  # newest two
+    assert sorted(reconcile_until(d, "retired", 2, clock.t)) == sorted(ids[1:])
+    for worker_id in ids[1:]:
+        status = read_json(RunFiles(run_dir, worker_id).status)
+        assert status is not None and status["exit_code"] == 0 and status["state"] == "stopped"
+        assert status["processed"] > 0
+    assert states(d) == {ids[0]: "running"}
+    assert d.desired() == {"extract@local": 1}
+    assert not d.reconcile().changed  # steady state: nothing to do
+
+
+def test_killed_worker_restarts_after_backoff(run_dir: Path, brain: str) -> None:
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock, backoff_base_s=5.0)
+    d.set_desired("extract", "local", 1, SLOW_WORK)
+    (worker_id,) = d.reconcile().started
+    wait_for(lambda: all_running(d, 1), "worker running")
+    old_pid = d.workers()[0].pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+
+    assert reconcile_until(d, "crashed", 1, clock.t) == [worker_id]
+    assert d.workers()[0].state == "backoff"
+    clock.t += 4.0
+    assert not d.reconcile().restarted  # back-off (5 s) not over yet
+    clock.t += 1.5
+    assert d.reconcile().restarted == (worker_id,)
+    wait_for(lambda: all_running(d, 1), "restarted worker running")
+    info = d.workers()[0]
+    assert info.pid != old_pid and info.restarts == 1
+
+
+def test_crash_loop_goes_fatal_then_clear_fatal_restarts(run_dir: Path, tmp_path: Path) -> None:
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, str(tmp_path / "no-such-brain"), clock, max_restarts=2, backoff_base_s=1.0)
+    d.set_desired("extract", "local", 1)
+    (worker_id,) = d.reconcile().started
+    delays = []
+    for _ in range(2):
+        reconcile_until(d, "crashed", 1, clock.t)
+        row = d.registry.get(worker_id)
+        assert row is not None and row.state == "backoff" and row.next_start_at is not None
+        delays.append(row.next_start_at - clock.t)
+        clock.t = row.next_start_at
+        assert d.reconcile().restarted == (worker_id,)
+    assert delays == [1.0, 2.0]  # exponential back-off
+    assert reconcile_until(d, "fatal", 1, clock.t) == [worker_id]
+    assert RunFiles(run_dir, worker_id).status.exists()
+    assert read_json(RunFiles(run_dir, worker_id).status)["exit_code"] == 1  # type: ignore[index]
+
+    clock.t += 3600.0
+    report = d.reconcile()
+    assert not report.restarted and not report.started  # FATAL holds its slot: no new worker either
+    assert d.fatal() == [worker_id] and d.workers()[0].state == "fatal"
+
+    d.clear_fatal(worker_id)
+    assert d.reconcile().restarted == (worker_id,)
+
+
+def test_one_shot_job_runs_to_completion_and_is_not_doubled(run_dir: Path, brain: str) -> None:
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock)
+    first = d.run_once("extract", "local", WorkerOptions(limit=4, batch_size=2, item_ms=200))
+    assert first.ok
+    second = d.run_once("extract", "local", WorkerOptions(limit=4))
+    assert not second.ok and "still running" in (second.error or "")
+    assert reconcile_until(d, "finished", 1, clock.t) == [first.worker_id]
+    (info,) = d.workers(ended=5)
+    assert info.state == "stopped" and info.last_exit == 0
+    assert read_json(RunFiles(run_dir, first.worker_id).status)["processed"] == 4  # type: ignore[index]
+
+
+def test_drain_past_grace_is_killed(run_dir: Path, brain: str) -> None:
+    host = LocalHost(run_dir, cpu_interval_s=0.0)
+    spec = WorkerSpec("extract-local-slow", "extract", brain, WorkerOptions(batch_size=50, item_ms=1000))
+    assert host.start_worker(spec).ok
+    assert not host.start_worker(spec).ok  # same id twice: refused while alive
+    wait_for(lambda: host.snapshot(1.0).worker(spec.worker_id).state == "running", "slow worker running")  # type: ignore[union-attr]
+    assert host.stop_worker(spec.worker_id, drain=True, grace_s=0.3).state == "draining"
+    wait_for(lambda: host.snapshot(1.0).worker(spec.worker_id).state == "crashed", "overdue drain killed")  # type: ignore[union-attr]
+    info = host.snapshot(1.0).worker(spec.worker_id)
+    assert info is not None
+    assert info.last_exit == -signal.SIGKILL  # reaped by the host; the 50 s batch never finished
+
+
+def test_reused_pid_is_not_taken_for_our_worker(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True)
+    me = psutil.Process()
+    files = RunFiles(run_dir, "extract-local-9")
+    files.pid.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time() - 500, "kind": "extract"}))
+    info = worker_info(run_dir, "extract-local-9", "local")
+    assert info is not None and info.state == "crashed"  # pid alive, but it is someone else's process
+    host = LocalHost(run_dir)
+    assert host.stop_worker("extract-local-9").state == "not_running"  # and we never signal it
+
+    files.pid.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time(), "kind": "extract"}))
+    assert worker_info(run_dir, "extract-local-9", "local").state == "starting"  # type: ignore[union-attr]
