@@ -116,6 +116,9 @@ def _load_model(path: Path, device: str, dtype: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # keep worker logs to our own progress bar
 
     model_kwargs: dict[str, Any] | None = None if dtype == "fp32" else {"dtype": _torch_dtype(dtype)}
     return SentenceTransformer(str(path), device=device, model_kwargs=model_kwargs)
