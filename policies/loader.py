@@ -62,9 +62,10 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
         return Policy.model_validate(data)
     except ValidationError as exc:
         issues = [_issue(root, tuple(e["loc"]), e["msg"], e["type"], e.get("input")) for e in exc.errors()]
-        raise PolicyError(source, issues) from None
+        raise PolicyError(source, sorted(issues, key=lambda i: i.line)) from None
     except PolicyProblems as exc:
-        raise PolicyError(source, [_problem_issue(root, p) for p in exc.problems]) from None
+        issues = [_problem_issue(root, p) for p in exc.problems]
+        raise PolicyError(source, sorted(issues, key=lambda i: i.line)) from None
 
 
 def _compose(text: str, source: str) -> yaml.Node:
