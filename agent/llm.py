@@ -282,7 +282,7 @@ class TierRouter:
     def _failed(self, tier: TierConfig, exc: Exception) -> Attempt:
         status = getattr(exc, "status_code", None)
         kind = type(exc).__name__
-        if kind == "BadRequestError":  # the request's fault, not the tier's: no cooldown
+        if _is_bad_request(exc):  # the request's fault (e.g. context too long), not the tier's: no cooldown
             return Attempt(tier.name, f"{kind} ({status})")
         pause = max(self.config.cooldown_s, _retry_after(exc) or 0.0)
         self._cooldowns.start(tier.name, self.clock() + pause)
@@ -316,6 +316,12 @@ def _is_provider_error(exc: Exception) -> bool:
     import openai  # litellm's exceptions subclass the openai SDK's, whatever the provider
 
     return isinstance(exc, openai.APIError)
+
+
+def _is_bad_request(exc: Exception) -> bool:
+    import openai
+
+    return isinstance(exc, openai.BadRequestError)
 
 
 def _retry_after(exc: Exception) -> float | None:

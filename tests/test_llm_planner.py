@@ -199,3 +199,20 @@ def test_provider_down_or_budget_gone_is_a_typed_failure(server: FakeLLMServer, 
         server.script(HttpError(503, "overloaded"), model=model)
     failed = planner(server, TokenLedger(tmp_path / "ok.db")).plan(context())
     assert isinstance(failed, PlanFailed) and failed.reason.startswith("llm provider_failed")
+
+
+def test_strategic_tier_only_when_allowed(server: FakeLLMServer, ledger: TokenLedger) -> None:
+    fatal = WorkerInfo(id="extract-worker1-1", kind="extract", host="worker1", state="fatal", restarts=5)
+    obs = observation(hosts=(HostMetrics(host="brain", reachable=False),), workers=(fatal,))
+    router = TierRouter(three_tier_config(server.base_url), ledger)
+    engine = PolicyEngine(load_policy(POLICY))
+    tools = [*read_only_tools(), *action_tools()]
+    noop = tool_calls(("noop", {"reason": "brain down, worker fatal: wait for the host"}))
+    server.script(noop, model="escalation-model")
+    server.script(noop, model="strategic-model")
+
+    cautious = make_llm_planner(router, tools, engine).plan(context(obs))
+    allowed = make_llm_planner(router, tools, engine, allow_strategic=True).plan(context(obs))
+
+    assert isinstance(cautious, PlanResult) and cautious.planner.tier == "escalation"
+    assert isinstance(allowed, PlanResult) and allowed.planner.tier == "strategic"

@@ -168,3 +168,55 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
     empty = TierRouter(LLMConfig(), ledger)
     result = empty.complete(MESSAGES)
     assert isinstance(result, LLMFailure) and result.kind == "no_model"
+
+
+def test_tiers_load_from_brainops_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.settings import Settings
+
+    config = tmp_path / "brainops.toml"
+    config.write_text(
+        """
+[llm]
+routine_tier = "glm"
+escalation_tier = "claude"
+cooldown_s = 20
+
+[[llm.tiers]]
+name = "glm"
+model = "openai/glm-4.5-air"
+api_base = "https://api.z.ai/api/paas/v4"
+api_key_env = "ZAI_API_KEY"
+input_cost_per_mtok = 0.2
+output_cost_per_mtok = 1.1
+
+[[llm.tiers]]
+name = "claude"
+model = "anthropic/claude-sonnet-4-5"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[budget]
+degrade_at = 0.7
+"""
+    )
+    monkeypatch.setenv("BRAINOPS_CONFIG", str(config))
+    settings = Settings(home=tmp_path)
+    router = TierRouter.from_settings(settings, TokenLedger(tmp_path / "state.db"))
+    assert router.tier_names == ("glm", "claude")
+    assert (router.tier_for("routine"), router.tier_for("escalation"), router.tier_for("strategic")) == (
+        "glm",
+        "claude",
+        "claude",
+    )
+    assert router.degrade_at == 0.7 and router.config.cooldown_s == 20
+
+
+def test_bad_request_moves_on_without_cooling_the_tier(server: FakeLLMServer, tmp_path: Path) -> None:
+    router, _ledger, _clock = make_router(server, tmp_path)
+    server.script(HttpError(400, "context length exceeded"), model="routine-model")
+    server.script(Text("bigger context"), model="escalation-model")
+
+    reply = router.complete(MESSAGES, role="routine")
+
+    assert isinstance(reply, LLMReply) and reply.tier == "escalation"
+    assert "BadRequestError" in (reply.attempts[0].error or "")
+    assert router.cooling_down() == {}
