@@ -168,7 +168,7 @@ def _assign_communities(rng: random.Random, n: int, k: int) -> list[int]:
     if n < 2 * k:
         raise ValueError(f"{n} entities cannot fill {k} communities of at least 2")
     np_rng = np.random.default_rng(rng.randrange(2**32))
-    extra = np_rng.multinomial(n - 2 * k, np_rng.dirichlet(np.full(k, 2.0)))
+    extra = np_rng.multinomial(n - 2 * k, np_rng.dirichlet(np.full(k, 4.0)))
     labels = np.repeat(np.arange(k), 2 + extra).tolist()
     rng.shuffle(labels)
     return labels
@@ -216,11 +216,13 @@ def _add_random_edges(
     intra: bool,
 ) -> None:
     big = [g for g in members if len(g) >= 3]
+    # Bigger communities get more extra edges: a sparse tree is what Leiden splits wrongly.
+    big_weights = [len(g) for g in big]
     for _ in range(20 * max(0, target - len(edges))):
         if len(edges) >= target:
             return
         if intra:
-            a, b = rng.sample(rng.choice(big), 2)
+            a, b = rng.sample(rng.choices(big, weights=big_weights)[0], 2)
         else:
             ga, gb = rng.sample(members, 2)
             a, b = rng.choice(ga), rng.choice(gb)
