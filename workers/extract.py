@@ -1,41 +1,31 @@
 """The extract worker: pull entities and relationships out of records that have not been extracted yet.
 
-Extraction is deterministic (no LLM): capitalized n-grams of a record's text are its entities, entities
-in the same record are related. `--item-ms` stands in for the per-item LLM latency a real extractor has,
-so that adding workers visibly speeds the stage up. Every write is idempotent (entity and relationship
-ids are content hashes, entities are insert-only), so a batch redone after a crash adds nothing twice.
+Extraction is deterministic (no LLM, see workers/extract_text.py): records link to the entities whose
+names they contain, or yield capitalized n-grams as new entities; entities in one record are related.
+`--item-ms` stands in for the per-item LLM latency a real extractor has, so that adding workers visibly
+speeds the stage up. Every write is idempotent (new ids are content hashes, entities and relationships
+are insert-only), so a batch redone after a crash adds nothing twice.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workers.extract_text import EXTRACTED_TYPE, Gazetteer, Mention, co_occurrences, mentions, relationship_id
 from workers.runtime import WorkerRun, bucket_of, shard_filter
-from workers.store import BrainStore, StoreError, normalize_name, with_conflict_retry
+from workers.store import BrainStore, StoreError, with_conflict_retry
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 PENDING = "(extracted = false OR extracted IS NULL)"
-EXTRACTED_TYPE = "concept"
 RELATION_TYPE = "co_occurs"
-MAX_ENTITIES_PER_RECORD = 12
-
-# A run of capitalized words ("Ada Lovelace", "Acme Corp"), allowing digits and inner hyphens.
-_NGRAM = re.compile(r"\b[A-Z][\w-]*(?:\s+[A-Z][\w-]*){0,3}\b")
-# Capitalized only because they start a sentence; dropped when they lead a match.
-_STOP_WORDS = (
-    "A An And As At But By For From He Her His How I If In Is It Its Of On Or She So That The Their "
-    "There These They This To We What When Where Which Who Why With You"
-)
-_STOP = frozenset(_STOP_WORDS.split())
+# Co-mention is weak evidence: below the seed's planted edges (0.2..1.0), so clustering still follows those.
+RELATION_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
@@ -56,43 +46,6 @@ class ExtractConfig:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 
 
-@dataclass(frozen=True)
-class Extraction:
-    """What one record yields: entity names, and the ids of its entities and relationships."""
-
-    record_id: str
-    names: tuple[str, ...]
-
-    @property
-    def entity_ids(self) -> tuple[str, ...]:
-        return tuple(entity_id(n) for n in self.names)
-
-    def pairs(self) -> Iterable[tuple[str, str]]:
-        return combinations(sorted(set(self.entity_ids)), 2)
-
-
-def entity_names(text: str) -> tuple[str, ...]:
-    """Distinct capitalized n-grams in first-seen order, leading stop words trimmed."""
-    seen: dict[str, str] = {}
-    for match in _NGRAM.finditer(text or ""):
-        words = match.group(0).split()
-        while words and words[0] in _STOP:
-            words = words[1:]
-        name = " ".join(words)
-        key = normalize_name(name)
-        if len(key) >= 2 and key not in seen:
-            seen[key] = name
-    return tuple(seen.values())[:MAX_ENTITIES_PER_RECORD]
-
-
-def entity_id(name: str) -> str:
-    return "ent-x-" + hashlib.sha1(f"{EXTRACTED_TYPE}:{normalize_name(name)}".encode()).hexdigest()[:16]
-
-
-def relationship_id(record_id: str, src: str, dst: str) -> str:
-    return "rel-x-" + hashlib.sha1(f"{record_id}|{src}|{dst}".encode()).hexdigest()[:16]
-
-
 class ExtractWorker:
     """One `step()` = one batch: read pending records of this shard, write entities + relationships, mark."""
 
@@ -100,20 +53,23 @@ class ExtractWorker:
         self.config = config
         self.store = store
         self.done = 0
+        self.gazetteer = self._load_gazetteer()
+
+    def _load_gazetteer(self) -> Gazetteer:
+        rows = self.store.fresh("entities").search().select(["id", "name"]).limit(None).to_arrow()
+        return Gazetteer.build(rows.column("name").to_pylist(), rows.column("id").to_pylist())
 
     def step(self) -> int:
         want = self._batch_limit()
-        if want == 0:
-            return 0
-        batch = self._pending(want)
+        batch = self._pending(want) if want else []
         if not batch:
             return 0
-        extractions = []
+        found: list[tuple[str, tuple[Mention, ...]]] = []
         for record_id, text in batch:
             if self.config.item_ms:
                 time.sleep(self.config.item_ms / 1000.0)  # stands in for one LLM call per record
-            extractions.append(Extraction(record_id, entity_names(text)))
-        self._write(extractions)
+            found.append((record_id, mentions(text, self.gazetteer)))
+        self._write(found)
         self.done += len(batch)
         return len(batch)
 
@@ -130,27 +86,18 @@ class ExtractWorker:
         rows = self.store.fresh("records").search().where(where).select(["id", "text"]).limit(n).to_arrow()
         return list(zip(rows.column("id").to_pylist(), rows.column("text").to_pylist(), strict=True))
 
-    def _write(self, extractions: list[Extraction]) -> None:
+    def _write(self, found: list[tuple[str, tuple[Mention, ...]]]) -> None:
         import pyarrow as pa
 
         now = time.time()
-        names = {eid: name for ex in extractions for eid, name in zip(ex.entity_ids, ex.names, strict=True)}
-        survivors = self._survivors(list(names))
-        self._insert_new_entities(names, now)
-        rels = [
-            {
-                "id": relationship_id(ex.record_id, src, dst),
-                "src": survivors.get(src, src),
-                "dst": survivors.get(dst, dst),
-                "type": RELATION_TYPE,
-                "weight": 1.0,
-                "created_at": now,
-            }
-            for ex in extractions
-            for src, dst in ex.pairs()
-        ]
-        self.store.upsert("relationships", rels)
-        ids = [ex.record_id for ex in extractions]
+        new = {m.entity_id: m.name for _, ms in found for m in ms if not m.known}
+        self._insert_missing("entities", _entity_rows(new, now))
+        survivors = self._survivors(sorted({m.entity_id for _, ms in found for m in ms}))
+        pairs = {
+            pair for _, ms in found for pair in co_occurrences(survivors.get(m.entity_id, m.entity_id) for m in ms)
+        }
+        self._insert_missing("relationships", _relationship_rows(sorted(pairs), now))
+        ids = [record_id for record_id, _ in found]
         marks = pa.table({"id": pa.array(ids, pa.string()), "extracted": pa.array([True] * len(ids))})
         self.store.update_columns("records", marks)
 
@@ -158,7 +105,7 @@ class ExtractWorker:
         """Entities dedup already merged away: point new relationships at the survivor instead."""
         if not ids:
             return {}
-        quoted = ", ".join(f"'{i}'" for i in ids)  # ids are our own hex hashes: nothing to escape
+        quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
         rows = (
             self.store.fresh("entities")
             .search()
@@ -169,18 +116,18 @@ class ExtractWorker:
         )
         return dict(zip(rows.column("id").to_pylist(), rows.column("merged_into").to_pylist(), strict=True))
 
-    def _insert_new_entities(self, names: dict[str, str], now: float) -> None:
-        if not names:
+    def _insert_missing(self, name: str, data: pa.Table) -> None:
+        """Insert rows whose id is new; existing rows (maybe embedded or merged since) stay untouched."""
+        if data.num_rows == 0:
             return
-        data = _entity_rows(names, now)
-        table = self.store.table("entities")
+        table = self.store.table(name)
 
-        def insert_missing() -> None:
+        def merge() -> None:
             table.checkout_latest()
             # Null vectors (not embedded yet) trip lancedb's vector check unless told they are fine.
             table.merge_insert("id").when_not_matched_insert_all().execute(data, on_bad_vectors="null")
 
-        with_conflict_retry(insert_missing)
+        with_conflict_retry(merge)
 
 
 def _entity_rows(names: dict[str, str], now: float) -> pa.Table:
@@ -201,6 +148,25 @@ def _entity_rows(names: dict[str, str], now: float) -> pa.Table:
         for eid, name in sorted(names.items())
     ]
     return pa.Table.from_pylist(rows, schema=ENTITIES)
+
+
+def _relationship_rows(pairs: list[tuple[str, str]], now: float) -> pa.Table:
+    import pyarrow as pa
+
+    from workers.schema import RELATIONSHIPS
+
+    rows = [
+        {
+            "id": relationship_id(src, dst),
+            "src": src,
+            "dst": dst,
+            "type": RELATION_TYPE,
+            "weight": RELATION_WEIGHT,
+            "created_at": now,
+        }
+        for src, dst in pairs
+    ]
+    return pa.Table.from_pylist(rows, schema=RELATIONSHIPS)
 
 
 def open_brain(uri: str) -> BrainStore:
