@@ -165,11 +165,12 @@ class PolicyEngine:
             ("mem", metrics.mem_percent, lim.est_mem_percent, limits.mem_ceiling_percent),
         )
         for name, now_pct, each, ceiling in checks:
-            projected = now_pct + added * each
+            # Utilisation saturates at 100%, so a ceiling of 100 switches the check off.
+            projected = min(100.0, now_pct + added * each)
             if projected > ceiling:
                 fits = max(0, math.floor((ceiling - now_pct) / each)) if each > 0 else 0
                 reason = (
-                    f"host {t.host} {name} would reach {projected:.0f}% ({now_pct:.0f}% now + {added} x "
+                    f"host {t.host} {name} would reach {now_pct + added * each:.0f}% ({now_pct:.0f}% now + {added} x "
                     f"{each:.0f}%), ceiling {ceiling:.0f}%; at most {fits} more {t.kind} workers fit"
                 )
                 out.append(Finding(f"host.{t.host}.{name}_ceiling", reason))

@@ -316,6 +316,16 @@ def test_mem_ceiling_uses_policy_estimate() -> None:
     assert judge("scale_workers", obs=obs, kind="extract", host="local", count=3).verdict == Verdict.ALLOW
 
 
+def test_ceiling_of_100_switches_the_check_off() -> None:
+    hosts = {"*": {"max_workers": 8, "cpu_ceiling_percent": 100.0, "mem_ceiling_percent": 99.0}}
+    obs = observation(hosts=(HostMetrics(host="local", cpu_percent=97.0, mem_percent=50.0),))
+    decision = judge("scale_workers", policy(hosts=hosts), obs, kind="extract", host="local", count=4)
+    assert decision.verdict == Verdict.ALLOW, decision
+    full = observation(hosts=(HostMetrics(host="local", cpu_percent=10.0, mem_percent=97.0),))
+    denied = judge("scale_workers", policy(hosts=hosts), full, kind="extract", host="local", count=4)
+    assert_verdict(denied, Verdict.DENY, "host.local.mem_ceiling")
+
+
 def test_unreachable_host_cannot_take_more_workers() -> None:
     down = HostMetrics(host="local", reachable=False, error="ssh timeout")
     obs = observation(hosts=(down,))
