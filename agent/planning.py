@@ -68,11 +68,22 @@ def build_planner(settings: Any, policy: Policy, engine: Any) -> Any:
 
 
 def _model_planner(settings: Any, engine: Any) -> Any:
-    """The LLM planner when tiers are configured and their keys are present; else None (rules decide)."""
+    """The LLM planner when tiers are configured and a key is present; else None (rules decide)."""
     if not settings.llm.tiers:
         return None
-    try:
-        from graphs.llm_planner import planner_from_settings
-    except ImportError:
+    from agent.ledger import TokenLedger
+    from agent.llm import TierRouter
+    from graphs.llm_planner import make_llm_planner
+    from tools.registry import action_tools, read_only_tools
+
+    router = TierRouter.from_settings(settings, TokenLedger.from_settings(settings))
+    if not router.enabled:
         return None
-    return planner_from_settings(settings, engine)
+    return make_llm_planner(
+        router,
+        [*read_only_tools(), *action_tools()],
+        engine,
+        max_steps=settings.llm.max_steps,
+        max_invalid=settings.llm.max_invalid_calls,
+        allow_strategic="strategic" in engine.policy.routing.allowed_tiers,
+    )
