@@ -222,16 +222,19 @@ def test_crash_loop_goes_fatal_then_clear_fatal_restarts(run_dir: Path, tmp_path
     assert d.reconcile().restarted == (worker_id,)
 
 
-def test_one_shot_job_runs_to_completion_and_is_not_doubled(run_dir: Path, brain: str) -> None:
+def test_one_shot_jobs_run_to_completion_and_are_not_doubled(run_dir: Path, brain: str) -> None:
     clock = FakeClock()
     d = make_dispatcher(run_dir, brain, clock)
-    first = d.run_once("extract", "local", WorkerOptions(limit=4, batch_size=2, item_ms=200))
+    first = d.run_once("extract", "local", WorkerOptions(shard="0/2", limit=4, batch_size=2, item_ms=200))
     assert first.ok
-    second = d.run_once("extract", "local", WorkerOptions(limit=4))
-    assert not second.ok and "still running" in (second.error or "")
-    assert reconcile_until(d, "finished", 1, clock.t) == [first.worker_id]
-    (info,) = d.workers(ended=5)
-    assert info.state == "stopped" and info.last_exit == 0
+    for overlapping in (WorkerOptions(shard="0/2"), WorkerOptions(), WorkerOptions(shard="1/3")):
+        refused = d.run_once("extract", "local", overlapping)
+        assert not refused.ok and "still running" in (refused.error or "")
+    other_shard = d.run_once("extract", "local", WorkerOptions(shard="1/2", limit=2))
+    assert other_shard.ok  # a different shard of the same job runs side by side
+    assert sorted(reconcile_until(d, "finished", 2, clock.t)) == sorted([first.worker_id, other_shard.worker_id])
+    infos = {w.id: w for w in d.workers(ended=5)}
+    assert {(w.state, w.last_exit) for w in infos.values()} == {("stopped", 0)}
     assert read_json(RunFiles(run_dir, first.worker_id).status)["processed"] == 4  # type: ignore[index]
 
 

@@ -77,6 +77,15 @@ class _Tally:
         return ReconcileReport(time=now, **{k: tuple(v) for k, v in self.lists.items()})  # type: ignore[arg-type]
 
 
+def _overlap(a: WorkerOptions, b: WorkerOptions) -> bool:
+    if a.table != b.table:
+        return False
+    if a.shard is None or b.shard is None:
+        return True
+    (i, n), (j, m) = (tuple(map(int, s.split("/"))) for s in (a.shard, b.shard))
+    return n != m or i == j
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-.") or "host"
 
@@ -123,15 +132,17 @@ class Dispatcher:
     def run_once(
         self, kind: str, host: str, options: WorkerOptions | None = None, now: float | None = None
     ) -> StartResult:
-        """Start a one-shot job (dedup / recluster / embed). Refused while one of that kind still runs."""
+        """Start a one-shot job (dedup / recluster / embed). Refused while a job of that kind still runs on
+        the same rows: other shards (same n) or the other embed table may run side by side."""
         now = self.clock() if now is None else now
         if kind not in WORKER_KINDS:
             raise DispatchError(f"unknown worker kind {kind!r}; known: {', '.join(WORKER_KINDS)}")
         self._check_host(host)
-        busy = [w.id for w in self.registry.live() if w.one_shot and w.kind == kind]
+        opts = options or WorkerOptions()
+        busy = [w.id for w in self.registry.live() if w.one_shot and w.kind == kind and _overlap(w.options, opts)]
         if busy:
             return StartResult(ok=False, worker_id=busy[0], error=f"{kind} job {busy[0]} is still running")
-        row = self._new_row(kind, host, options or WorkerOptions(), now, one_shot=True)
+        row = self._new_row(kind, host, opts, now, one_shot=True)
         result = self._start(row)
         if result.ok:
             self.registry.save(row.evolve(pid=result.pid, started_at=result.started_at))
