@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
 import pytest
 
-from agent.approvals import ApprovalStore, answer_approval, verify_binding
+from agent.approvals import AnswerResult, Approval, ApprovalStore, answer_approval, verify_binding
 from agent.settings import Settings
 
 NOW = 1_700_000_000.0
@@ -104,22 +105,27 @@ def test_expire_due_flips_only_overdue_pending(store: ApprovalStore) -> None:
     assert store.get("answered").status == "approved"  # type: ignore[union-attr]
 
 
+def _race(store: ApprovalStore, approval_id: str, contenders: int) -> list[AnswerResult]:
+    barrier = threading.Barrier(contenders)
+    results: list[AnswerResult] = []
+
+    def answer(i: int) -> None:
+        barrier.wait()
+        results.append(store.answer(approval_id, i % 2 == 0, "alice", APPROVERS, now=NOW + i))
+
+    threads = [threading.Thread(target=answer, args=(i,)) for i in range(contenders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
 def test_concurrent_answers_exactly_one_wins(store: ApprovalStore) -> None:
     for round_ in range(5):
         approval_id = f"race-{round_}"
         _create(store, approval_id)
-        barrier = threading.Barrier(8)
-        results = []
-
-        def answer(i: int, approval_id: str = approval_id, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            results.append(store.answer(approval_id, i % 2 == 0, "alice", APPROVERS, now=NOW + i))
-
-        threads = [threading.Thread(target=answer, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
+        results = _race(store, approval_id, 8)
         assert sorted(r.status for r in results) == ["already_decided"] * 7 + ["ok"]
         winner = next(r for r in results if r.ok)
         assert store.get(approval_id) == winner.approval
@@ -142,13 +148,13 @@ def test_bad_create_input(store: ApprovalStore) -> None:
 def test_answer_approval_uses_policy_approvers_and_hook(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     default = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
-    policy.write_text(default.read_text().replace("approvers: []", "approvers: [alice]"))
+    policy.write_text(re.sub(r"(?m)^approvers:.*$", "approvers: [alice]", default.read_text()))
     settings = Settings(home=tmp_path / "home", policy_file=policy)
     store = ApprovalStore(settings.state_db)
     _create(store)
     resumed: list[str] = []
 
-    def on_answered(_settings: Settings, approval) -> None:  # type: ignore[no-untyped-def]
+    def on_answered(_settings: Settings, approval: Approval) -> None:
         resumed.append(f"{approval.id}:{approval.status}")
 
     refused = answer_approval(settings, "ap-1", True, "mallory", on_answered=on_answered, now=NOW)

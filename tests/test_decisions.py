@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -56,7 +57,7 @@ def test_chain_links_and_verifies(log: DecisionLog) -> None:
     records = log.all()
     assert [r.seq for r in records] == [1, 2, 3, 4, 5]
     assert records[0].prev_hash == GENESIS_HASH
-    assert all(b.prev_hash == a.hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
     assert all(r.hash == r.expected_hash() for r in records)
     assert log.verify().ok and log.verify().checked == 5
     assert [r.args["count"] for r in log.last(2)] == [3, 4]

@@ -1,0 +1,99 @@
+"""`decisions`, `decisions verify`, `approvals`, `approve`, `deny`, `budget` against a real state.db."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from agent import cli_state
+from agent.approvals import Approval, ApprovalStore
+from agent.decisions import DecisionLog
+from agent.domain import Outcome
+from agent.ledger import Reservation, TokenLedger
+from agent.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    policy = tmp_path / "policy.yaml"
+    text = (REPO / "policies" / "default.yaml").read_text()
+    policy.write_text(re.sub(r"(?m)^approvers:.*$", "approvers: [alice]", text))
+    monkeypatch.setenv("BRAINOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BRAINOPS_POLICY_FILE", str(policy))
+    monkeypatch.setenv("BRAINOPS_CONFIG", str(tmp_path / "absent.toml"))
+    return tmp_path / "home"
+
+
+def _app(resumed: list[str] | None = None) -> typer.Typer:
+    app = typer.Typer()
+
+    def on_answered(_settings: Settings, approval: Approval) -> None:
+        if resumed is not None:
+            resumed.append(f"{approval.id}:{approval.status}")
+
+    cli_state.register(app, on_answered=on_answered)
+    return app
+
+
+def test_decisions_json_and_verify(home: Path) -> None:
+    log = DecisionLog(home / "state.db")
+    for i in range(3):
+        log.append(tick_id=f"t{i}", action="noop", args={"reason": f"r{i}"}, outcome=Outcome(status="noop"))
+    runner = CliRunner()
+    listed = runner.invoke(_app(), ["decisions", "--last", "2", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert [r["tick_id"] for r in rows] == ["t1", "t2"]
+    table = runner.invoke(_app(), ["decisions"])
+    assert table.exit_code == 0 and "noop" in table.output
+    ok = runner.invoke(_app(), ["decisions", "verify"])
+    assert ok.exit_code == 0 and "3 records" in ok.output
+
+    conn = sqlite3.connect(home / "state.db")
+    conn.execute("DROP TRIGGER decisions_no_update")
+    conn.execute("UPDATE decisions SET action = 'scale_workers' WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    bad = runner.invoke(_app(), ["decisions", "verify"])
+    assert bad.exit_code == 1 and "TAMPERED" in bad.output
+
+
+def test_approve_deny_and_listing(home: Path) -> None:
+    store = ApprovalStore(home / "state.db")
+    for approval_id in ("ap-1", "ap-2"):
+        store.create(approval_id, "t1", "run_dedup", {"dry_run": False}, "dups", "high", ("r",), "rules", 600)
+    resumed: list[str] = []
+    runner = CliRunner()
+    listed = runner.invoke(_app(resumed), ["approvals"])
+    assert listed.exit_code == 0 and "ap-1" in listed.output and "ap-2" in listed.output
+
+    refused = runner.invoke(_app(resumed), ["approve", "ap-1", "--by", "mallory"])
+    assert refused.exit_code == 1 and "not_approver" in refused.output and resumed == []
+    approved = runner.invoke(_app(resumed), ["approve", "ap-1", "--by", "alice"])
+    assert approved.exit_code == 0 and resumed == ["ap-1:approved"]
+    twice = runner.invoke(_app(resumed), ["deny", "ap-1", "--by", "alice", "--reason", "changed my mind"])
+    assert twice.exit_code == 1 and "already_decided" in twice.output
+    denied = runner.invoke(_app(resumed), ["deny", "ap-2", "--by", "alice", "--reason", "not now"])
+    assert denied.exit_code == 0 and resumed == ["ap-1:approved", "ap-2:denied"]
+    missing_reason = runner.invoke(_app(resumed), ["deny", "ap-2", "--by", "alice"])
+    assert missing_reason.exit_code == 2
+    assert store.pending() == []
+
+
+def test_budget_table(home: Path) -> None:
+    ledger = TokenLedger(home / "state.db")
+    r = ledger.reserve("routine", 5000)
+    assert isinstance(r, Reservation)
+    ledger.settle(r, 3000, 1000, 0.02)
+    ledger.set_routing({"routine": 60, "escalation": 35, "strategic": 5})
+    result = CliRunner().invoke(_app(), ["budget"])
+    assert result.exit_code == 0, result.output
+    assert "4,000" in result.output and "routing routine" in result.output and "60%" in result.output
