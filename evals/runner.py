@@ -1,0 +1,335 @@
+"""Run the scenario suite through the unchanged tick graph: scenario observer, planner, real policy engine,
+real Actor (idempotency in SQLite) over recording effects, an approval desk that only takes note.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.domain import Observation, PlannerInfo
+from evals.scenario import Scenario, merged
+from evals.scoring import Decided, RunScore, percentile, score_run, suite_pass_hat_k
+from graphs.planners import PlanContext, Planner, PlanResult
+from graphs.ports import ApprovalRequest, DecisionEntry
+
+if TYPE_CHECKING:
+    from agent.settings import PlannerConfig, Settings
+    from policies.engine import PolicyEngine
+    from policies.model import Policy
+
+PlannerFactory = Callable[["Scenario", "Policy", "PolicyEngine", "PlannerConfig"], Planner]
+APPROVAL_TTL_S = 900.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    index: int
+    decided: tuple[Decided, ...]
+    score: RunScore
+    planner: PlannerInfo
+    latency_s: float
+    effects: tuple[str, ...]  # effect calls the actor made: what actually ran
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "decided": [d.to_dict() for d in self.decided],
+            "score": self.score.to_dict(),
+            "planner": self.planner.model_dump(mode="json"),
+            "latency_s": round(self.latency_s, 6),
+            "effects": list(self.effects),
+        }
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    scenario_id: str
+    title: str
+    category: str
+    rules_known_wrong: str | None
+    runs: tuple[RunResult, ...]
+
+    @property
+    def passes(self) -> list[bool]:
+        return [r.score.passed for r in self.runs]
+
+    @property
+    def passed_all(self) -> bool:
+        return all(self.passes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario_id": self.scenario_id,
+            "title": self.title,
+            "category": self.category,
+            "rules_known_wrong": self.rules_known_wrong,
+            "passed_all": self.passed_all,
+            "pass_rate": sum(self.passes) / len(self.runs),
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    label: str
+    planner: str
+    policy: str
+    repeat: int
+    results: tuple[ScenarioResult, ...]
+    started_at: float = field(default_factory=time.time)
+
+    def summary(self) -> dict[str, Any]:
+        runs = [r for s in self.results for r in s.runs]
+        n = len(runs) or 1
+        latencies = [r.latency_s for r in runs]
+        return {
+            "scenarios": len(self.results),
+            "runs": len(runs),
+            "pass_rate": round(sum(r.score.passed for r in runs) / n, 4),
+            "pass_hat_1": round(suite_pass_hat_k(self._outcomes(), 1), 4),
+            f"pass_hat_{self.repeat}": round(suite_pass_hat_k(self._outcomes(), self.repeat), 4),
+            "precision": round(sum(r.score.precision for r in runs) / n, 4),
+            "recall": round(sum(r.score.recall for r in runs) / n, 4),
+            "forbidden_rate": round(sum(r.score.forbidden_rate for r in runs) / n, 4),
+            "forbidden_executed": sum(r.score.forbidden_executed for r in runs),
+            "approval_accuracy": round(sum(r.score.approval_ok for r in runs) / n, 4),
+            "verdict_accuracy": round(sum(r.score.verdict_ok for r in runs) / n, 4),
+            "policy_violations": sum(r.score.policy_violations for r in runs),
+            "tokens_in": sum(r.planner.tokens_in for r in runs),
+            "tokens_out": sum(r.planner.tokens_out for r in runs),
+            "cost": round(sum(r.planner.cost for r in runs), 6),
+            "latency_p50_s": round(percentile(latencies, 50), 6),
+            "latency_p95_s": round(percentile(latencies, 95), 6),
+        }
+
+    def _outcomes(self) -> dict[str, list[bool]]:
+        return {s.scenario_id: s.passes for s in self.results}
+
+    def by_category(self) -> dict[str, tuple[int, int]]:
+        """category -> (scenarios passing all runs, scenarios)."""
+        out: dict[str, tuple[int, int]] = {}
+        for s in self.results:
+            ok, total = out.get(s.category, (0, 0))
+            out[s.category] = (ok + s.passed_all, total + 1)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "planner": self.planner,
+            "policy": self.policy,
+            "repeat": self.repeat,
+            "started_at": self.started_at,
+            "summary": self.summary(),
+            "by_category": {k: list(v) for k, v in self.by_category().items()},
+            "scenarios": [s.to_dict() for s in self.results],
+        }
+
+
+# ---------------------------------------------------------------- ports for one scenario run
+
+
+@dataclass
+class RecordingEffects:
+    """`agent.actor.Effects` that changes nothing and remembers every call."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def _note(self, text: str) -> str:
+        self.calls.append(text)
+        return f"eval: {text}"
+
+    def scale(self, kind: str, host: str, count: int) -> str:
+        return self._note(f"scale {kind}@{host}={count}")
+
+    def start_embedding(self, host: str, shards: int, table: str, job_key: str) -> str:
+        return self._note(f"start_embedding {table}@{host} x{shards}")
+
+    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str:
+        return self._note(f"run_job {kind}@{host or '-'} dry_run={dry_run}")
+
+    def set_routing(self, weights: Mapping[str, float]) -> str:
+        return self._note(f"set_routing {dict(weights)}")
+
+    def restart_worker(self, worker_id: str) -> str:
+        return self._note(f"restart_worker {worker_id}")
+
+    def stop_worker(self, worker_id: str) -> str:
+        return self._note(f"stop_worker {worker_id}")
+
+
+@dataclass
+class NotingDesk:
+    """ApprovalDesk that records requests; nobody answers them in an eval."""
+
+    requests: list[ApprovalRequest] = field(default_factory=list)
+
+    def open(self, request: ApprovalRequest, now: float) -> float:
+        self.requests.append(request)
+        return now + APPROVAL_TTL_S
+
+
+@dataclass
+class MemoryRecorder:
+    entries: list[DecisionEntry] = field(default_factory=list)
+
+    def record(self, entry: DecisionEntry, now: float) -> str:
+        self.entries.append(entry)
+        return f"d{len(self.entries)}"
+
+
+@dataclass
+class TimedPlanner:
+    inner: Planner
+    elapsed_s: float = 0.0
+
+    def plan(self, ctx: PlanContext) -> Any:
+        started = time.perf_counter()
+        try:
+            return self.inner.plan(ctx)
+        finally:
+            self.elapsed_s += time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class StaticObserver:
+    observation: Observation
+
+    def __call__(self, now: float) -> Observation:
+        return self.observation
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class SuiteSetup:
+    """What every scenario run shares: the base policy data, planner config and where SQLite files go."""
+
+    policy_data: Mapping[str, Any]
+    planner_config: Mapping[str, Any]
+    workdir: Path
+    factory: PlannerFactory
+    policy_source: str = "policies/default.yaml"
+    planner_kind: str = "rules"
+
+
+def scenario_parts(scenario: Scenario, setup: SuiteSetup) -> tuple[Policy, PolicyEngine, PlannerConfig]:
+    from agent.settings import PlannerConfig
+    from policies.engine import PolicyEngine
+    from policies.model import Policy
+
+    policy = Policy.model_validate(merged(setup.policy_data, scenario.policy_overrides))
+    engine = PolicyEngine(policy, known_hosts=[h.host for h in scenario.observation.hosts])
+    cfg = PlannerConfig.model_validate(merged(setup.planner_config, scenario.planner_overrides))
+    return policy, engine, cfg
+
+
+def run_scenario_once(scenario: Scenario, setup: SuiteSetup, index: int, runs_db: Any) -> RunResult:
+    """One full tick (observe -> plan -> guard -> act -> record) on the scenario's observation."""
+    from agent.actor import Actor
+    from graphs.tick import build_tick_graph
+
+    policy, engine, cfg = scenario_parts(scenario, setup)
+    obs = scenario.observation
+    effects, desk, recorder = RecordingEffects(), NotingDesk(), MemoryRecorder()
+    planner = TimedPlanner(setup.factory(scenario, policy, engine, cfg))
+    graph = build_tick_graph(
+        observer=StaticObserver(obs),
+        planner=planner,
+        guard=engine.evaluate,
+        actor=Actor(effects=effects, runs=runs_db, clock=lambda: obs.time),
+        desk=desk,
+        recorder=recorder,
+        policy_summary=lambda: policy.model_dump(mode="json", include={"dry_run", "hosts", "workers", "scaling"}),
+        clock=lambda: obs.time,
+    )
+    tick_id = f"eval-{scenario.id}-{index}-{time.monotonic_ns()}"
+    state = graph.invoke({"tick_id": tick_id, "now": obs.time, "dry_run": False})
+    decided = tuple(
+        Decided(p["action"], p["args"], v["verdict"], tuple(v["rule_ids"]), o["status"])
+        for p, v, o in zip(state["proposals"], state["verdicts"], state["outcomes"], strict=True)
+    )
+    return RunResult(
+        index=index,
+        decided=decided,
+        score=score_run(scenario.expect, decided),
+        planner=PlannerInfo.model_validate(state["planner"]),
+        latency_s=planner.elapsed_s,
+        effects=tuple(effects.calls),
+    )
+
+
+def run_suite(
+    scenarios: Sequence[Scenario], setup: SuiteSetup, repeat: int = 1, label: str = "", progress: bool = True
+) -> SuiteRun:
+    from rich.progress import Progress
+
+    from agent.actor import ActionRuns
+
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    setup.workdir.mkdir(parents=True, exist_ok=True)
+    runs_db = ActionRuns(setup.workdir / "eval_runs.db")
+    results = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"eval {setup.planner_kind}", total=len(scenarios) * repeat)
+        for scenario in scenarios:
+            runs = []
+            for index in range(repeat):
+                runs.append(run_scenario_once(scenario, setup, index, runs_db))
+                bar.advance(task)
+            results.append(
+                ScenarioResult(scenario.id, scenario.title, scenario.category, scenario.rules_known_wrong, tuple(runs))
+            )
+    return SuiteRun(
+        label=label or f"{setup.planner_kind}",
+        planner=setup.planner_kind,
+        policy=setup.policy_source,
+        repeat=repeat,
+        results=tuple(results),
+    )
+
+
+# ---------------------------------------------------------------- planner factories
+
+
+def rules_factory(scenario: Scenario, policy: Policy, engine: PolicyEngine, cfg: PlannerConfig) -> Planner:
+    """A fresh rule planner per run: scenarios are independent snapshots, no stabilization history carries over."""
+    from agent.planning import new_history, rule_params
+    from graphs.rule_planner import RulePlanner
+
+    params = rule_params(policy, cfg)
+    return RulePlanner(params, new_history(params))
+
+
+def llm_factory(settings: Settings, state_dir: Path) -> PlannerFactory:
+    """The model planner over the configured tiers (litellm), with its own token ledger under state_dir."""
+    from agent.ledger import TokenLedger
+    from agent.llm import TierRouter
+
+    if not settings.llm.tiers:
+        raise ValueError("--planner llm needs llm.tiers in the config (brainops.toml or BRAINOPS_LLM__TIERS)")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    budget = settings.budget
+    ledger = TokenLedger(state_dir / "eval_ledger.db", window_s=budget.window_s, window_tokens=budget.window_tokens)
+    router = TierRouter.from_settings(settings, ledger)
+
+    def make(scenario: Scenario, policy: Policy, engine: PolicyEngine, cfg: PlannerConfig) -> Planner:
+        from graphs.llm_planner import make_llm_planner
+        from tools.registry import action_tools, read_only_tools
+
+        llm = settings.llm
+        return make_llm_planner(
+            router, [*read_only_tools(), *action_tools()], engine, llm.max_steps, llm.max_invalid_calls
+        )
+
+    return make
+
+
+def plan_once(planner: Planner, obs: Observation) -> PlanResult | Any:
+    return planner.plan(PlanContext(obs, obs.time))

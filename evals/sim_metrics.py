@@ -1,0 +1,157 @@
+"""What a simulation run is judged by: backlog drain time, flaps, host overload, budget overshoot, tokens,
+cost and approvals; plus the time series the report plots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evals.sim_model import FleetState, SimConfig
+    from evals.simulator import CountingRecorder
+    from policies.model import HostLimits
+
+DRAIN_HIGH = 1000.0  # an extract backlog above this starts a drain episode ...
+DRAIN_LOW = 100.0  # ... which ends when it falls below this
+FLAP_WINDOW_S = 300.0  # a direction change within the HPA scale-down stabilization window is a flap
+
+
+@dataclass
+class Timeline:
+    t: list[float] = field(default_factory=list)
+    backlog: dict[str, list[float]] = field(default_factory=dict)
+    workers: dict[str, list[int]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    window_tokens_used: list[int] = field(default_factory=list)
+    scale_events: list[tuple[float, str, int, int]] = field(default_factory=list)
+    overload_s: float = 0.0
+
+    def sample(self, state: FleetState) -> None:
+        self.t.append(state.elapsed)
+        for stage, value in state.backlog.items():
+            self.backlog.setdefault(stage, []).append(round(value, 1))
+        for kind in ("extract", "wisdom", "embed"):
+            self.workers.setdefault(kind, []).append(len(state.live(kind)))
+        for host in state.cfg.hosts:
+            cpu = state.load(host)[0] if state.host_up(host.name) else 0.0
+            self.cpu.setdefault(host.name, []).append(round(cpu, 1))
+        self.window_tokens_used.append(state.tokens.used)
+
+    def scaled(self, now: float, key: str, before: int, after: int) -> None:
+        if before != after:
+            self.scale_events.append((now, key, before, after))
+
+    def overload(self, state: FleetState, ceilings: Mapping[str, HostLimits]) -> None:
+        for host in state.cfg.hosts:
+            if not state.host_up(host.name):
+                continue
+            cpu, mem = state.load(host)
+            lim = ceilings[host.name]
+            if cpu > lim.cpu_ceiling_percent or mem > lim.mem_ceiling_percent:
+                self.overload_s += state.cfg.step_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DrainStats:
+    episodes: int
+    mean_s: float
+    max_s: float
+    undrained: int  # episodes still above the low mark when the run ended
+
+
+@dataclass(frozen=True)
+class SimMetrics:
+    controller: str
+    seed: int
+    trace: str
+    duration_s: float
+    drain: DrainStats
+    flaps: int
+    scale_changes: int
+    host_overload_s: float
+    budget_overshoot_tokens: int
+    fleet_tokens: int
+    planner_tokens: int
+    cost: float
+    throttled_items: int
+    approvals_requested: int
+    outcomes: dict[str, int]
+    mean_backlog: float
+    p95_backlog: float
+    final_backlog: float
+    wall_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def comparable(self) -> dict[str, Any]:
+        """Everything except wall time: what must be identical for the same seed."""
+        data = self.to_dict()
+        data.pop("wall_s")
+        return data
+
+
+def drain_stats(t: list[float], backlog: list[float], high: float = DRAIN_HIGH, low: float = DRAIN_LOW) -> DrainStats:
+    durations, undrained, start = [], 0, None
+    for time_s, value in zip(t, backlog, strict=True):
+        if start is None and value > high:
+            start = time_s
+        elif start is not None and value < low:
+            durations.append(time_s - start)
+            start = None
+    if start is not None:
+        undrained = 1
+        durations.append(t[-1] - start)
+    mean = sum(durations) / len(durations) if durations else 0.0
+    return DrainStats(len(durations), round(mean, 1), round(max(durations, default=0.0), 1), undrained)
+
+
+def count_flaps(events: list[tuple[float, str, int, int]], window_s: float = FLAP_WINDOW_S) -> int:
+    """Direction changes of one kind@host's desired count within `window_s` of the previous change."""
+    last: dict[str, tuple[float, int]] = {}
+    flaps = 0
+    for now, key, before, after in events:
+        direction = 1 if after > before else -1
+        previous = last.get(key)
+        if previous is not None and previous[1] != direction and now - previous[0] < window_s:
+            flaps += 1
+        last[key] = (now, direction)
+    return flaps
+
+
+def summarize(
+    name: str,
+    cfg: SimConfig,
+    state: FleetState,
+    timeline: Timeline,
+    recorder: CountingRecorder,
+    approvals: int,
+    wall_s: float,
+) -> SimMetrics:
+    extract = timeline.backlog.get("extract", [0.0])
+    ordered = sorted(extract)
+    return SimMetrics(
+        controller=name,
+        seed=cfg.seed,
+        trace=cfg.trace.kind,
+        duration_s=cfg.duration_s,
+        drain=drain_stats(timeline.t, extract),
+        flaps=count_flaps(timeline.scale_events),
+        scale_changes=len(timeline.scale_events),
+        host_overload_s=timeline.overload_s,
+        budget_overshoot_tokens=state.tokens.overshoot,
+        fleet_tokens=state.tokens.total - recorder.planner_tokens,
+        planner_tokens=recorder.planner_tokens,
+        cost=round(state.cost + recorder.planner_cost, 4),
+        throttled_items=int(state.throttled_items),
+        approvals_requested=approvals,
+        outcomes=dict(sorted(recorder.outcomes.items())),
+        mean_backlog=round(sum(extract) / len(extract), 1),
+        p95_backlog=ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        final_backlog=extract[-1],
+        wall_s=round(wall_s, 3),
+    )

@@ -1,0 +1,399 @@
+"""Closed-loop fleet simulator: the unchanged tick graph (rule planner + real PolicyEngine + real Actor)
+drives a seeded simulated fleet through the same ports the agent uses (an Observer that builds
+Observations, an `Effects` for `agent.actor.Actor`). Baselines (evals/baselines.py) act on the same fleet
+through the same Actor but without the policy engine, on the same seeds and traces.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from agent.domain import (
+    BrainStats,
+    BudgetState,
+    GpuInfo,
+    HostMetrics,
+    Observation,
+    PendingApproval,
+    WorkerInfo,
+)
+from evals.sim_metrics import SimMetrics, Timeline, summarize
+from evals.sim_model import HOME_HOST, FleetState, SimConfig, SimWorker, TokenWindow, advance, arrival_series
+from graphs.planners import PlanContext, Planner, PlanResult
+from graphs.ports import ApprovalRequest, DecisionEntry
+
+if TYPE_CHECKING:
+    from agent.actor import ActionRuns, Actor
+    from policies.model import Policy
+
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+
+
+class SimFault(RuntimeError):
+    """An effect the simulated fleet refuses (host down, unknown worker): the Actor records it as failed."""
+
+
+# ---------------------------------------------------------------- ports
+
+
+@dataclass
+class SimEffects:
+    """`agent.actor.Effects` over the simulated fleet."""
+
+    state: FleetState
+    timeline: Timeline
+    calls: int = 0  # effects applied so far; observers re-read the action log only when it moved
+
+    def _require_up(self, host: str) -> None:
+        self.calls += 1
+        if not self.state.host_up(host):
+            raise SimFault(f"host {host} is unreachable")
+
+    def scale(self, kind: str, host: str, count: int) -> str:
+        self._require_up(host)
+        key = f"{kind}@{host}"
+        before = self.state.desired.get(key, 0)
+        self.state.desired[key] = count
+        self.state.reconcile(kind, host)
+        self.timeline.scaled(self.state.now, key, before, count)
+        return f"desired {key} = {count}"
+
+    def start_embedding(self, host: str, shards: int, table: str, job_key: str) -> str:
+        self._require_up(host)
+        started = [self.state.new_worker("embed", host, job=True).id for _ in range(shards)]
+        return f"embedding {table} on {host}: started {', '.join(started)}"
+
+    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str:
+        target = host or HOME_HOST[kind]
+        self._require_up(target)
+        if dry_run:
+            return f"{kind} dry run on {target}: nothing changed"
+        return f"{kind} job {self.state.new_worker(kind, target, job=True).id} started on {target}"
+
+    def set_routing(self, weights: Mapping[str, float]) -> str:
+        self.calls += 1
+        self.state.routing = dict(weights)
+        return f"routing {dict(weights)}"
+
+    def restart_worker(self, worker_id: str) -> str:
+        self.calls += 1
+        worker = next((w for w in self.state.live() if w.id == worker_id), None)
+        if worker is None:
+            raise SimFault(f"no worker {worker_id}")
+        worker.ready_at = self.state.now + self.state.cfg.kind(worker.kind).start_delay_s
+        return f"{worker_id} restarted"
+
+    def stop_worker(self, worker_id: str) -> str:
+        self.calls += 1
+        worker = next((w for w in self.state.live() if w.id == worker_id), None)
+        if worker is None:
+            raise SimFault(f"no worker {worker_id}")
+        worker.done_at = self.state.now
+        return f"{worker_id} stopped"
+
+
+@dataclass
+class SimDesk:
+    """ApprovalDesk: a simulated human answers every request after `approve_after_s` (or never)."""
+
+    ttl_s: float
+    approve_after_s: float | None
+    waiting: dict[str, tuple[ApprovalRequest, float]] = field(default_factory=dict)
+    opened: int = 0
+
+    def open(self, request: ApprovalRequest, now: float) -> float:
+        if request.approval_id not in self.waiting:
+            self.waiting[request.approval_id] = (request, now)
+            self.opened += 1
+        return now + self.ttl_s
+
+    def pending(self) -> tuple[PendingApproval, ...]:
+        return tuple(
+            PendingApproval(id=i, action=r.proposal.action, args=r.proposal.args, expires_at=t + self.ttl_s)
+            for i, (r, t) in self.waiting.items()
+        )
+
+    def answer_due(self, now: float, actor: Actor) -> None:
+        """Approved actions run under their approval id (as the approval graph does); overdue ones expire."""
+        for approval_id, (request, opened_at) in list(self.waiting.items()):
+            if self.approve_after_s is not None and now - opened_at >= self.approve_after_s:
+                actor.execute(request.proposal, approval_id)
+                del self.waiting[approval_id]
+            elif now - opened_at >= self.ttl_s:
+                del self.waiting[approval_id]
+
+
+@dataclass
+class CountingRecorder:
+    outcomes: dict[str, int] = field(default_factory=dict)
+    planner_tokens: int = 0
+    planner_cost: float = 0.0
+
+    def record(self, entry: DecisionEntry, now: float) -> str:
+        status = entry.outcome.status
+        self.outcomes[status] = self.outcomes.get(status, 0) + 1
+        self.planner_tokens += entry.planner.tokens_in + entry.planner.tokens_out
+        self.planner_cost += entry.planner.cost
+        return entry.key
+
+
+@dataclass
+class SimObserver:
+    """The Observation the agent would build from this fleet (same shape FleetObserver produces)."""
+
+    state: FleetState
+    runs: ActionRuns
+    desk: SimDesk
+    effects: SimEffects
+    _recent: tuple[int, dict[str, float]] = (-1, {})
+
+    def recent_actions(self) -> dict[str, float]:
+        """ActionRuns.last_done(), as the agent's observer reads it, re-read only after new effects."""
+        if self._recent[0] != self.effects.calls:
+            self._recent = (self.effects.calls, self.runs.last_done())
+        return dict(self._recent[1])
+
+    def __call__(self, now: float) -> Observation:
+        s = self.state
+        return Observation(
+            time=now,
+            hosts=tuple(self._host(h.name) for h in s.cfg.hosts),
+            workers=tuple(self._worker(w) for w in s.live() if s.host_up(w.host)),
+            brain=BrainStats(
+                records=s.entities * 2,
+                entities=s.entities,
+                relationships=s.relationships,
+                communities=max(1, s.entities // 60),
+                pending={k: int(v) for k, v in s.backlog.items()},
+                duplicate_estimate=round(s.duplicate_estimate, 6),
+                duplicate_candidates=int(s.duplicate_estimate * s.entities),
+                relationships_changed_since_recluster=s.relationships_changed,
+                community_age_s=now - s.community_built_at,
+            ),
+            rates=self._rates(),
+            budget=self._budget(now),
+            pending_approvals=self.desk.pending(),
+            desired={k: v for k, v in s.desired.items() if s.host_up(k.split("@", 1)[1]) or v},
+            recent_actions=self.recent_actions(),
+            notes=self._notes(),
+        )
+
+    def _host(self, name: str) -> HostMetrics:
+        s = self.state
+        spec = next(h for h in s.cfg.hosts if h.name == name)
+        if not s.host_up(name):
+            return HostMetrics(host=name, reachable=False, error="ssh: connect timed out")
+        cpu, mem = s.load(spec)
+        gpus = (
+            (
+                GpuInfo(
+                    index=0,
+                    name="sim-gpu",
+                    util_percent=90.0 if s.live("embed", name) else 2.0,
+                    mem_used_mb=2000.0,
+                    mem_total_mb=24576.0,
+                ),
+            )
+            if spec.gpu
+            else ()
+        )
+        return HostMetrics(
+            host=name, cpu_percent=min(cpu, 100.0), mem_percent=min(mem, 100.0), cpu_count=spec.cpu_count, gpus=gpus
+        )
+
+    def _worker(self, w: SimWorker) -> WorkerInfo:
+        spec = self.state.cfg.kind(w.kind)
+        host = next(h for h in self.state.cfg.hosts if h.name == w.host)
+        ready = w.ready_at <= self.state.now
+        cpu = spec.cpu_share * host.cpu_count if ready else 0.0  # psutil-style per-core percent
+        return WorkerInfo(
+            id=w.id,
+            kind=w.kind,
+            host=w.host,
+            state="running" if ready else "starting",
+            started_at=w.started_at,
+            cpu_percent=cpu,
+        )
+
+    def _rates(self) -> dict[str, float]:
+        """Items/min drained over the rate window (negative: the backlog grows)."""
+        if len(self.state.history) < 2:
+            return {}
+        (t0, first), (t1, last) = self.state.history[0], self.state.history[-1]
+        minutes = max(1e-9, (t1 - t0) / 60.0)
+        return {k: round((first[k] - last[k]) / minutes, 2) for k in last}
+
+    def _budget(self, now: float) -> BudgetState:
+        s, cfg = self.state, self.state.cfg
+        used = cfg.window_tokens - s.tokens.room(now)
+        elapsed_share = min(1.0, max(600.0, s.elapsed) / cfg.window_s)
+        return BudgetState(
+            window_s=cfg.window_s,
+            window_tokens=cfg.window_tokens,
+            used_tokens=used,
+            pace=round(used / cfg.window_tokens / elapsed_share, 4),
+            cost_today=round(s.cost, 4),
+            routing=dict(s.routing),
+        )
+
+    def _notes(self) -> tuple[str, ...]:
+        s = self.state
+        notes = [f"unreachable hosts: {h.name}" for h in s.cfg.hosts if not s.host_up(h.name)]
+        if s.fault_active("provider_outage"):
+            notes.append("llm provider errors: 503 Service Unavailable on every tier")
+        return tuple(notes)
+
+
+# ---------------------------------------------------------------- controllers
+
+
+class Controller(Protocol):
+    name: str
+
+    def tick(self, now: float, tick_no: int) -> None: ...
+
+
+@dataclass
+class AgentController:
+    """The unchanged tick graph (no checkpointer) with the given planner and the real PolicyEngine."""
+
+    graph: Any
+    desk: SimDesk
+    actor: Actor
+    recorder: CountingRecorder
+    tokens: TokenWindow
+    name: str = "agent"
+
+    def tick(self, now: float, tick_no: int) -> None:
+        self.desk.answer_due(now, self.actor)
+        before = self.recorder.planner_tokens
+        self.graph.invoke({"tick_id": f"sim-{tick_no}", "now": now, "dry_run": False})
+        self.tokens.charge(now, self.recorder.planner_tokens - before)  # a model planner spends the same budget
+
+
+@dataclass
+class DirectController:
+    """A baseline planner whose proposals run straight through the Actor: no policy, no approvals."""
+
+    planner: Planner
+    observer: SimObserver
+    actor: Actor
+    recorder: CountingRecorder
+    name: str
+
+    def tick(self, now: float, tick_no: int) -> None:
+        result = self.planner.plan(PlanContext(self.observer(now), now))
+        if not isinstance(result, PlanResult):
+            return
+        for index, proposal in enumerate(result.proposals):
+            if proposal.action != "noop":
+                status = self.actor.execute(proposal, f"{self.name}-{tick_no}:{index}").status
+                self.recorder.outcomes[status] = self.recorder.outcomes.get(status, 0) + 1
+
+
+PlannerMaker = Callable[["Policy"], Planner]
+
+
+@dataclass(frozen=True)
+class SimResult:
+    metrics: SimMetrics
+    timeline: Timeline
+
+
+def run_simulation(
+    cfg: SimConfig,
+    controller: str = "agent",
+    policy_path: Path = DEFAULT_POLICY,
+    planner_maker: PlannerMaker | None = None,
+    workdir: Path | None = None,
+) -> SimResult:
+    """Run one controller ("agent", "hpa" or "fixed") over the config's trace; deterministic per seed."""
+    from policies.loader import load_policy
+
+    policy = load_policy(policy_path)
+    with tempfile.TemporaryDirectory(dir=workdir or _fast_tmp()) as tmp:
+        return _run(cfg, controller, policy, planner_maker, Path(tmp))
+
+
+def _fast_tmp() -> str | None:
+    shm = Path("/dev/shm")  # the Actor's SQLite commits fsync; tmpfs keeps a 24 h run fast
+    return str(shm) if shm.is_dir() else None
+
+
+def _run(cfg: SimConfig, controller_name: str, policy: Policy, maker: PlannerMaker | None, tmp: Path) -> SimResult:
+    from agent.actor import ActionRuns, Actor
+
+    state = FleetState(cfg=cfg, now=cfg.start_time, tokens=TokenWindow(cfg.window_s, cfg.window_tokens))
+    state.community_built_at = cfg.start_time
+    for key, count in cfg.initial_desired:
+        state.desired[key] = count
+        state.reconcile(*key.split("@", 1))
+    timeline = Timeline()
+    effects = SimEffects(state, timeline)
+    runs = ActionRuns(tmp / "runs.db")
+    actor = Actor(effects=effects, runs=runs, clock=lambda: state.now)
+    desk = SimDesk(ttl_s=policy.approval_ttl_s, approve_after_s=cfg.approve_after_s)
+    observer = SimObserver(state, runs, desk, effects)
+    recorder = CountingRecorder()
+    controller = _controller(controller_name, policy, maker, observer, actor, desk, recorder, state)
+    arrivals = arrival_series(cfg)
+    ceilings = {h.name: policy.host_limits(h.name) for h in cfg.hosts}
+    started = time.perf_counter()
+    ticks_every = max(1, round(cfg.tick_s / cfg.step_s))
+    for step, arrived in enumerate(arrivals):
+        if step % ticks_every == 0:
+            controller.tick(state.now, step // ticks_every)
+            timeline.sample(state)
+        advance(state, float(arrived))
+        timeline.overload(state, ceilings)
+    timeline.sample(state)
+    wall = time.perf_counter() - started
+    return SimResult(summarize(controller.name, cfg, state, timeline, recorder, desk.opened, wall), timeline)
+
+
+def _controller(
+    name: str,
+    policy: Policy,
+    maker: PlannerMaker | None,
+    observer: SimObserver,
+    actor: Actor,
+    desk: SimDesk,
+    recorder: CountingRecorder,
+    state: FleetState,
+) -> Controller:
+    from evals.baselines import FixedWorkers, HpaBaseline
+
+    if name == "agent":
+        from graphs.tick import build_tick_graph
+        from policies.engine import PolicyEngine
+
+        engine = PolicyEngine(policy, known_hosts=[h.name for h in state.cfg.hosts])
+        graph = build_tick_graph(
+            observer=observer,
+            planner=(maker or rules_planner)(policy),
+            guard=engine.evaluate,
+            actor=actor,
+            desk=desk,
+            recorder=recorder,
+            clock=lambda: state.now,
+        )
+        return AgentController(graph, desk, actor, recorder, state.tokens)
+    if name == "hpa":
+        return DirectController(HpaBaseline.from_policy(policy), observer, actor, recorder, "hpa")
+    if name == "fixed":
+        return DirectController(FixedWorkers(), observer, actor, recorder, "fixed")
+    raise ValueError(f"unknown controller {name!r}; use agent, hpa or fixed")
+
+
+def rules_planner(policy: Policy) -> Planner:
+    from agent.planning import new_history, rule_params
+    from agent.settings import PlannerConfig
+    from graphs.rule_planner import RulePlanner
+
+    params = rule_params(policy, PlannerConfig())
+    return RulePlanner(params, new_history(params))
