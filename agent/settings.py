@@ -108,6 +108,7 @@ class SlackConfig(BaseModel):
     app_token: SecretStr | None = None
     channel: str | None = None
     port: int = 3000
+    bind: str = "127.0.0.1"  # HTTP mode listens here; put a TLS reverse proxy in front for Slack to reach it
     api_url: str | None = None  # Slack Web API base; tests point it at a local stand-in
 
 
@@ -131,6 +132,7 @@ class Settings(BaseSettings):
     # Default worker options per kind (batch_size, item_ms, ...), passed to every worker the agent starts.
     worker_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"  # loopback by default; the brain host's LAN address lets Prometheus scrape
     json_logs: bool = False
 
     @classmethod

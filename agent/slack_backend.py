@@ -95,7 +95,7 @@ def attach_to_agent(agent: Agent) -> Any:
         return app
     from agent.slack_app import SlackHttpServer
 
-    server = SlackHttpServer(app, host="0.0.0.0", port=cfg.port)
+    server = SlackHttpServer(app, host=cfg.bind, port=cfg.port)
     server.start()
     return server
 

@@ -1,0 +1,97 @@
+"""The real agent behind the real bolt app: prompts posted by the loop, buttons resuming the real graph."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, wait_for, write_policy
+from fake_slack import FakeSlack
+from slack_rig import APPROVER, OPS, SECRET, STRANGER, Rig
+
+from agent.services import Agent
+from agent.settings import SlackConfig
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def small_brain(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from workers.seed import seed_brain
+
+    path = tmp_path_factory.mktemp("seed") / "brain"
+    seed_brain(str(path), "small", seed=11, show_progress=False)
+    return str(path)
+
+
+@pytest.fixture
+def live(tmp_path: Path, small_brain: str):
+    from agent.slack_backend import attach_to_agent
+
+    slack = FakeSlack().start()
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        approvers=[APPROVER],
+        actions={"run_dedup": {"approval_when": [{"id": "any_merge", "when": {"expected_merges": {"gt": 0}}}]}},
+        **NO_CPU_CEILING,
+    )
+    slack_cfg = SlackConfig(
+        mode="http", bot_token="xoxb-test", signing_secret=SECRET, channel=OPS, api_url=slack.api_url,
+        port=_free_port(),
+    )
+    settings = make_settings(tmp_path, copy_brain(small_brain, tmp_path), policy, slack=slack_cfg)
+    agent = Agent(settings)
+    server = attach_to_agent(agent)
+    try:
+        yield agent, Rig(slack, None, server, None)  # type: ignore[arg-type]
+    finally:
+        server.stop()
+        slack.stop()
+        kill_workers(settings.run_dir)
+
+
+def _dedup_jobs(agent: Agent) -> list:
+    return [w for w in agent.fleet.dispatcher.workers(ended=20) if w.kind == "dedup"]
+
+
+def test_loop_prompt_answered_in_slack_runs_once(live) -> None:
+    agent, rig = live
+    report = agent.tick()
+    pending = [o for o in report.outcomes if o.status == "pending"]
+    assert pending, report.outcomes
+    approval_id = pending[0].data["approval_id"]
+    wait_for(lambda: [c for c in rig.slack.of("chat.postMessage") if c.params.get("blocks")])
+    ts = agent.approvals.get(approval_id).message_ts
+    assert ts  # the prompt's location is stored, so expiry and answers can edit it
+
+    status, _ = rig.click(approval_id, STRANGER, ts)
+    assert status == 200
+    assert agent.approvals.get(approval_id).status == "pending" and not _dedup_jobs(agent)
+
+    status, _ = rig.click(approval_id, APPROVER, ts)
+    assert status == 200
+    wait_for(lambda: agent.approvals.get(approval_id).status == "approved")
+    wait_for(lambda: len(_dedup_jobs(agent)) == 1)
+    status, _ = rig.click(approval_id, APPROVER, ts)  # double click
+    assert status == 200
+    assert len(_dedup_jobs(agent)) == 1
+    answered = wait_for(
+        lambda: [r for r in agent.decisions.all() if r.action == "run_dedup" and r.approver == APPROVER]
+    )
+    assert len(answered) == 1 and answered[0].outcome.status == "done"
+    wait_for(lambda: rig.slack.of("chat.update"))
+
+
+def test_chat_command_goes_through_guard_and_log(live) -> None:
+    agent, rig = live
+    status, _ = rig.command("scale extract 1 local")
+    assert status == 200
+    record = wait_for(lambda: [r for r in agent.decisions.all() if r.action == "scale_workers"])[0]
+    assert record.rationale.endswith(APPROVER)
+    assert record.verdict == "allow" and record.outcome.status == "done"
+    assert record.planner.kind == "human"
