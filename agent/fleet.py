@@ -107,8 +107,7 @@ class Fleet:
     def reconcile(self, now: float | None = None) -> ReconcileReport:
         """Supervise: one snapshot per host, restart crashed workers, converge to desired counts."""
         report = self.dispatcher.reconcile(now)
-        errors = {e.split(":", 1)[0]: e.split(":", 1)[-1].strip() for e in report.errors}
-        self.last_unreachable = {h: errors.get(h, "unreachable") for h in report.unreachable}
+        self.last_unreachable = {h: m.error or "unreachable" for h, m in self.dispatcher.down.items()}
         return report
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.domain import SCALABLE_KINDS, WorkerInfo, WorkerState
+from agent.domain import SCALABLE_KINDS, HostMetrics, WorkerInfo, WorkerState
 from workers.hosts import (
     DEFAULT_GRACE_S,
     WORKER_KINDS,
@@ -110,6 +110,7 @@ class Dispatcher:
         self.grace_s = grace_s
         self.snapshot_timeout_s = snapshot_timeout_s
         self.last_snapshots: dict[str, HostSnapshot] = {}
+        self.down: dict[str, HostMetrics] = {}  # hosts whose last snapshot failed, with the error
         self._lock = threading.Lock()  # one reconcile at a time; host calls run outside DB transactions
 
     # ------------------------------------------------------------ requests
@@ -198,16 +199,18 @@ class Dispatcher:
         return [self._info(row) for row in rows]
 
     def _observe(self, tally: _Tally) -> dict[str, HostSnapshot]:
+        """One snapshot per host, all hosts in parallel, each bounded by the snapshot timeout."""
+        from workers.remote import observe_hosts
+
+        names = list(self.hosts)
         snaps = {}
-        for name, host in self.hosts.items():
-            try:
-                snap = host.snapshot(self.snapshot_timeout_s)
-            except Exception as exc:  # a Host should not raise, but one bad host must not stop the rest
-                tally.add("errors", f"{name}: snapshot failed: {exc!r}")
-                snap = None
-            if snap is None or not snap.metrics.reachable:
+        taken = observe_hosts([self.hosts[n] for n in names], self.snapshot_timeout_s)
+        for name, snap in zip(names, taken, strict=True):
+            if not snap.metrics.reachable:
                 tally.add("unreachable", name)
+                self.down[name] = snap.metrics
                 continue
+            self.down.pop(name, None)
             snaps[name] = self.last_snapshots[name] = snap
         return snaps
 
