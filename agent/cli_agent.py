@@ -68,9 +68,41 @@ def run(
         f"{', '.join(h.name for h in settings.hosts)}; brain {settings.brain_path}; planner "
         f"{type(agent.planner).__name__}. Ctrl-C stops (workers and approvals stay)."
     )
-    loop = AgentLoop(agent, on_report=print_report, on_error=_print_error, max_ticks=ticks or None)
-    loop.run_forever()
+    if settings.json_logs:
+        from agent.logging_setup import configure_logging
+
+        configure_logging(json_logs=True)
+    on_report, on_error, exporter = _with_metrics(agent)
+    loop = AgentLoop(agent, on_report=on_report, on_error=on_error, max_ticks=ticks or None)
+    try:
+        loop.run_forever()
+    finally:
+        if exporter is not None:
+            exporter.close()
     console.print(f"[bold]stopped[/] after {loop.ticks} tick(s); workers keep running, approvals stay pending.")
+
+
+def _with_metrics(agent: Agent) -> tuple[Any, Any, Any]:
+    """(on_report, on_error, exporter): the console printers, plus Prometheus updates when metrics_port is set."""
+    port = agent.settings.metrics_port
+    if port is None:
+        return print_report, _print_error, None
+    from agent.metrics import BrainopsMetrics, start_exporter, tick_callbacks
+
+    metrics = BrainopsMetrics()
+    exporter = start_exporter(metrics, port, agent.settings.metrics_address)
+    console.print(f"[dim]metrics on {exporter.url}[/]")
+    count, fail = tick_callbacks(metrics, agent)
+
+    def on_report(report: TickReport) -> None:
+        count(report)
+        print_report(report)
+
+    def on_error(exc: BaseException) -> None:
+        fail(exc)
+        _print_error(exc)
+
+    return on_report, on_error, exporter
 
 
 def tick(
