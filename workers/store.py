@@ -206,6 +206,8 @@ class BrainStore:
 
     def ensure_indexes(self) -> list[str]:
         """Build the scalar indexes that stats and shard filters use; cheap when they exist."""
+        from lancedb.index import Bitmap, BTree
+
         built: list[str] = []
         for name, specs in SCALAR_INDEXES.items():
             tbl = self.fresh(name)
@@ -214,7 +216,7 @@ class BrainStore:
             have = {tuple(ix.columns) for ix in tbl.list_indices()}
             for column, kind in specs:
                 if (column,) not in have:
-                    tbl.create_scalar_index(column, index_type=kind)  # type: ignore[arg-type]
+                    tbl.create_index(column, config=BTree() if kind == "BTREE" else Bitmap())
                     built.append(f"{name}.{column}")
         return built
 
