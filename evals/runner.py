@@ -4,6 +4,7 @@ real Actor (idempotency in SQLite) over recording effects, an approval desk that
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agent.domain import Observation, PlannerInfo
 from evals.scenario import Scenario, merged
 from evals.scoring import Decided, RunScore, percentile, score_run, suite_pass_hat_k
-from graphs.planners import PlanContext, Planner, PlanResult
+from graphs.planners import PlanContext, Planner
 from graphs.ports import ApprovalRequest, DecisionEntry
 
 if TYPE_CHECKING:
@@ -267,14 +268,33 @@ def run_scenario_once(scenario: Scenario, setup: SuiteSetup, index: int, runs_db
 def run_suite(
     scenarios: Sequence[Scenario], setup: SuiteSetup, repeat: int = 1, label: str = "", progress: bool = True
 ) -> SuiteRun:
-    from rich.progress import Progress
-
     from agent.actor import ActionRuns
 
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
-    setup.workdir.mkdir(parents=True, exist_ok=True)
-    runs_db = ActionRuns(setup.workdir / "eval_runs.db")
+    with tempfile.TemporaryDirectory(dir=fast_tmp_dir()) as tmp:
+        runs_db = ActionRuns(Path(tmp) / "eval_runs.db")  # idempotency claims only; nothing to keep
+        results = _run_all(scenarios, setup, repeat, runs_db, progress)
+    return SuiteRun(
+        label=label or f"{setup.planner_kind}",
+        planner=setup.planner_kind,
+        policy=setup.policy_source,
+        repeat=repeat,
+        results=tuple(results),
+    )
+
+
+def fast_tmp_dir() -> str | None:
+    """tmpfs when there is one: the Actor's SQLite commits fsync, and eval state is throwaway."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() else None
+
+
+def _run_all(
+    scenarios: Sequence[Scenario], setup: SuiteSetup, repeat: int, runs_db: Any, progress: bool
+) -> list[ScenarioResult]:
+    from rich.progress import Progress
+
     results = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"eval {setup.planner_kind}", total=len(scenarios) * repeat)
@@ -286,13 +306,7 @@ def run_suite(
             results.append(
                 ScenarioResult(scenario.id, scenario.title, scenario.category, scenario.rules_known_wrong, tuple(runs))
             )
-    return SuiteRun(
-        label=label or f"{setup.planner_kind}",
-        planner=setup.planner_kind,
-        policy=setup.policy_source,
-        repeat=repeat,
-        results=tuple(results),
-    )
+    return results
 
 
 # ---------------------------------------------------------------- planner factories
@@ -329,7 +343,3 @@ def llm_factory(settings: Settings, state_dir: Path) -> PlannerFactory:
         )
 
     return make
-
-
-def plan_once(planner: Planner, obs: Observation) -> PlanResult | Any:
-    return planner.plan(PlanContext(obs, obs.time))

@@ -22,6 +22,7 @@ from agent.domain import (
     PendingApproval,
     WorkerInfo,
 )
+from evals.runner import fast_tmp_dir
 from evals.sim_metrics import SimMetrics, Timeline, summarize
 from evals.sim_model import HOME_HOST, FleetState, SimConfig, SimWorker, TokenWindow, advance, arrival_series
 from graphs.planners import PlanContext, Planner, PlanResult
@@ -316,13 +317,8 @@ def run_simulation(
     from policies.loader import load_policy
 
     policy = load_policy(policy_path)
-    with tempfile.TemporaryDirectory(dir=workdir or _fast_tmp()) as tmp:
+    with tempfile.TemporaryDirectory(dir=workdir or fast_tmp_dir()) as tmp:
         return _run(cfg, controller, policy, planner_maker, Path(tmp))
-
-
-def _fast_tmp() -> str | None:
-    shm = Path("/dev/shm")  # the Actor's SQLite commits fsync; tmpfs keeps a 24 h run fast
-    return str(shm) if shm.is_dir() else None
 
 
 def _run(cfg: SimConfig, controller_name: str, policy: Policy, maker: PlannerMaker | None, tmp: Path) -> SimResult:
