@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from brain_rig import read_status, start_worker, wait_for, worker_env
 
-from workers.embedder import CALIBRATION_SENTENCES, EmbedderError, calibrate, load_embedder, model_path
+from workers.embedder import CALIBRATION_SENTENCES, Embedder, EmbedderError, calibrate, load_embedder, model_path
 from workers.runtime import bucket_of
 from workers.seed import seed_brain
 from workers.store import EMBED_PENDING, BrainStore
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")
-def embedder():  # type: ignore[no-untyped-def]
+def embedder() -> Embedder:
     return load_embedder("cpu", "bf16")
 
 
@@ -30,7 +30,7 @@ def brain(tmp_path: Path) -> str:
     return uri
 
 
-def test_encode_gives_unit_float32_vectors_that_mean_something(embedder) -> None:  # type: ignore[no-untyped-def]
+def test_encode_gives_unit_float32_vectors_that_mean_something(embedder: Embedder) -> None:
     vectors = embedder.encode(["IBM", "International Business Machines", "banana bread recipe"])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -71,18 +71,20 @@ def _pending(uri: str, table: str) -> int:
     return BrainStore(uri).fresh(table).count_rows(EMBED_PENDING)
 
 
-def test_two_shards_in_two_processes_cover_everything_without_overlap(brain: str, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_two_shards_in_two_processes_cover_everything_without_overlap(
+    brain: str, tmp_path: Path, embedder: Embedder
+) -> None:
     ids = BrainStore(brain).table("entities").to_arrow().column("id").to_pylist()
     procs, statuses = [], []
     for i in range(2):
-        status = tmp_path / f"shard{i}.json"
+        status_path = tmp_path / f"shard{i}.json"
         args = ["embed", "--brain", brain, "--table", "entities", "--shard", f"{i}/2", "--dtype", "bf16"]
-        args += ["--batch-size", "40", "--status-file", str(status)]
+        args += ["--batch-size", "40", "--status-file", str(status_path)]
         procs.append(start_worker(args, tmp_path / f"shard{i}.log"))
-        statuses.append(status)
+        statuses.append(status_path)
     for i, proc in enumerate(procs):
         assert proc.wait(timeout=150) == 0, (tmp_path / f"shard{i}.log").read_text()
-    done = [read_status(s) for s in statuses]
+    done = [read_status(path) for path in statuses]
     for i, status in enumerate(done):
         assert status is not None and status["state"] == "stopped" and status["exit_code"] == 0
         assert status["processed"] == sum(1 for x in ids if bucket_of(x) % 2 == i)
