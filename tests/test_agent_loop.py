@@ -56,9 +56,20 @@ def test_backlog_scales_extract_workers_up_within_bounds(rig) -> None:
     assert count <= max(1, -(-backlog // limits.target_backlog_per_worker))  # never above the HPA ceiling
     outcome = report.outcomes[report.proposals.index(scale[0])]
     assert outcome.status == "done", outcome
-    running = wait_for(lambda: agent.fleet.dispatcher.workers(refresh=True) if len(
-        [w for w in agent.fleet.dispatcher.workers(refresh=True) if w.kind == "extract" and w.state == "running"]
-    ) == count else None)
+    running = wait_for(
+        lambda: (
+            agent.fleet.dispatcher.workers(refresh=True)
+            if len(
+                [
+                    w
+                    for w in agent.fleet.dispatcher.workers(refresh=True)
+                    if w.kind == "extract" and w.state == "running"
+                ]
+            )
+            == count
+            else None
+        )
+    )
     assert all(w.pid for w in running if w.kind == "extract")
     record = _decisions(agent, "scale_workers")[0]
     assert record.verdict == "allow" and record.outcome.status == "done"
@@ -135,9 +146,7 @@ def test_crashed_worker_is_restarted_by_the_next_tick(rig) -> None:
     agent = rig(clock=lambda: now[0])
     agent.request("scale_workers", {"kind": "extract", "host": "local", "count": 1}, requester="test")
     worker = wait_for(
-        lambda: next(
-            (w for w in agent.fleet.dispatcher.workers(refresh=True) if w.kind == "extract" and w.pid), None
-        )
+        lambda: next((w for w in agent.fleet.dispatcher.workers(refresh=True) if w.kind == "extract" and w.pid), None)
     )
     os.killpg(worker.pid, signal.SIGKILL)
     wait_for(lambda: agent.fleet.reconcile(now[0]).crashed or None)

@@ -41,7 +41,11 @@ def live(tmp_path: Path, small_brain: str):
         **NO_CPU_CEILING,
     )
     slack_cfg = SlackConfig(
-        mode="http", bot_token="xoxb-test", signing_secret=SECRET, channel=OPS, api_url=slack.api_url,
+        mode="http",
+        bot_token="xoxb-test",
+        signing_secret=SECRET,
+        channel=OPS,
+        api_url=slack.api_url,
         port=_free_port(),
     )
     settings = make_settings(tmp_path, copy_brain(small_brain, tmp_path), policy, slack=slack_cfg)
