@@ -197,7 +197,9 @@ def _stages(fam: _Families, obs: Observation) -> None:
     brain = obs.brain
     for stage, depth in sorted(brain.pending.items()):
         fam.set("queue_depth", depth, stage=stage)
-    for stage, rate in sorted(obs.rates.items()):
+    # A stage with backlog but no history yet (first tick) drains at a known 0, not an unknown rate.
+    rates = {**dict.fromkeys(brain.pending, 0.0), **obs.rates}
+    for stage, rate in sorted(rates.items()):
         fam.set("processing_rate_per_minute", rate, stage=stage)
         running = obs.running(stage)
         if running:
