@@ -12,6 +12,9 @@ app = typer.Typer(no_args_is_help=True)
 
 def register_top_level(root: typer.Typer) -> None:
     """Commands that live at the top level (`brainops dedup`)."""
+    from agent import cli_dedup
+
+    cli_dedup.register_top_level(root)
 
 
 @app.command("seed")

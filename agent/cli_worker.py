@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from workers.runtime import WorkerRun
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -80,3 +87,74 @@ def embed(
         raise typer.Exit(1) from exc
     typer.echo(f"embed: {run.processed} {table} in {run.batches} batches, exit {code}")
     raise typer.Exit(code)
+
+
+@app.command("dedup")
+def dedup(
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Find merges, write only the candidate count."),
+    loop: bool = typer.Option(False, "--loop", help="Run again whenever the entities change."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+) -> None:
+    """Merge duplicate live entities of the same type; every merge is logged and undoable."""
+    from workers.dedup import DedupConfig, run_dedup_worker
+
+    try:
+        config = DedupConfig(brain, dry_run=dry_run, loop=loop)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    from workers.runtime import WorkerRun
+
+    run = WorkerRun(kind="dedup", status_file=status_file)
+    code, worker = _guarded("dedup", run, lambda: run_dedup_worker(config, run))
+    absorbed = sum(r.absorbed for r in worker.reports)
+    typer.echo(f"dedup: {len(worker.reports)} passes, {absorbed} entities {'to merge' if dry_run else 'merged'}")
+    raise typer.Exit(code)
+
+
+@app.command("recluster")
+def recluster(
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    seed: int = typer.Option(42, "--seed", help="Leiden seed: the same graph and seed give the same partition."),
+    resolution: float = typer.Option(1.0, "--resolution", min=0.0),
+    loop: bool = typer.Option(False, "--loop", help="Run again whenever relationships or entities change."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+) -> None:
+    """Rebuild communities with Leiden; matching communities keep their ids (and their wisdom)."""
+    from workers.recluster import ReclusterConfig, run_recluster_worker
+
+    try:
+        config = ReclusterConfig(brain, seed=seed, resolution=resolution, loop=loop)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    from workers.runtime import WorkerRun
+
+    run = WorkerRun(kind="recluster", status_file=status_file)
+    code, worker = _guarded("recluster", run, lambda: run_recluster_worker(config, run))
+    last = worker.reports[-1] if worker.reports else None
+    summary = (
+        f"{last.communities} communities ({last.kept_ids} kept ids), modularity {last.modularity:.4f}"
+        if last
+        else "nothing to do"
+    )
+    typer.echo(f"recluster: {summary}")
+    raise typer.Exit(code)
+
+
+def _guarded(kind: str, run: WorkerRun, body: Callable[[], T]) -> T:
+    """Run a worker body; expected failures (missing brain, no model) exit 1 with one clear line."""
+    from workers.embedder import EmbedderError
+    from workers.store import StoreError
+
+    try:
+        return body()
+    except (StoreError, EmbedderError) as exc:
+        run.state = "crashed"
+        run.write_status(exit_code=1)
+        typer.echo(f"{kind}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except Exception as exc:  # the status file already says crashed; keep the log a plain traceback
+        import traceback
+
+        typer.echo(traceback.format_exc(), err=True)
+        raise typer.Exit(1) from exc

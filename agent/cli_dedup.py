@@ -1,0 +1,102 @@
+"""`brainops dedup [--dry-run] --brain URI` and `brainops dedup undo MERGE_ID --brain URI`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from workers.dedup_store import DedupReport
+
+app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
+
+
+def register_top_level(root: typer.Typer) -> None:
+    root.add_typer(app, name="dedup", help="Merge duplicate entities (reversibly), or undo one merge.")
+
+
+@app.callback()
+def dedup(
+    ctx: typer.Context,
+    brain: str | None = typer.Option(None, "--brain", help="LanceDB path or object-store URI of the brain."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the merges; write nothing but the count."),
+    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(50, "--show", min=0, help="Merges to list in the table."),
+) -> None:
+    """Find duplicate live entities of the same type and merge them (each merge logged and undoable)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not brain:
+        raise typer.BadParameter("--brain is required", param_hint="--brain")
+    report = _run(brain, dry_run, show_progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(asdict(report), indent=2))
+        return
+    _print_report(report, limit)
+
+
+@app.command("undo")
+def undo(
+    merge_id: str = typer.Argument(..., help="Id from `brainops dedup` output or the merge_log table."),
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+) -> None:
+    """Restore the entities and relationships of one merge exactly as they were before it."""
+    from workers.dedup_undo import undo_merge
+    from workers.store import BrainStore, StoreError
+
+    try:
+        result = undo_merge(BrainStore(brain), merge_id)
+    except StoreError as exc:
+        typer.echo(f"dedup undo: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if not result.ok:
+        typer.echo(f"dedup undo {merge_id}: {result.status}: {result.detail}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"undid {merge_id}: {result.entities_restored} entities, {result.relationships_restored} relationships restored"
+    )
+
+
+def _run(brain: str, dry_run: bool, show_progress: bool) -> DedupReport:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from workers.dedup import run_dedup
+    from workers.store import BrainStore, StoreError
+
+    store = BrainStore(brain)
+    columns = (TextColumn("embedding entity names"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not show_progress, transient=True) as bar:
+        task = bar.add_task("embed", total=None)
+        try:
+            return run_dedup(
+                store, dry_run=dry_run, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        except StoreError as exc:
+            typer.echo(f"dedup: {exc}", err=True)
+            raise typer.Exit(1) from exc
+
+
+def _print_report(report: DedupReport, limit: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    verb = "would merge" if report.dry_run else "merged"
+    table = Table(title=f"dedup: {verb} {report.absorbed} entities into {len(report.merges)} survivors")
+    for col in ("merge", "kept", "absorbed", "score", "reason"):
+        table.add_column(col)
+    ids = report.merge_ids or ("-",) * len(report.merges)
+    for merge_id, m in list(zip(ids, report.merges, strict=True))[:limit]:
+        table.add_row(merge_id, m.kept_name, ", ".join(m.absorbed_names), f"{m.score:.3f}", m.reason)
+    console = Console()
+    console.print(table)
+    timing = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+    console.print(
+        f"{report.live_entities:,} live entities, {report.embedded:,} embedded, "
+        f"{report.candidate_pairs} matched pairs, {report.relationships_repointed} relationships repointed ({timing})"
+    )
+    if report.quality is not None:
+        q = report.quality
+        console.print(f"against truth_cluster: precision {q.precision:.3f}, recall {q.recall:.3f}")

@@ -1,0 +1,237 @@
+"""Dedup on real LanceDB brains: matching rules, no transitive chains, exact undo, dry run, worker process."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from brain_rig import read_status, start_worker, worker_env
+from typer.testing import CliRunner
+
+from agent.cli import app
+from workers.dedup import run_dedup
+from workers.dedup_match import MatchConfig, Pair, group_pairs, match_pairs, normalize, string_verdict
+from workers.dedup_undo import undo_merge
+from workers.schema import EMBED_DIM, ENTITIES, RELATIONSHIPS
+from workers.seed import content_hash, seed_brain
+from workers.store import META_DEDUP_CANDIDATES, BrainStore
+
+pytestmark = pytest.mark.timeout(180)
+CONFIG = MatchConfig()
+
+
+@pytest.fixture(scope="module")
+def embedded_small(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The small seed brain with every entity name embedded by the real model (dry run, vectors stored)."""
+    from workers.dedup_store import embed_missing, load_live_entities, store_vectors
+    from workers.embedder import load_embedder
+
+    uri = str(tmp_path_factory.mktemp("dedup") / "brain")
+    seed_brain(uri, "small", seed=7, show_progress=False)
+    store = BrainStore(uri)
+    entities = load_live_entities(store)
+    embedder = load_embedder("cpu", "bf16")
+    rows = embed_missing(entities, lambda texts: embedder.encode(texts, batch_size=128))
+    store_vectors(store, entities, rows)
+    return uri
+
+
+@pytest.fixture()
+def brain(embedded_small: str, tmp_path: Path) -> str:
+    shutil.copytree(embedded_small, tmp_path / "brain")
+    return str(tmp_path / "brain")
+
+
+def snapshot(store: BrainStore, table: str) -> list[dict]:
+    return store.fresh(table).to_arrow().sort_by("id").to_pylist()
+
+
+def tiny_brain(tmp_path: Path, rows: list[tuple[str, str, str]], edges: list[tuple[str, str]]) -> BrainStore:
+    """Entities (id, name, type) with deterministic unit vectors, so no model is needed."""
+    store = BrainStore(str(tmp_path / "tiny")).open_or_create()
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(rows), EMBED_DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    entities = [
+        {
+            "id": i,
+            "name": n,
+            "type": t,
+            "content_hash": content_hash(n),
+            "embedded_hash": content_hash(n),
+            "vector": v.tolist(),
+            "created_at": 1000.0 + k,
+        }
+        for k, ((i, n, t), v) in enumerate(zip(rows, vectors, strict=True))
+    ]
+    store.add("entities", pa.Table.from_pylist(entities, schema=ENTITIES))
+    rels = [{"id": f"r{k}", "src": a, "dst": b, "weight": 1.0} for k, (a, b) in enumerate(edges)]
+    store.add("relationships", pa.Table.from_pylist(rels, schema=RELATIONSHIPS))
+    return store
+
+
+# ---------------------------------------------------------------- matching rules (pure)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "want"),
+    [
+        ("Open-AI Labs", "openai labs", "exact"),
+        ("Amber_Lee", "Amber Lee", "exact"),
+        ("IBM", "International Business Machines", "acronym"),
+        ("Massachusetts Institute of Technology", "MIT", "acronym"),
+        ("Bogota Analytics", "Bogota Anlaytics", "typo"),
+        ("Orion Pro 3", "Orion Pro 4", None),  # version near miss
+        ("Atlas Platform II", "Atlas Platform III", None),
+        ("Acme Systems", "Acme Labs", None),  # sibling company
+        ("Hernandez Group", "Fernandez Group", None),  # first letters differ: two names
+    ],
+)
+def test_string_verdicts(a: str, b: str, want: str | None) -> None:
+    counts = {"analytics": 40, "bogota": 5}
+    assert string_verdict(normalize(a), normalize(b), counts, CONFIG) == want
+
+
+def test_two_real_names_one_letter_apart_are_not_a_typo() -> None:
+    # "mark" and "mary" are common words in this brain; "westford" is west + ford.
+    names = [
+        "Mark Smith",
+        "Mary Smith",
+        "Westford",
+        "Westfork",
+        *[f"{w} X{i}" for i in range(3) for w in ("Mark", "Mary", "West", "Ford", "Fork")],
+    ]
+    pairs = match_pairs(names, ["person"] * len(names), None, CONFIG)
+    assert not [p for p in pairs if {p.a, p.b} in ({0, 1}, {2, 3})]
+
+
+def test_groups_never_chain_transitively() -> None:
+    pairs = [Pair(0, 1, 0.9, "typo"), Pair(1, 2, 0.8, "typo")]  # 0~1, 1~2, but not 0~2
+    assert group_pairs(pairs, 3) == [[0, 1]]
+    pairs.append(Pair(0, 2, 0.7, "typo"))  # now all three are linked
+    assert group_pairs(pairs, 3) == [[0, 1, 2]]
+
+
+# ---------------------------------------------------------------- on a real store
+
+
+def test_same_name_different_type_is_never_merged_and_chains_are_not_followed(tmp_path: Path) -> None:
+    rows = [
+        ("e1", "Apollo", "person"),
+        ("e2", "Apollo", "project"),
+        ("e3", "Distributed Ledger", "technology"),
+        ("e4", "Distributed Ledgre", "technology"),  # 1 edit from e3
+        ("e5", "Distributed Ledre", "technology"),  # 1 edit from e4, 2 from e3
+    ]
+    store = tiny_brain(tmp_path, rows, [("e1", "e3"), ("e4", "e2")])
+    report = run_dedup(store, encoder=_no_model)
+    live = {r["id"] for r in snapshot(store, "entities") if r["merged_into"] is None}
+    assert {"e1", "e2"} <= live
+    assert len({"e3", "e4", "e5"} & live) == 2  # exactly one pair merged, never all three
+    assert [len(m.absorbed_ids) for m in report.merges] == [1]
+
+
+def test_merge_then_undo_restores_entities_and_relationships_exactly(brain: str) -> None:
+    store = BrainStore(brain)
+    before = {t: snapshot(store, t) for t in ("entities", "relationships")}
+    report = run_dedup(store, encoder=_no_model)
+    assert report.quality is not None and report.quality.precision == 1.0 and report.quality.recall == 1.0
+    assert report.relationships_repointed > 0
+    after = {r["id"]: r for r in snapshot(store, "entities")}
+    for merge in report.merges:
+        assert all(after[a]["merged_into"] == merge.kept_id for a in merge.absorbed_ids)
+    absorbed = {a for m in report.merges for a in m.absorbed_ids}
+    rels = snapshot(store, "relationships")
+    assert not [r for r in rels if r["src"] in absorbed or r["dst"] in absorbed]
+    assert len(rels) == len(before["relationships"])  # rows repointed, none deleted
+
+    for merge_id in reversed(report.merge_ids):
+        result = undo_merge(store, merge_id)
+        assert result.ok, result
+    assert {t: snapshot(store, t) for t in before} == before
+    assert undo_merge(store, report.merge_ids[0]).status == "already_undone"
+    assert undo_merge(store, "merge-nope").status == "not_found"
+
+
+def test_undo_refuses_when_a_later_merge_sits_on_top(tmp_path: Path) -> None:
+    store = tiny_brain(tmp_path, [("a", "Kubernetes", "technology"), ("b", "kubernetes", "technology")], [])
+    first = run_dedup(store, encoder=_no_model)
+    kept = first.merges[0].kept_id
+    # An older entity appears and absorbs the survivor in a second run (oldest wins a tie).
+    store.add("entities", pa.Table.from_pylist([_row("c", "KUBERNETES", created_at=1.0)], schema=ENTITIES))
+    second = run_dedup(store, encoder=_no_model)
+    assert second.merges[0].absorbed_ids == (kept,)
+    result = undo_merge(store, first.merge_ids[0])
+    assert result.status == "conflict" and "undo that merge first" in result.detail
+    assert undo_merge(store, second.merge_ids[0]).ok and undo_merge(store, first.merge_ids[0]).ok
+    assert all(r["merged_into"] is None for r in snapshot(store, "entities"))
+
+
+def test_dry_run_writes_nothing_but_the_candidate_count(brain: str) -> None:
+    store = BrainStore(brain)
+    tables = ("entities", "relationships", "merge_log", "communities")
+    versions = {t: store.fresh(t).version for t in tables}
+    report = run_dedup(store, dry_run=True, encoder=_no_model)
+    assert report.absorbed > 0 and not report.merge_ids
+    assert {t: store.fresh(t).version for t in tables} == versions
+    assert store.meta_get(META_DEDUP_CANDIDATES) == str(report.absorbed)
+    assert store.stats().duplicate_candidates >= report.absorbed
+
+
+def test_missing_vectors_are_embedded_with_the_real_model_and_stored(embedded_small: str) -> None:
+    entities = snapshot(BrainStore(embedded_small), "entities")
+    assert all(r["embedded_hash"] == r["content_hash"] and r["vector"] is not None for r in entities)
+    by_name = {r["name"]: np.asarray(r["vector"]) for r in entities}
+    assert abs(float(np.linalg.norm(next(iter(by_name.values())))) - 1.0) < 1e-3
+
+
+# ---------------------------------------------------------------- processes and CLI
+
+
+def test_worker_runs_once_as_a_real_process(brain: str, tmp_path: Path) -> None:
+    status = tmp_path / "dedup.status.json"
+    proc = start_worker(["dedup", "--brain", brain, "--status-file", str(status)], tmp_path / "log", worker_env())
+    assert proc.wait(timeout=120) == 0, (tmp_path / "log").read_text()
+    final = read_status(status)
+    assert final is not None and final["state"] == "stopped" and final["exit_code"] == 0
+    assert final["processed"] == 24
+    assert BrainStore(brain).fresh("merge_log").count_rows() == 24
+
+
+def test_cli_dry_run_then_merge_then_undo(brain: str) -> None:
+    runner = CliRunner()
+    dry = runner.invoke(app, ["dedup", "--dry-run", "--brain", brain, "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert BrainStore(brain).fresh("merge_log").count_rows() == 0
+    done = runner.invoke(app, ["dedup", "--brain", brain, "--json"])
+    assert done.exit_code == 0, done.output
+    merge_id = BrainStore(brain).fresh("merge_log").to_arrow().column("merge_id")[0].as_py()
+    undone = runner.invoke(app, ["dedup", "undo", merge_id, "--brain", brain])
+    assert undone.exit_code == 0 and "undid" in undone.output
+    again = runner.invoke(app, ["dedup", "undo", merge_id, "--brain", brain])
+    assert again.exit_code == 1
+
+
+def test_missing_brain_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["worker", "dedup", "--brain", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "missing" in result.output
+
+
+def _no_model(texts: list[str]) -> np.ndarray:
+    raise AssertionError(f"vectors were stored; nothing should be embedded (asked for {len(texts)})")
+
+
+def _row(ent_id: str, name: str, created_at: float) -> dict:
+    vec = np.full(EMBED_DIM, 1 / np.sqrt(EMBED_DIM), dtype=np.float32)
+    return {
+        "id": ent_id,
+        "name": name,
+        "type": "technology",
+        "content_hash": content_hash(name),
+        "embedded_hash": content_hash(name),
+        "vector": vec.tolist(),
+        "created_at": created_at,
+    }

@@ -1,0 +1,266 @@
+"""Recluster worker: Leiden communities over the live-entity graph, with ids that stay stable across runs.
+
+Merged entities are collapsed onto their survivors (following merged_into chains), self-loops dropped,
+parallel edges summed. Leiden (igraph, modularity, fixed seed) partitions the graph; communities of at
+least `min_size` members are written back in ONE commit (merge_insert that also deletes the old rows).
+A new community whose best Jaccard match among the old ones is >= `min_jaccard` keeps that old id and
+created_at, so wisdom written for it stays attached.
+
+Meta keys written: last_recluster_at (workers.store.META_LAST_RECLUSTER_AT), relationships_rewired_since_recluster
+(reset to 0), and the ones below.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from workers.runtime import WorkerRun
+from workers.schema import COMMUNITIES
+from workers.store import META_LAST_RECLUSTER_AT, META_REWIRED_SINCE_RECLUSTER, BrainStore, with_conflict_retry
+
+if TYPE_CHECKING:
+    import igraph
+
+META_RECLUSTER_RELATIONSHIPS = "last_recluster_relationships"  # relationship rows when the run read them
+META_RECLUSTER_RUN_ID = "last_recluster_run_id"
+META_RECLUSTER_MODULARITY = "last_recluster_modularity"
+
+
+@dataclass(frozen=True)
+class ReclusterConfig:
+    brain: str
+    seed: int = 42
+    resolution: float = 1.0
+    min_size: int = 2  # singletons are not communities worth summarising
+    min_jaccard: float = 0.5
+    loop: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.brain:
+            raise ValueError("--brain is required")
+        if self.resolution <= 0:
+            raise ValueError(f"resolution must be > 0, got {self.resolution}")
+        if not 0 < self.min_jaccard <= 1:
+            raise ValueError(f"min_jaccard must be in (0, 1], got {self.min_jaccard}")
+        if self.min_size < 1:
+            raise ValueError(f"min_size must be >= 1, got {self.min_size}")
+
+
+@dataclass(frozen=True)
+class OldCommunity:
+    id: str
+    members: frozenset[str]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ReclusterReport:
+    run_id: str
+    nodes: int
+    edges: int
+    communities: int
+    kept_ids: int  # communities that matched an old one and kept its id
+    new_ids: int
+    modularity: float
+    relationships: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+def survivor_map(ids: Sequence[str], merged_into: Sequence[str | None]) -> dict[str, str]:
+    """Every entity id -> the live entity it resolves to (chains followed; a cycle resolves to itself)."""
+    parent = {i: m for i, m in zip(ids, merged_into, strict=True) if m}
+    out: dict[str, str] = {}
+    for start in ids:
+        node, seen = start, {start}
+        while node in parent and parent[node] not in seen:
+            node = parent[node]
+            seen.add(node)
+        out[start] = node
+    return out
+
+
+def build_graph(live: Sequence[str], edges: Sequence[tuple[str, str, float]], survivor: dict[str, str]) -> igraph.Graph:
+    """Undirected weighted graph over the live entities; vertex attribute `name` holds the entity id."""
+    import igraph
+
+    index = {ent: i for i, ent in enumerate(live)}
+    pairs: defaultdict[tuple[int, int], float] = defaultdict(float)
+    for src, dst, weight in edges:
+        a, b = index.get(survivor.get(src, src)), index.get(survivor.get(dst, dst))
+        if a is None or b is None or a == b:
+            continue
+        pairs[(min(a, b), max(a, b))] += weight
+    graph = igraph.Graph(n=len(live), edges=list(pairs), directed=False)
+    graph.vs["name"] = list(live)
+    graph.es["weight"] = list(pairs.values())
+    return graph
+
+
+def leiden(graph: igraph.Graph, seed: int, resolution: float = 1.0) -> tuple[list[int], float]:
+    """Modularity-Leiden membership and its modularity; the same seed gives the same partition."""
+    import igraph
+
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        parts = graph.community_leiden(
+            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=-1
+        )
+    finally:
+        igraph.set_random_number_generator(random)
+    return list(parts.membership), float(graph.modularity(parts.membership, weights="weight"))
+
+
+def assign_ids(
+    new: Sequence[frozenset[str]], old: Sequence[OldCommunity], min_jaccard: float, now: float
+) -> list[tuple[str, float]]:
+    """(id, created_at) per new community: best old match at Jaccard >= min_jaccard keeps its id, once."""
+    owner = {m: k for k, c in enumerate(old) for m in c.members}
+    scored: list[tuple[float, int, int]] = []
+    for n, members in enumerate(new):
+        overlap = Counter(owner[m] for m in members if m in owner)
+        for k, shared in overlap.items():
+            jaccard = shared / (len(members) + len(old[k].members) - shared)
+            if jaccard >= min_jaccard:
+                scored.append((jaccard, n, k))
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    out: list[tuple[str, float] | None] = [None] * len(new)
+    taken: set[int] = set()
+    for _, n, k in scored:
+        if out[n] is None and k not in taken:
+            out[n] = (old[k].id, old[k].created_at)
+            taken.add(k)
+    return [o if o is not None else (f"com-{uuid.uuid4().hex[:12]}", now) for o in out]
+
+
+# ---------------------------------------------------------------- store side
+
+
+def _read_graph_inputs(store: BrainStore) -> tuple[list[str], dict[str, str], list[tuple[str, str, float]]]:
+    ents = store.fresh("entities").search().select(["id", "merged_into"]).limit(None).to_arrow()
+    ids, merged = ents.column("id").to_pylist(), ents.column("merged_into").to_pylist()
+    live = sorted(i for i, m in zip(ids, merged, strict=True) if m is None)
+    rels = store.fresh("relationships").search().select(["src", "dst", "weight"]).limit(None).to_arrow()
+    weights = [1.0 if w is None else float(w) for w in rels.column("weight").to_pylist()]
+    edges = list(zip(rels.column("src").to_pylist(), rels.column("dst").to_pylist(), weights, strict=True))
+    return live, survivor_map(ids, merged), edges
+
+
+def _old_communities(store: BrainStore) -> list[OldCommunity]:
+    data = store.fresh("communities").search().select(["id", "members", "created_at"]).limit(None).to_arrow()
+    return [OldCommunity(r["id"], frozenset(r["members"] or ()), r["created_at"] or 0.0) for r in data.to_pylist()]
+
+
+def run_recluster(store: BrainStore, config: ReclusterConfig, now: float | None = None) -> ReclusterReport:
+    now = time.time() if now is None else now
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    live, survivor, edges = _read_graph_inputs(store)
+    old = _old_communities(store)
+    timings["read_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    graph = build_graph(live, edges, survivor)
+    membership, modularity = leiden(graph, config.seed, config.resolution)
+    groups: dict[int, list[str]] = {}
+    for ent, label in zip(live, membership, strict=True):
+        groups.setdefault(label, []).append(ent)
+    new = [frozenset(g) for g in groups.values() if len(g) >= config.min_size]
+    new.sort(key=lambda g: (-len(g), min(g)))  # deterministic order
+    ids = assign_ids(new, old, config.min_jaccard, now)
+    timings["cluster_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    run_id = f"run-{uuid.uuid4().hex[:12]}"
+    _write_communities(store, run_id, new, ids, now)
+    store.meta_set_many(
+        {
+            META_LAST_RECLUSTER_AT: now,
+            META_REWIRED_SINCE_RECLUSTER: 0,
+            META_RECLUSTER_RELATIONSHIPS: len(edges),
+            META_RECLUSTER_RUN_ID: run_id,
+            META_RECLUSTER_MODULARITY: round(modularity, 6),
+        }
+    )
+    timings["write_s"] = time.perf_counter() - t0
+    old_ids = {c.id for c in old}
+    kept = sum(1 for i, _ in ids if i in old_ids)
+    return ReclusterReport(
+        run_id, graph.vcount(), graph.ecount(), len(new), kept, len(new) - kept, modularity, len(edges), timings
+    )
+
+
+def _write_communities(
+    store: BrainStore, run_id: str, groups: Sequence[frozenset[str]], ids: Sequence[tuple[str, float]], now: float
+) -> None:
+    table = pa.Table.from_pylist(
+        [
+            {
+                "id": cid,
+                "run_id": run_id,
+                "members": sorted(members),
+                "size": len(members),
+                "created_at": created,
+                "updated_at": now,
+            }
+            for members, (cid, created) in zip(groups, ids, strict=True)
+        ],
+        schema=COMMUNITIES,
+    )
+    tbl = store.table("communities")
+    if table.num_rows == 0:
+        with_conflict_retry(lambda: tbl.delete("true"))
+        return
+
+    def replace() -> None:
+        # One commit: readers see either the old set or the new one, never a half-written table.
+        tbl.checkout_latest()
+        (
+            tbl.merge_insert("id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete()
+            .execute(table)
+        )
+
+    with_conflict_retry(replace)
+
+
+# ---------------------------------------------------------------- worker
+
+
+class ReclusterWorker:
+    """`step()` = one run; in --loop mode a new run starts only once relationships or entities changed."""
+
+    def __init__(self, config: ReclusterConfig, store: BrainStore) -> None:
+        self.config = config
+        self.store = store
+        self.reports: list[ReclusterReport] = []
+        self._seen: tuple[int, int] | None = None
+
+    def step(self) -> int:
+        versions = (self.store.fresh("relationships").version, self.store.fresh("entities").version)
+        if versions == self._seen:
+            return 0
+        report = run_recluster(self.store, self.config)
+        self.reports.append(report)
+        self._seen = versions
+        return report.communities
+
+
+def run_recluster_worker(config: ReclusterConfig, run: WorkerRun) -> tuple[int, ReclusterWorker]:
+    store = BrainStore(config.brain)
+    store.table("relationships")  # fail fast with a clear StoreError when the brain is missing
+    worker = ReclusterWorker(config, store)
+    run.install_signal_handlers()
+    return run.loop(worker.step, forever=config.loop), worker
