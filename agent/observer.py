@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent.archive import ObservationArchive
 from agent.domain import BrainStats, BudgetState, HostMetrics, Observation, PendingApproval
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class FleetObserver:
             notes=tuple(notes),
         )
         save_last_observation(self.settings, obs)
+        ObservationArchive(self.settings.state_db).put(obs)  # `brainops eval replay` re-plans on it by digest
         return obs
 
     def _hosts(self) -> tuple[HostMetrics, ...]:
