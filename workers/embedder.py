@@ -125,11 +125,19 @@ def _load_model(path: Path, device: str, dtype: str) -> Any:
 
 
 def load_embedder(
-    device: Device | str = "auto", dtype: DType | str = "auto", cache_dir: Path | None = None
+    device: Device | str = "auto",
+    dtype: DType | str = "auto",
+    cache_dir: Path | None = None,
+    threads: int | None = None,
 ) -> Embedder:
-    """Load the model on the best device and dtype this machine runs correctly."""
+    """Load the model on the best device and dtype this machine runs correctly.
+
+    `threads` (else env BRAINOPS_EMBED_THREADS) caps torch's CPU threads: several workers sharing few
+    cores run faster with one thread each than fighting over all of them.
+    """
     if dtype not in ("auto", "fp32", "bf16", "fp16"):
         raise EmbedderError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
+    _set_threads(threads)
     path = model_path()
     dev = resolve_device(device)
     cosine: float | None = None
@@ -142,6 +150,21 @@ def load_embedder(
         cal, reason = _cpu_calibration(path, cache_dir or default_cache_dir())
         dtype, cosine = cal.chosen, cal.min_cosine
     return Embedder(_load_model(path, dev, dtype), EmbedderInfo(dev, dtype, str(path), cosine, reason))
+
+
+def _set_threads(threads: int | None) -> None:
+    raw = threads if threads is not None else os.environ.get("BRAINOPS_EMBED_THREADS")
+    if raw is None or raw == "":
+        return
+    try:
+        count = int(raw)
+    except ValueError as exc:
+        raise EmbedderError(f"embed threads must be a positive integer, got {raw!r}") from exc
+    if count < 1:
+        raise EmbedderError(f"embed threads must be a positive integer, got {raw!r}")
+    import torch
+
+    torch.set_num_threads(count)
 
 
 def calibrate(path: Path, device: str = "cpu", dtype: str = "bf16") -> float:

@@ -1,0 +1,1 @@
+"""Benchmarks: each module has `run(out_dir) -> dict` and writes its JSON into bench/out/."""
