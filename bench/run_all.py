@@ -1,0 +1,148 @@
+"""`make bench`: run every bench/bench_*.py `run(out_dir)`, each in its own process, then write bench/REPORT.md.
+
+    python -m bench.run_all [--only NAME ...] [--quick] [--out DIR] [--report FILE] [--timeout S]
+
+Each benchmark runs in a child process (torch thread counts, model caches and sshd fleets do not leak from
+one into the next); its console output goes to <out>/logs/NAME.log, its returned dict to
+<out>/results/NAME.json. A failing or timed-out benchmark is reported as such and the others still run.
+--quick passes smaller sizes to the benchmarks that take them (QUICK_ARGS, or a `quick` parameter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.report import BenchOutcome, write_report
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+QUICK_ARGS: dict[str, dict[str, Any]] = {
+    "bench_observe": {"repeats": 1},
+    "bench_stats": {"repeats": 5},
+    "bench_simulator": {"hours": 6.0},
+}
+CHILD_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def discover(bench_dir: Path = BENCH_DIR) -> list[str]:
+    return sorted(p.stem for p in bench_dir.glob("bench_*.py"))
+
+
+def select(names: list[str], only: list[str] | None) -> list[str]:
+    """The benchmarks to run; --only accepts `embed` or `bench_embed`. Unknown names are an error."""
+    if not only:
+        return names
+    wanted = [n if n.startswith("bench_") else f"bench_{n}" for n in only]
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(names) or 'none'}")
+    return [n for n in names if n in wanted]
+
+
+def run_kwargs(run: Any, name: str, quick: bool) -> dict[str, Any]:
+    """Keyword arguments for `run` in quick mode, keeping only the ones its signature accepts."""
+    if not quick:
+        return {}
+    params = inspect.signature(run).parameters
+    wanted = {**QUICK_ARGS.get(name, {}), "quick": True}
+    return {k: v for k, v in wanted.items() if k in params}
+
+
+def child(name: str, out_dir: Path, quick: bool) -> int:
+    """In the child process: run one benchmark and store what it returned."""
+    module = importlib.import_module(f"bench.{name}")
+    result = module.run(out_dir, **run_kwargs(module.run, name, quick))
+    results = out_dir / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def first_doc_line(name: str) -> str:
+    path = BENCH_DIR / f"{name}.py"
+    import ast
+
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def run_one(name: str, out_dir: Path, quick: bool, timeout_s: float) -> BenchOutcome:
+    """The benchmark in a child process, bounded by timeout_s; its output in <out>/logs/NAME.log."""
+    logs = out_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    result_file = out_dir / "results" / f"{name}.json"
+    result_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "bench.run_all", "--child", name, "--out", str(out_dir), *(["--quick"] * quick)]
+    started = time.monotonic()
+    doc = first_doc_line(name)
+    with (logs / f"{name}.log").open("w") as log:
+        try:
+            proc = subprocess.run(
+                argv, cwd=REPO, env={**os.environ, **CHILD_ENV}, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s
+            )
+        except subprocess.TimeoutExpired:
+            return BenchOutcome(name, "failed", time.monotonic() - started, error=f"timed out after {timeout_s:g} s")
+    seconds = time.monotonic() - started
+    if proc.returncode != 0 or not result_file.exists():
+        tail = (logs / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
+        return BenchOutcome(name, "failed", seconds, error=f"exit {proc.returncode}: {' | '.join(tail)}", doc=doc)
+    result = json.loads(result_file.read_text())
+    if not isinstance(result, dict):
+        result = {"value": result}
+    if "skipped" in result:
+        return BenchOutcome(name, "skipped", seconds, result, doc=doc)
+    return BenchOutcome(name, "ok", seconds, result, doc=doc)
+
+
+def machine_line() -> str:
+    try:
+        import torch
+
+        device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    except ImportError:
+        device = "no torch"
+    return f"{platform.machine()} {os.cpu_count()} cores, {device}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", help="run only this benchmark (repeatable): embed, bench_stats, ...")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a fast check")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="result directory (default bench/out)")
+    parser.add_argument("--report", type=Path, default=BENCH_DIR / "REPORT.md", help="report file")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per benchmark before it is killed")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    out_dir = args.out.resolve()
+    if args.child:
+        return child(args.child, out_dir, args.quick)
+    names = select(discover(), args.only)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    outcomes = []
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    with Progress(*columns, TimeElapsedColumn()) as progress:
+        task = progress.add_task("benchmarks", total=len(names))
+        for name in names:
+            progress.update(task, description=f"{name} (log: {out_dir / 'logs' / name}.log)")
+            outcome = run_one(name, out_dir, args.quick, args.timeout)
+            outcomes.append(outcome)
+            progress.console.print(f"{name}: {outcome.status} in {outcome.seconds:.1f} s {outcome.error}")
+            progress.advance(task)
+    report = write_report(outcomes, out_dir, args.report.resolve(), quick=args.quick, machine=machine_line())
+    print(f"wrote {report}")
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
