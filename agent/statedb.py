@@ -1,7 +1,7 @@
 """SQLite plumbing shared by the decision log, approvals and the token ledger (all in `<home>/state.db`).
 
-Every operation opens its own short-lived connection, so the stores are safe to use from many threads
-and processes at once. Writers take `BEGIN IMMEDIATE`: the write lock is held from the first read, so a
+Every thread gets its own connection (cached, see `connect`), so the stores are safe to use from many
+threads and processes at once. Writers take `BEGIN IMMEDIATE`: the write lock is held from the first read, so a
 read-check-write (next hash in the chain, budget left) can never interleave with another writer.
 """
 
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,18 +39,67 @@ def resolve_db_path(db_path: str | Path) -> Path:
     return path
 
 
+MAX_CACHED_PER_THREAD = 8
+_local = threading.local()
+
+
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    """A connection to `path` for this thread, kept open between calls.
+
+    Opening one per call cost ~10-20 ms: closing the last connection to a WAL database checkpoints and
+    deletes the WAL file. The cache is per thread and per process (a forked child never reuses its
+    parent's connection) and notices when the file at `path` was replaced.
+    """
+    yield _cached_connection(path)
+
+
+def _cached_connection(path: Path) -> sqlite3.Connection:
+    cache: OrderedDict[str, tuple[int, tuple[int, int], sqlite3.Connection]] | None = getattr(_local, "conns", None)
+    if cache is None:
+        cache = _local.conns = OrderedDict()
+    key = str(path.resolve())
+    identity = _file_identity(path)
+    cached = cache.get(key)
+    if cached is not None and cached[0] == os.getpid() and identity is not None and cached[1] == identity:
+        cache.move_to_end(key)
+        return cached[2]
+    if cached is not None:
+        _close_quietly(cache.pop(key)[2], owned=cached[0] == os.getpid())
+    conn = _open(path)
+    cache[key] = (os.getpid(), _file_identity(path) or (0, 0), conn)
+    while len(cache) > MAX_CACHED_PER_THREAD:
+        pid, _, old = cache.popitem(last=False)[1]
+        _close_quietly(old, owned=pid == os.getpid())
+    return conn
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     # In WAL mode NORMAL still survives any process crash; only a power cut may lose the newest commits.
     # FULL would fsync on every commit, which made each ledger reservation cost a disk flush.
     conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
     try:
-        yield conn
-    finally:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+_inherited: list[sqlite3.Connection] = []
+
+
+def _close_quietly(conn: sqlite3.Connection, owned: bool) -> None:
+    if owned:
         conn.close()
+    else:  # inherited over fork: the parent's. Keep a reference so garbage collection never closes it here.
+        _inherited.append(conn)
 
 
 @contextmanager
