@@ -58,9 +58,10 @@ def run_kwargs(run: Any, name: str, quick: bool) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if k in params}
 
 
-def child(name: str, out_dir: Path, quick: bool) -> int:
+def child(name: str, out_dir: Path, quick: bool, bench_dir: Path = BENCH_DIR) -> int:
     """In the child process: run one benchmark and store what it returned."""
-    module = importlib.import_module(f"bench.{name}")
+    sys.path.insert(0, str(bench_dir.parent))
+    module = importlib.import_module(f"{bench_dir.name}.{name}")
     result = module.run(out_dir, **run_kwargs(module.run, name, quick))
     results = out_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
@@ -68,30 +69,41 @@ def child(name: str, out_dir: Path, quick: bool) -> int:
     return 0
 
 
-def first_doc_line(name: str) -> str:
-    path = BENCH_DIR / f"{name}.py"
+def first_doc_line(name: str, bench_dir: Path = BENCH_DIR) -> str:
+    path = bench_dir / f"{name}.py"
     import ast
 
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
     return " ".join(doc.strip().split("\n\n")[0].split())
 
 
-def run_one(name: str, out_dir: Path, quick: bool, timeout_s: float) -> BenchOutcome:
+def run_one(name: str, out_dir: Path, quick: bool, timeout_s: float, bench_dir: Path = BENCH_DIR) -> BenchOutcome:
     """The benchmark in a child process, bounded by timeout_s; its output in <out>/logs/NAME.log."""
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     result_file = out_dir / "results" / f"{name}.json"
     result_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "bench.run_all", "--child", name, "--out", str(out_dir), *(["--quick"] * quick)]
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.run_all",
+        "--child",
+        name,
+        "--out",
+        str(out_dir),
+        "--bench-dir",
+        str(bench_dir),
+    ]
+    argv += ["--quick"] * quick
+    env = {**os.environ, **CHILD_ENV, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     started = time.monotonic()
-    doc = first_doc_line(name)
+    doc = first_doc_line(name, bench_dir)
     with (logs / f"{name}.log").open("w") as log:
         try:
-            proc = subprocess.run(
-                argv, cwd=REPO, env={**os.environ, **CHILD_ENV}, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s
-            )
+            proc = subprocess.run(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return BenchOutcome(name, "failed", time.monotonic() - started, error=f"timed out after {timeout_s:g} s")
+            seconds = time.monotonic() - started
+            return BenchOutcome(name, "failed", seconds, error=f"timed out after {timeout_s:g} s", doc=doc)
     seconds = time.monotonic() - started
     if proc.returncode != 0 or not result_file.exists():
         tail = (logs / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
@@ -121,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="result directory (default bench/out)")
     parser.add_argument("--report", type=Path, default=BENCH_DIR / "REPORT.md", help="report file")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per benchmark before it is killed")
+    parser.add_argument("--bench-dir", type=Path, default=BENCH_DIR, help="package holding bench_*.py modules")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    out_dir = args.out.resolve()
+    out_dir, bench_dir = args.out.resolve(), args.bench_dir.resolve()
     if args.child:
-        return child(args.child, out_dir, args.quick)
-    names = select(discover(), args.only)
+        return child(args.child, out_dir, args.quick, bench_dir)
+    names = select(discover(bench_dir), args.only)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     outcomes = []
@@ -135,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         task = progress.add_task("benchmarks", total=len(names))
         for name in names:
             progress.update(task, description=f"{name} (log: {out_dir / 'logs' / name}.log)")
-            outcome = run_one(name, out_dir, args.quick, args.timeout)
+            outcome = run_one(name, out_dir, args.quick, args.timeout, bench_dir)
             outcomes.append(outcome)
             progress.console.print(f"{name}: {outcome.status} in {outcome.seconds:.1f} s {outcome.error}")
             progress.advance(task)
