@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 def worker_env(cache_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", LITELLM_LOCAL_MODEL_COST_MAP="True")
+    # tests run several workers on 2 cores: one torch thread each beats oversubscription
+    env.setdefault("BRAINOPS_EMBED_THREADS", "1")
     if cache_dir is not None:
         env["BRAINOPS_CACHE_DIR"] = str(cache_dir)
     return env
