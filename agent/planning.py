@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from policies.model import Policy
 
 STAGE_OF_KIND = {"extract": "extract", "embed": "embed", "wisdom": "wisdom"}
+LLM_BOUND_KINDS = ("extract", "wisdom")  # their work is LLM calls paid from the token budget
 
 
 def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
@@ -29,6 +30,9 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
             max_step_down=sc.max_step_down,
             stabilization_s=sc.scale_down_stabilization_s,
             cooldown_s=policy.cooldown_for("scale_workers"),
+            est_cpu_percent=lim.est_cpu_percent,
+            est_mem_percent=lim.est_mem_percent,
+            llm_bound=kind in LLM_BOUND_KINDS,
         )
     return RuleParams(
         scaling=scaling,
@@ -44,13 +48,13 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
         budget_pace_low=cfg.budget_pace_low,
         cheap_routing=dict(cfg.cheap_routing),
         default_routing=dict(cfg.default_routing),
+        embed_est=(policy.worker_limits("embed").est_cpu_percent, policy.worker_limits("embed").est_mem_percent),
         host_ceilings={name: (lim.cpu_ceiling_percent, lim.mem_ceiling_percent) for name, lim in policy.hosts.items()},
     )
 
 
 def new_history(params: RuleParams) -> RecommendationHistory:
-    window = max((p.stabilization_s for p in params.scaling.values()), default=300.0)
-    return RecommendationHistory(window_s=window)
+    return RecommendationHistory()
 
 
 def build_planner(settings: Any, policy: Policy, engine: Any) -> Any:

@@ -8,27 +8,22 @@ a noisy backlog does not flap the worker count). Activation (KEDA) decides when 
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 from agent.domain import Observation, PlannerInfo, Proposal
 from graphs.planners import PlanContext, PlanResult
+from graphs.scaling import (
+    RecommendationHistory,
+    ScalingParams,
+    gather,
+    hpa_desired,
+    room_for,
+    scale_proposals,
+    spread_down,
+    spread_up,
+)
 
-
-@dataclass(frozen=True)
-class ScalingParams:
-    """Per worker kind, from the policy file."""
-
-    stage: str
-    min_workers: int = 0
-    max_workers: int = 8
-    target_per_worker: float = 200.0
-    activation: int = 1
-    tolerance: float = 0.1
-    max_step_up: int = 4  # HPA: max(+step_up, +100%) per decision
-    max_step_down: int = 2
-    stabilization_s: float = 300.0
-    cooldown_s: float = 30.0
+__all__ = ["RecommendationHistory", "RuleParams", "RulePlanner", "ScalingParams", "hpa_desired"]
 
 
 @dataclass(frozen=True)
@@ -48,39 +43,8 @@ class RuleParams:
     default_routing: dict[str, float] = field(default_factory=dict)
     # host -> (cpu %, mem %) above which no worker is added there; "*" for unlisted hosts
     host_ceilings: dict[str, tuple[float, float]] = field(default_factory=lambda: {"*": (90.0, 85.0)})
-
-
-@dataclass
-class RecommendationHistory:
-    """Recent desired counts per kind@host, for the scale-down stabilization window (HPA keeps this in memory)."""
-
-    window_s: float = 300.0
-    entries: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
-
-    def add(self, key: str, now: float, desired: int, window_s: float) -> int:
-        """Record a recommendation; return the highest one still inside the window."""
-        q = self.entries.setdefault(key, deque())
-        q.append((now, desired))
-        while q and q[0][0] < now - window_s:
-            q.popleft()
-        return max(n for _, n in q)
-
-
-def hpa_desired(current: int, backlog: int, p: ScalingParams) -> int:
-    """Raw HPA recommendation before stabilization, clamped to [min, max] and to the step limits."""
-    if current == 0:
-        if backlog < p.activation:
-            return p.min_workers
-        raw = math.ceil(backlog / p.target_per_worker)
-    else:
-        ratio = backlog / (current * p.target_per_worker)
-        if abs(ratio - 1.0) <= p.tolerance:
-            return max(p.min_workers, min(p.max_workers, current))
-        raw = math.ceil(current * ratio)
-    up_limit = max(current + p.max_step_up, current * 2)
-    down_limit = current - p.max_step_down
-    bounded = min(max(raw, down_limit), up_limit)
-    return max(p.min_workers, min(p.max_workers, bounded))
+    embed_est: tuple[float, float] = (50.0, 8.0)  # host CPU / memory share of one embedding shard
+    budget_floor: float = 0.05  # below this share of the window left, LLM-bound kinds are not scaled up
 
 
 class RulePlanner:
@@ -90,11 +54,12 @@ class RulePlanner:
 
     def plan(self, ctx: PlanContext) -> PlanResult:
         obs, now = ctx.observation, ctx.now
+        dedup = self._dedup(obs, now)
         proposals = [
             *self._scaling(obs, now),
             *self._embedding(obs, now),
-            *self._dedup(obs, now),
-            *self._recluster(obs, now),
+            *dedup,
+            *self._recluster(obs, now, dedup_planned=bool(dedup)),
             *self._routing(obs),
         ]
         if not proposals:
@@ -106,31 +71,41 @@ class RulePlanner:
     def _scaling(self, obs: Observation, now: float) -> list[Proposal]:
         out: list[Proposal] = []
         for kind, p in self.params.scaling.items():
-            backlog = obs.brain.pending.get(p.stage, 0)
-            host = _place(obs, kind)
-            if host is None:
-                continue
-            key = f"{kind}@{host}"
-            current = obs.desired.get(key, obs.running(kind, host))
-            raw = hpa_desired(current, backlog, p)
-            stabilized = self.history.add(key, now, raw, p.stabilization_s)
-            desired = raw if raw > current else min(current, stabilized)
-            if desired == current or _in_cooldown(obs, f"scale_workers:{key}", now, p.cooldown_s):
-                continue
-            if desired > current and not self._host_has_room(obs, host):
-                continue
-            direction = "up" if desired > current else "down"
-            out.append(
-                Proposal(
-                    action="scale_workers",
-                    args={"kind": kind, "host": host, "count": desired},
-                    rationale=(
-                        f"{p.stage} backlog {backlog} with {current} worker(s) vs target "
-                        f"{p.target_per_worker:g}/worker: scale {direction} to {desired}"
-                    ),
-                )
-            )
+            out += self._scale_kind(obs, now, kind, p)
         return out
+
+    def _scale_kind(self, obs: Observation, now: float, kind: str, p: ScalingParams) -> list[Proposal]:
+        plan = gather(obs, kind, p)
+        if not plan.counts:
+            return []
+        current = plan.current
+        raw = hpa_desired(current, plan.backlog, p, max_total=p.max_workers * len(plan.counts))
+        if current > 0 and plan.backlog > 0:
+            raw = max(raw, 1)  # never idle a kind to zero while its queue still holds work
+        last_change = max(
+            (t for k, t in obs.recent_actions.items() if k.startswith(f"scale_workers:{kind}@")), default=None
+        )
+        seed = (last_change, current) if last_change is not None else None
+        stabilized = self.history.add(kind, now, raw, p.stabilization_s, seed)
+        desired = raw if raw > current else min(current, stabilized)
+        why = f"{p.stage} backlog {plan.backlog} over {current} worker(s), target {p.target_per_worker:g}/worker"
+        if desired < current and plan.rate < 0:
+            return []  # the backlog is growing: scaling down now would flap back up
+        if desired > current and p.llm_bound and self._budget_low(obs):
+            return []  # no tokens left for the work these workers would do
+        cooling = [h for h in plan.counts if _in_cooldown(obs, f"scale_workers:{kind}@{h}", now, p.cooldown_s)]
+        if desired > current:
+            crashing = {w.host for w in obs.workers if w.kind == kind and w.state == "fatal"}
+            new = spread_up(plan, desired - current, obs, self.params.host_ceilings, [*cooling, *crashing])
+            return scale_proposals(plan, new, f"{why}: scale up to {desired} in total")
+        if desired < current:
+            new = spread_down(plan, current - desired, cooling)
+            return scale_proposals(plan, new, f"{why}: scale down to {desired} in total")
+        return []
+
+    def _budget_low(self, obs: Observation) -> bool:
+        b = obs.budget
+        return b.window_tokens > 0 and b.remaining_tokens < self.params.budget_floor * b.window_tokens
 
     # ------------------------------------------------------------ data jobs
 
@@ -144,7 +119,11 @@ class RulePlanner:
         host = _place(obs, "embed")
         if host is None or _in_cooldown(obs, f"start_embedding:embed@{host}", now, 300.0):
             return []
-        shards = max(1, min(p.embed_max_shards, math.ceil(missing / p.embed_rows_per_shard)))
+        ceiling = p.host_ceilings.get(host) or p.host_ceilings.get("*") or (90.0, 85.0)
+        fits = room_for(obs, host, "embed", p.embed_est, ceiling)
+        shards = min(p.embed_max_shards, math.ceil(missing / p.embed_rows_per_shard), fits)
+        if shards < 1:
+            return []  # no headroom on the best host: wait rather than overload it
         return [
             Proposal(
                 action="start_embedding",
@@ -170,10 +149,12 @@ class RulePlanner:
             )
         ]
 
-    def _recluster(self, obs: Observation, now: float) -> list[Proposal]:
+    def _recluster(self, obs: Observation, now: float, dedup_planned: bool) -> list[Proposal]:
         p, brain = self.params, obs.brain
         if brain.relationships == 0 or _busy(obs, "recluster") or _awaiting(obs, "run_recluster"):
             return []
+        if dedup_planned or _busy(obs, "dedup") or _awaiting(obs, "run_dedup"):
+            return []  # merges repoint relationships: cluster after they land, not before
         if _in_cooldown(obs, "run_recluster", now, p.recluster_cooldown_s):
             return []
         changed = brain.relationships_changed_since_recluster / brain.relationships
@@ -203,17 +184,6 @@ class RulePlanner:
         else:
             return []
         return [Proposal(action="set_model_routing", args={"weights": dict(target)}, rationale=why)]
-
-    def _host_has_room(self, obs: Observation, host: str) -> bool:
-        ceilings = self.params.host_ceilings
-        cpu_max, mem_max = ceilings.get(host) or ceilings.get("*") or (90.0, 85.0)
-        metrics = next((h for h in obs.hosts if h.host == host), None)
-        return (
-            metrics is not None
-            and metrics.reachable
-            and metrics.cpu_percent <= cpu_max
-            and metrics.mem_percent <= mem_max
-        )
 
     def _why_nothing(self, obs: Observation) -> str:
         fatal = [w.id for w in obs.workers if w.state == "fatal"]

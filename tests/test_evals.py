@@ -175,7 +175,8 @@ def test_rule_planner_suite_passes_where_rules_are_right(rules_run: SuiteRun) ->
     wrong = {s.scenario_id for s in rules_run.results if s.rules_known_wrong}
     failed = {s.scenario_id for s in rules_run.results if not s.passed_all}
     assert failed == wrong  # every known weakness shows up as a failure, nothing else fails
-    assert len(wrong) >= 5
+    # A provider outage reaches the rules only as untrusted note text, which they rightly ignore.
+    assert wrong == {"provider-outage-backlog"}
     quiet = next(s for s in rules_run.results if s.scenario_id == "control-all-quiet")
     assert quiet.runs[0].decided[0].action == "noop" and quiet.runs[0].effects == ()
     large = next(s for s in rules_run.results if s.scenario_id == "scale-up-extract-large-needs-approval")
@@ -338,4 +339,9 @@ def test_replay_detects_decisions_that_change_with_the_policy(scenarios: list[Sc
     assert [d.tick_id for d in tight.diffs] == [scaled_tick]
     recorded, replayed = tight.diffs[0].recorded, tight.diffs[0].replayed
     assert recorded[0][0] == "scale_workers" and recorded[0][2] == "allow"
-    assert replayed[0][0] == "scale_workers" and json.loads(replayed[0][1])["count"] == 3  # capped by the new max
+    counts = {
+        json.loads(args)["host"]: json.loads(args)["count"]
+        for action, args, *_ in replayed
+        if action == "scale_workers"
+    }
+    assert counts["worker1"] == 3  # capped by the new per-host max; the rest spreads to another host
