@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
@@ -112,6 +113,9 @@ class BrainStore:
         return list(self.db.list_tables().tables)
 
     def exists(self) -> bool:
+        """True when the brain has its tables; never creates anything (connect would mkdir a path)."""
+        if "://" not in self.uri and not Path(self.uri).exists():
+            return False
         return "records" in self.table_names()
 
     def table(self, name: str) -> Table:
