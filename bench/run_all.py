@@ -117,12 +117,9 @@ def run_one(name: str, out_dir: Path, quick: bool, timeout_s: float, bench_dir: 
 
 
 def machine_line() -> str:
-    try:
-        import torch
+    import shutil
 
-        device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
-    except ImportError:
-        device = "no torch"
+    device = "NVIDIA GPU (nvidia-smi present)" if shutil.which("nvidia-smi") else "CPU only"  # torch import is slow
     return f"{platform.machine()} {os.cpu_count()} cores, {device}, Python {platform.python_version()}"
 
 

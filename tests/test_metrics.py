@@ -211,13 +211,13 @@ def test_prometheus_scrapes_brainops_run(tmp_path: Path, small_brain: str) -> No
     try:
         with PrometheusServer(tmp_path / "prom", [f"127.0.0.1:{port}"], scrape_interval_s=0.5) as prom:
             prom.wait_for('up{job="brainops"} == 1', timeout_s=60)
-            ticks = prom.wait_for("brainops_ticks_total >= 2", timeout_s=90)
+            ticks = prom.wait_for("brainops_ticks_total >= 1", timeout_s=90)
             assert ticks[0]["metric"]["planner"] == "rules"
             stages = {r["metric"]["stage"] for r in prom.wait_for("brainops_queue_depth")}
             assert {"extract", "embed"} <= stages
             assert prom.wait_for('brainops_host_up{host="local"} == 1')
             assert prom.wait_for("sum(brainops_decisions_total) > 0")
-            assert prom.wait_for("histogram_quantile(0.5, rate(brainops_tick_duration_seconds_bucket[1m])) > 0")
+            assert prom.wait_for("brainops_tick_duration_seconds_count >= 1 and brainops_tick_duration_seconds_sum > 0")
     finally:
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=60)
