@@ -93,6 +93,9 @@ class RulePlanner:
             return []  # the backlog is growing: scaling down now would flap back up
         if desired > current and p.llm_bound and self._budget_low(obs):
             return []  # no tokens left for the work these workers would do
+        recently_idled = current == 0 and last_change is not None and now - last_change < p.stabilization_s
+        if desired > current and recently_idled and plan.backlog < p.target_per_worker:
+            return []  # hysteresis: a trickle right after scaling to zero waits for a worker's worth of work
         cooling = [h for h in plan.counts if _in_cooldown(obs, f"scale_workers:{kind}@{h}", now, p.cooldown_s)]
         if desired > current:
             crashing = {w.host for w in obs.workers if w.kind == kind and w.state == "fatal"}
