@@ -23,6 +23,21 @@ def register(app: typer.Typer) -> None:
     app.command("run", help="The main job: tick every N seconds, plus cron jobs, until SIGINT/SIGTERM.")(run)
     app.command("tick", help="Run one observe -> plan -> guard -> act -> record pass.")(tick)
     app.command("status", help="Fleet, brain, workers, budget and pending approvals (instant: no brain scan).")(status)
+    app.command("pause", help="Pause autonomous ticks (chat, CLI actions and approvals keep working).")(pause)
+    app.command("resume", help="Resume autonomous ticks.")(resume)
+
+
+def pause(
+    by: str = typer.Option(..., "--by", help="Who pauses (shown in status)."),
+    config: str = typer.Option(None, "--config", "-c"),
+) -> None:
+    _agent(_settings(config)).pause(by)
+    console.print(f"autonomous loop paused by {by}")
+
+
+def resume(config: str = typer.Option(None, "--config", "-c")) -> None:
+    _agent(_settings(config)).resume()
+    console.print("autonomous loop resumed")
 
 
 def _settings(config: str | None) -> Settings:
@@ -183,6 +198,9 @@ def status(config: str = typer.Option(None, "--config", "-c"), as_json: bool = t
         }
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
+    paused = _agent(settings).paused_by()
+    if paused:
+        console.print(f"[bold yellow]Autonomous loop paused by {paused}[/] (`brainops resume`)")
     if obs is None:
         console.print("[yellow]No tick has run yet[/] (run `brainops tick` or `brainops run`).")
     else:

@@ -33,7 +33,7 @@ class AgentLoop:
     _scheduler: Any = None
 
     def tick_job(self) -> None:
-        if self.agent.paused.is_set():
+        if self.agent.paused_by() is not None:
             return
         try:
             report = self.agent.tick()

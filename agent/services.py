@@ -55,8 +55,32 @@ class Agent:
     settings: Settings
     clock: Callable[[], float] = time.time
     notifiers: list[Notifier] = field(default_factory=list)
-    paused: threading.Event = field(default_factory=threading.Event)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # ------------------------------------------------------------ pause
+
+    @property
+    def _pause_file(self) -> Any:
+        return self.settings.home / "paused.json"
+
+    def pause(self, by: str) -> None:
+        """Stop autonomous ticks (durable: every brainops process on this home sees it). Chat, CLI and
+        approvals keep working."""
+        import json
+
+        self.settings.ensure_dirs()
+        self._pause_file.write_text(json.dumps({"by": by, "at": self.clock()}))
+
+    def resume(self) -> None:
+        self._pause_file.unlink(missing_ok=True)
+
+    def paused_by(self) -> str | None:
+        import json
+
+        try:
+            return str(json.loads(self._pause_file.read_text())["by"])
+        except (OSError, ValueError, KeyError):
+            return None
 
     # ------------------------------------------------------------ parts
 

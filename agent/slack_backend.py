@@ -32,7 +32,8 @@ class AgentSlackBackend:
         for w in obs.workers:
             workers[f"{w.kind}:{w.state}"] = workers.get(f"{w.kind}:{w.state}", 0) + 1
         pending = ", ".join(f"{k} {v}" for k, v in sorted(obs.brain.pending.items()))
-        paused = " (autonomous loop PAUSED)" if self.agent.paused.is_set() else ""
+        by = self.agent.paused_by()
+        paused = f" (autonomous loop PAUSED by {by})" if by else ""
         return (
             f"*Fleet*{paused}: {hosts}\n*Workers*: {', '.join(f'{k} x{v}' for k, v in workers.items()) or 'none'}\n"
             f"*Backlog*: {pending or 'none'}; duplicate estimate {obs.brain.duplicate_estimate:.2%}\n"
@@ -71,11 +72,11 @@ class AgentSlackBackend:
         return self.agent.answer(approval_id, approve, user, reason)
 
     def pause(self, user: str) -> str:
-        self.agent.paused.set()
+        self.agent.pause(f"slack:{user}")
         return f"Autonomous loop paused by <@{user}>; chat commands and approvals still work."
 
     def resume(self, user: str) -> str:
-        self.agent.paused.clear()
+        self.agent.resume()
         return f"Autonomous loop resumed by <@{user}>."
 
 

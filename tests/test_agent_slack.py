@@ -99,3 +99,19 @@ def test_chat_command_goes_through_guard_and_log(live) -> None:
     assert record.rationale.endswith(APPROVER)
     assert record.verdict == "allow" and record.outcome.status == "done"
     assert record.planner.kind == "human"
+
+
+def test_pause_from_slack_stops_autonomous_ticks(live) -> None:
+    from agent.scheduler import AgentLoop
+
+    agent, rig = live
+    status, _ = rig.command("pause")
+    assert status == 200
+    wait_for(lambda: agent.paused_by() == f"slack:{APPROVER}")
+    loop = AgentLoop(agent)
+    loop.tick_job()
+    assert loop.ticks == 0 and agent.decisions.count() == 0
+    status, _ = rig.command("resume")
+    wait_for(lambda: agent.paused_by() is None)
+    loop.tick_job()
+    assert loop.ticks == 1 and agent.decisions.count() > 0
