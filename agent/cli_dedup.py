@@ -85,7 +85,8 @@ def _print_report(report: DedupReport, limit: int) -> None:
 
     verb = "would merge" if report.dry_run else "merged"
     table = Table(title=f"dedup: {verb} {report.absorbed} entities into {len(report.merges)} survivors")
-    for col in ("merge", "kept", "absorbed", "score", "reason"):
+    table.add_column("merge", no_wrap=True)
+    for col in ("kept", "absorbed", "score", "reason"):
         table.add_column(col)
     ids = report.merge_ids or ("-",) * len(report.merges)
     for merge_id, m in list(zip(ids, report.merges, strict=True))[:limit]:

@@ -108,6 +108,15 @@ def test_two_real_names_one_letter_apart_are_not_a_typo() -> None:
     assert not [p for p in pairs if {p.a, p.b} in ({0, 1}, {2, 3})]
 
 
+def test_an_ambiguous_acronym_merges_only_when_its_community_picks_one_expansion() -> None:
+    names = ["CAA", "Carbon Accounting Audit", "Climate Adaptation Audit"]
+    types = ["concept"] * 3
+    assert match_pairs(names, types, None, CONFIG) == []
+    pairs = match_pairs(names, types, None, CONFIG, context=["com-1", "com-2", "com-1"])
+    assert [(p.a, p.b, p.reason) for p in pairs] == [(0, 2, "acronym")]
+    assert match_pairs(names, types, None, CONFIG, context=["com-1", "com-1", "com-1"]) == []
+
+
 def test_groups_never_chain_transitively() -> None:
     pairs = [Pair(0, 1, 0.9, "typo"), Pair(1, 2, 0.8, "typo")]  # 0~1, 1~2, but not 0~2
     assert group_pairs(pairs, 3) == [[0, 1]]

@@ -17,6 +17,7 @@ from workers.dedup_store import (
     Encoder,
     ProgressHook,
     apply_merges,
+    community_labels,
     default_encoder,
     embed_missing,
     load_live_entities,
@@ -55,6 +56,7 @@ def run_dedup(
     t0 = time.perf_counter()
     entities = load_live_entities(store)
     degree = relationship_degree(store)
+    context = community_labels(store, entities.ids)
     timings["load_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -64,7 +66,7 @@ def run_dedup(
     timings["embed_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    merges, n_pairs = plan_merges(entities, degree, match or MatchConfig())
+    merges, n_pairs = plan_merges(entities, degree, match or MatchConfig(), context)
     timings["match_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -181,11 +181,18 @@ def acronym_candidates(types: Sequence[str], normalized: Sequence[str]) -> dict[
 
 
 def unambiguous_acronyms(
-    candidates: Mapping[int, list[int]], vectors: np.ndarray | None, margin: float
+    candidates: Mapping[int, list[int]],
+    vectors: np.ndarray | None,
+    margin: float,
+    context: Sequence[str | None] | None = None,
 ) -> Iterator[tuple[int, int, float]]:
-    """One long form per acronym: the only one, or the one whose vector is clearly closest ("CAA" could be
-    "Carbon Accounting Audit" or "Climate Adaptation Audit": without a clear winner, no merge)."""
+    """One long form per acronym: the only one, the only one in the acronym's community (`context`, one
+    label per row), or the one whose vector is clearly closest. "CAA" could be "Carbon Accounting Audit"
+    or "Climate Adaptation Audit": without such a winner, no merge."""
     for short, longs in candidates.items():
+        if len(longs) > 1 and context is not None and context[short] is not None:
+            near = [j for j in longs if context[j] == context[short]]
+            longs = near if len(near) == 1 else longs
         scored = sorted(((_cosine(vectors, short, j), j) for j in longs), reverse=True)
         if len(scored) == 1 or (vectors is not None and scored[0][0] - scored[1][0] >= margin):
             sim, j = scored[0]
@@ -229,15 +236,23 @@ def typo_candidates(
 
 
 def match_pairs(
-    names: Sequence[str], types: Sequence[str], vectors: np.ndarray | None, config: MatchConfig
+    names: Sequence[str],
+    types: Sequence[str],
+    vectors: np.ndarray | None,
+    config: MatchConfig,
+    context: Sequence[str | None] | None = None,
 ) -> list[Pair]:
-    """Every same-type pair that passes the string check, best score first (deterministic order)."""
+    """Every same-type pair that passes the string check, best score first (deterministic order).
+
+    `context` (optional, one community label per row) only breaks ties between acronym expansions.
+    """
     normalized = [normalize(n or "") for n in names]
     counts = word_frequencies(normalized)
     scores: dict[tuple[int, int], float] = {}
     for a, b in exact_candidates(types, normalized):
         scores[(a, b)] = 1.0
-    for a, b, sim in unambiguous_acronyms(acronym_candidates(types, normalized), vectors, config.acronym_margin):
+    acronyms = acronym_candidates(types, normalized)
+    for a, b, sim in unambiguous_acronyms(acronyms, vectors, config.acronym_margin, context):
         scores.setdefault((a, b), sim)
     for a, b in typo_candidates(types, normalized, config.typo_min_len):
         scores.setdefault((a, b), _cosine(vectors, a, b))

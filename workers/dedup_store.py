@@ -177,10 +177,24 @@ def relationship_degree(store: BrainStore) -> Counter[str]:
     return Counter(rels.column("src").to_pylist() + rels.column("dst").to_pylist())
 
 
-def plan_merges(entities: LiveEntities, degree: Counter[str], config: MatchConfig) -> tuple[list[PlannedMerge], int]:
+def community_labels(store: BrainStore, ids: Sequence[str]) -> list[str | None]:
+    """The community (from the last recluster) each entity belongs to, or None."""
+    data = store.fresh("communities").search().select(["id", "members"]).limit(None).to_arrow()
+    label: dict[str, str] = {}
+    for cid, members in zip(data.column("id").to_pylist(), data.column("members").to_pylist(), strict=True):
+        label.update(dict.fromkeys(members or (), cid))
+    return [label.get(i) for i in ids]
+
+
+def plan_merges(
+    entities: LiveEntities,
+    degree: Counter[str],
+    config: MatchConfig,
+    context: Sequence[str | None] | None = None,
+) -> tuple[list[PlannedMerge], int]:
     """Groups -> merges with a deterministic survivor; also returns the number of matched pairs."""
     vectors = entities.vectors if entities.has_vector.all() else None
-    pairs = match_pairs(entities.names, entities.types, vectors, config)
+    pairs = match_pairs(entities.names, entities.types, vectors, config, context)
     by_pair = {(p.a, p.b): p for p in pairs}
     rel_counts = np.array([degree.get(i, 0) for i in entities.ids])
     merges = []

@@ -146,7 +146,7 @@ def assign_ids(
 # ---------------------------------------------------------------- store side
 
 
-def _read_graph_inputs(store: BrainStore) -> tuple[list[str], dict[str, str], list[tuple[str, str, float]]]:
+def read_graph_inputs(store: BrainStore) -> tuple[list[str], dict[str, str], list[tuple[str, str, float]]]:
     ents = store.fresh("entities").search().select(["id", "merged_into"]).limit(None).to_arrow()
     ids, merged = ents.column("id").to_pylist(), ents.column("merged_into").to_pylist()
     live = sorted(i for i, m in zip(ids, merged, strict=True) if m is None)
@@ -165,7 +165,7 @@ def run_recluster(store: BrainStore, config: ReclusterConfig, now: float | None 
     now = time.time() if now is None else now
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    live, survivor, edges = _read_graph_inputs(store)
+    live, survivor, edges = read_graph_inputs(store)
     old = _old_communities(store)
     timings["read_s"] = time.perf_counter() - t0
 
