@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import BenchOutcome, write_report
+from bench.report import BenchOutcome, load_outcomes, write_report
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -131,11 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=BENCH_DIR / "REPORT.md", help="report file")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per benchmark before it is killed")
     parser.add_argument("--bench-dir", type=Path, default=BENCH_DIR, help="package holding bench_*.py modules")
+    parser.add_argument("--report-only", action="store_true", help="re-render the report from the last run's results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out_dir, bench_dir = args.out.resolve(), args.bench_dir.resolve()
     if args.child:
         return child(args.child, out_dir, args.quick, bench_dir)
+    if args.report_only:
+        outcomes = load_outcomes(out_dir)
+        print(
+            f"wrote {write_report(outcomes, out_dir, args.report.resolve(), quick=args.quick, machine=machine_line())}"
+        )
+        return 0
     names = select(discover(bench_dir), args.only)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -68,6 +68,11 @@ def test_run_all_isolates_failures_and_writes_the_report(fake_bench_dir: Path, t
     assert "| latency | new: 2 ms | old (baseline): 8 ms | 4.00x better |" in text
     assert "**FAILED**" in text and "needs a GPU" in text
     assert "disk on fire" in (out / "logs" / "bench_crash.log").read_text()
+    report.unlink()
+    again = subprocess.run(
+        [sys.executable, "-m", "bench.run_all", *argv, "--report-only"], cwd=REPO, capture_output=True, timeout=120
+    )
+    assert again.returncode == 0 and "4.00x better" in report.read_text()  # re-rendered without re-running
 
 
 def test_only_selects_by_short_or_full_name_and_rejects_unknown(fake_bench_dir: Path) -> None:
