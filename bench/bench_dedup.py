@@ -17,8 +17,10 @@ from typing import Any
 
 
 def graph_only_brain(uri: str, scale: str, seed: int = 0) -> Any:
-    """A brain holding the seed's entities (no vectors) and relationships only; returns the EntityPlan."""
-    from workers.seed import entity_table, plan_entities, plan_relationships, spec_for
+    """A brain with the seed's entities (no vectors), relationships and previous communities, no records.
+
+    Returns the EntityPlan (ground truth)."""
+    from workers.seed import community_tables, entity_table, plan_entities, plan_relationships, spec_for
     from workers.store import BrainStore
 
     now = time.time()
@@ -26,6 +28,7 @@ def graph_only_brain(uri: str, scale: str, seed: int = 0) -> Any:
     store = BrainStore(uri).open_or_create()
     store.add("entities", entity_table(plan, seed, now))
     store.add("relationships", plan_relationships(plan, spec_for(scale), seed, now))
+    store.add("communities", community_tables(plan, seed, now)[0])
     return plan
 
 

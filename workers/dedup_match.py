@@ -200,21 +200,35 @@ def unambiguous_acronyms(
 
 
 def knn_candidates(vectors: np.ndarray, types: Sequence[str], config: MatchConfig) -> Iterator[tuple[int, int, float]]:
-    """Exact k-NN within each type block: (i, j, cosine) with i < j and cosine >= threshold."""
+    """Exact neighbours within each type block: (i, j, cosine) with i < j and cosine >= threshold.
+
+    Only the upper triangle is kept, so each pair is scored once. A chunk with more than knn_k hits per
+    row on average (a dense cluster of look-alike names) keeps just each row's knn_k best.
+    """
     for block in type_blocks(types).values():
         if len(block) < 2:
             continue
         mat = np.ascontiguousarray(vectors[block], dtype=np.float32)
-        k = min(config.knn_k, len(block) - 1)
         for start in range(0, len(block), config.chunk_rows):
             sims = mat[start : start + config.chunk_rows] @ mat.T
-            rows = np.arange(sims.shape[0])
-            sims[rows, rows + start] = -1.0  # never a neighbour of itself
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            top_sims = np.take_along_axis(sims, top, axis=1)
-            r, c = np.nonzero(top_sims >= config.knn_threshold)
-            for i, j, sim in zip(block[rows[r] + start], block[top[r, c]], top_sims[r, c], strict=True):
-                yield int(min(i, j)), int(max(i, j)), float(sim)
+            r, c = np.nonzero(sims >= config.knn_threshold)
+            upper = c > r + start  # drops self-matches and pairs already seen from the other side
+            r, c = r[upper], c[upper]
+            if len(r) > config.knn_k * sims.shape[0]:
+                r, c = _top_k_per_row(sims, start, config.knn_k, config.knn_threshold)
+            for i, j, sim in zip(block[r + start], block[c], sims[r, c], strict=True):
+                yield int(i), int(j), float(sim)
+
+
+def _top_k_per_row(sims: np.ndarray, start: int, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.arange(sims.shape[0])
+    sims[rows, rows + start] = -1.0
+    k = min(k, sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    r = np.repeat(rows, k)
+    c = top.reshape(-1)
+    keep = (sims[r, c] >= threshold) & (c > r + start)
+    return r[keep], c[keep]
 
 
 def typo_candidates(
