@@ -24,7 +24,7 @@ def _slack_backend(settings: object) -> object:
 
 
 def _register() -> None:
-    from agent import cli_agent, cli_brain, cli_eval, cli_hosts, cli_slack, cli_state, cli_worker
+    from agent import cli_agent, cli_brain, cli_eval, cli_hosts, cli_ops, cli_slack, cli_state, cli_worker
 
     cli_agent.register(app)
     cli_state.register(app, on_answered=_resume_answered)
@@ -36,6 +36,7 @@ def _register() -> None:
     cli_slack.register(app, backend_factory=_slack_backend)  # type: ignore[arg-type]
     cli_hosts.register(app)
     cli_eval.register(app)
+    cli_ops.register(app)
 
 
 _register()
