@@ -19,7 +19,12 @@ OPENAI_KEY = "sk-proj-abcdefghijklmnop1234"
 def restore_root() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # sentence-transformers raises logging.disable() around model loads; an in-process embedding test
+    # earlier in the session can leave it raised, which would swallow this test's INFO records.
+    disabled = logging.root.manager.disable
+    logging.disable(logging.NOTSET)
     yield
+    logging.disable(disabled)
     for handler in list(root.handlers):
         if handler.get_name() == HANDLER_NAME:
             root.removeHandler(handler)
