@@ -130,8 +130,12 @@ def canonical_entities(
 def _decoy(i: int) -> tuple[str, str, str]:
     if i < len(V.DECOY_NAMES):
         return V.DECOY_NAMES[i]
+    # Codenames already used by a hand-written decoy get a number, or the seed would plant two distinct
+    # entities with the same name and type (indistinguishable, so no resolver could be right).
     codename = V.PROJECT_CODENAMES[i % len(V.PROJECT_CODENAMES)]
-    suffix = "" if i < len(V.DECOY_NAMES) + len(V.PROJECT_CODENAMES) else f" {i}"
+    taken = {name for name, *_ in V.DECOY_NAMES}
+    first_round = i < len(V.DECOY_NAMES) + len(V.PROJECT_CODENAMES)
+    suffix = "" if first_round and codename not in taken else f" {i}"
     return codename + suffix, "project", "product"
 
 
