@@ -114,7 +114,8 @@ def build_app(
     if not bot_token:
         raise ValueError("Slack bot token is required (settings.slack.bot_token)")
     client = WebClient(token=bot_token, base_url=_api_base(api_url)) if api_url else WebClient(token=bot_token)
-    app = App(signing_secret=signing_secret, client=client, name="brainops")
+    # Bolt resets the level of the logger named after the app: "brainops" would silence our own INFO logs.
+    app = App(signing_secret=signing_secret, client=client, name="brainops-slack")
     app.command(command)(_command_handler(backend, default_host, channel))
     app.action(APPROVE_ACTION_ID)(_button_handler(backend, approve=True))
     app.action(DENY_ACTION_ID)(_button_handler(backend, approve=False))
