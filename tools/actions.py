@@ -28,9 +28,7 @@ def scale_workers(kind: ScalableKind, host: str, count: Count, rationale: str) -
         count: desired total number of workers of this kind on this host.
         rationale: one sentence on why, citing the numbers you used.
     """
-    return Proposal(
-        action="scale_workers", args={"kind": kind, "host": host, "count": count}, rationale=rationale
-    )
+    return Proposal(action="scale_workers", args={"kind": kind, "host": host, "count": count}, rationale=rationale)
 
 
 @action_tool
@@ -56,9 +54,7 @@ def start_embedding(
 
 
 @action_tool
-def run_dedup(
-    rationale: str, expected_merges: Annotated[int, Field(ge=0)] = 0, dry_run: bool = False
-) -> Proposal:
+def run_dedup(rationale: str, expected_merges: Annotated[int, Field(ge=0)] = 0, dry_run: bool = False) -> Proposal:
     """Run entity resolution (merge duplicate entities of the same type; every merge is logged and undoable).
 
     Use when the duplicate estimate is above threshold. Large merges need human approval by policy.
