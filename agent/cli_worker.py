@@ -158,3 +158,31 @@ def _guarded(kind: str, run: WorkerRun, body: Callable[[], T]) -> T:
 
         typer.echo(traceback.format_exc(), err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command("wisdom")
+def wisdom(
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the communities."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    loop: bool = typer.Option(False, "--loop", help="Wait for new communities instead of exiting when idle."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+    item_ms: int = typer.Option(0, "--item-ms", min=0, help="Simulated per-community latency without a model."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many communities."),
+) -> None:
+    """Write one insight per community that has none (fleet LLM when configured, else extractive)."""
+    from workers.runtime import WorkerRun, parse_shard
+    from workers.wisdom import WisdomConfig, fleet_llm_or_none, run_wisdom
+
+    try:
+        config = WisdomConfig(brain, parse_shard(shard), batch_size, loop, item_ms, limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    run = WorkerRun(kind="wisdom", status_file=status_file)
+    try:
+        code = run_wisdom(config, run, fleet_llm_or_none())
+    except Exception as exc:  # the status file already says crashed; the log gets the reason
+        typer.echo(f"wisdom: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"wisdom: {run.processed} communities in {run.batches} batches, exit {code}")
+    raise typer.Exit(code)

@@ -1,0 +1,161 @@
+"""The wisdom worker: one short insight per community that has none yet.
+
+With model tiers configured (brainops.toml / BRAINOPS_* env, inherited from the agent that started the
+worker) the text comes from the fleet LLM call (budgeted, cached, routed by the fleet's tier weights).
+Without a model it writes an extractive summary (central entities by degree, types, link count), so the
+pipeline stays complete and testable offline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from workers.runtime import WorkerRun, bucket_of
+from workers.schema import WISDOM
+
+if TYPE_CHECKING:
+    from workers.store import BrainStore
+
+MAX_NAMES_IN_PROMPT = 25
+
+
+@dataclass(frozen=True)
+class WisdomConfig:
+    brain: str
+    shard: tuple[int, int] = (0, 1)
+    batch_size: int = 16
+    loop: bool = False
+    item_ms: int = 0  # simulated per-community LLM latency when no model is configured
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class CommunityView:
+    id: str
+    names: tuple[str, ...]  # most connected first
+    types: dict[str, int]
+    links: int
+
+
+class WisdomWorker:
+    def __init__(self, config: WisdomConfig, store: BrainStore, llm: Any = None) -> None:
+        self.config = config
+        self.store = store
+        self.llm = llm
+        self.done = 0
+
+    def step(self) -> int:
+        if self.config.limit is not None and self.done >= self.config.limit:
+            return 0
+        todo = self._pending()[: self._batch_limit()]
+        if not todo:
+            return 0
+        rows = [self._wisdom_row(view) for view in self._views(todo)]
+        self.store.upsert("wisdom", pa.Table.from_pylist(rows, schema=WISDOM))
+        self.done += len(rows)
+        return len(rows)
+
+    def _batch_limit(self) -> int:
+        left = None if self.config.limit is None else self.config.limit - self.done
+        return self.config.batch_size if left is None else min(self.config.batch_size, left)
+
+    def _pending(self) -> list[tuple[str, list[str]]]:
+        comms = self.store.fresh("communities").to_lance().to_table(columns=["id", "members"])
+        covered = set(self.store.fresh("wisdom").to_lance().to_table(columns=["community_id"]).column(0).to_pylist())
+        out = []
+        for cid, members in zip(comms.column("id").to_pylist(), comms.column("members").to_pylist(), strict=True):
+            if cid not in covered and _in_shard(cid, self.config.shard):
+                out.append((cid, members or []))
+        return sorted(out)
+
+    def _views(self, todo: list[tuple[str, list[str]]]) -> list[CommunityView]:
+        member_ids = sorted({m for _, members in todo for m in members})
+        entities = _select_in(self.store, "entities", ("id",), member_ids, ["id", "name", "type"])
+        names = dict(zip(entities.column("id").to_pylist(), entities.column("name").to_pylist(), strict=True))
+        types = dict(zip(entities.column("id").to_pylist(), entities.column("type").to_pylist(), strict=True))
+        rels = _select_in(self.store, "relationships", ("src", "dst"), member_ids, ["src", "dst"])
+        degree: Counter[str] = Counter(rels.column("src").to_pylist()) + Counter(rels.column("dst").to_pylist())
+        views = []
+        for cid, members in todo:
+            ranked = sorted((m for m in members if m in names), key=lambda m: (-degree[m], names[m]))
+            inside = set(members)
+            links = sum(
+                1
+                for s, d in zip(rels.column("src").to_pylist(), rels.column("dst").to_pylist(), strict=True)
+                if s in inside and d in inside
+            )
+            views.append(
+                CommunityView(cid, tuple(names[m] for m in ranked), dict(Counter(types[m] for m in ranked)), links)
+            )
+        return views
+
+    def _wisdom_row(self, view: CommunityView) -> dict[str, Any]:
+        text = self._llm_text(view) if self.llm is not None else self._extractive_text(view)
+        return {"id": f"wis-{view.id}", "community_id": view.id, "text": text, "created_at": time.time()}
+
+    def _extractive_text(self, view: CommunityView) -> str:
+        if self.config.item_ms:
+            time.sleep(self.config.item_ms / 1000.0)
+        central = ", ".join(view.names[:3]) or "no named entities"
+        kinds = ", ".join(f"{n} {t}" for t, n in sorted(view.types.items(), key=lambda kv: -kv[1]))
+        return (
+            f"A group of {len(view.names)} entities ({kinds}) centred on {central}, "
+            f"held together by {view.links} relationships. [extractive summary]"
+        )
+
+    def _llm_text(self, view: CommunityView) -> str:
+        listed = "; ".join(view.names[:MAX_NAMES_IN_PROMPT])
+        messages = [
+            {"role": "system", "content": "You write one or two factual sentences on what links a set of entities."},
+            {"role": "user", "content": f"Entities (most connected first): {listed}. Types: {view.types}."},
+        ]
+        return str(self.llm.complete(messages, purpose="wisdom", max_tokens=120)).strip()
+
+
+def _in_shard(community_id: str, shard: tuple[int, int]) -> bool:
+    i, n = shard
+    return n == 1 or bucket_of(community_id) % n == i
+
+
+def _select_in(store: BrainStore, table: str, keys: tuple[str, ...], values: list[str], columns: list[str]) -> pa.Table:
+    """Rows whose value in any of `keys` is one of `values`."""
+    data = store.fresh(table).to_lance().to_table(columns=columns)
+    if not values:
+        return data.slice(0, 0)
+    wanted = pa.array(values)
+    mask = pc.is_in(data.column(keys[0]), value_set=wanted)
+    for key in keys[1:]:
+        mask = pc.or_(mask, pc.is_in(data.column(key), value_set=wanted))
+    return data.filter(mask)
+
+
+def fleet_llm_or_none() -> Any:
+    """The fleet LLM when the inherited settings configure model tiers; None means extractive summaries."""
+    from agent.settings import load_settings
+
+    settings = load_settings()
+    if not settings.llm.tiers:
+        return None
+    from agent.fleet_llm import fleet_llm_from_settings
+    from agent.ledger import TokenLedger
+
+    return fleet_llm_from_settings(settings, TokenLedger.from_settings(settings))
+
+
+def run_wisdom(config: WisdomConfig, run: WorkerRun, llm: Any = None) -> int:
+    from workers.extract import open_brain
+
+    try:
+        worker = WisdomWorker(config, open_brain(config.brain), llm)
+    except Exception:
+        run.state = "crashed"
+        run.write_status(exit_code=1)
+        raise
+    run.install_signal_handlers()
+    return run.loop(worker.step, forever=config.loop, idle_s=1.0)
