@@ -33,7 +33,9 @@ class StageHistory:
             conn.execute("DELETE FROM stage_history WHERE time < ?", (now - self.keep_s,))
 
     def rates(self, now: float, window_s: float = 300.0) -> dict[str, float]:
-        """Net drain per minute over the window: (oldest pending - newest pending) / minutes, floored at 0."""
+        """Net drain per minute over the window: (oldest pending - newest pending) / minutes.
+
+        Negative means the backlog grows faster than the workers drain it."""
         out: dict[str, float] = {}
         with connect(self.path) as conn:
             rows = conn.execute(
@@ -45,7 +47,7 @@ class StageHistory:
                     continue
                 first = _pending_at(conn, row["stage"], row["t0"])
                 last = _pending_at(conn, row["stage"], row["t1"])
-                out[row["stage"]] = max(0.0, (first - last) / ((row["t1"] - row["t0"]) / 60.0))
+                out[row["stage"]] = (first - last) / ((row["t1"] - row["t0"]) / 60.0)
         return out
 
     def series(self, stage: str, since: float) -> list[tuple[float, int]]:

@@ -34,6 +34,7 @@ class AgentLoop:
 
     def tick_job(self) -> None:
         if self.agent.paused_by() is not None:
+            self._maintain()
             return
         try:
             report = self.agent.tick()
@@ -46,7 +47,17 @@ class AgentLoop:
         if self.max_ticks is not None and self.ticks >= self.max_ticks:
             self.stopped.set()
 
+    def _maintain(self) -> None:
+        try:
+            self.agent.maintain()
+        except Exception as exc:
+            log.exception("maintenance while paused failed")
+            self.on_error(exc)
+
     def cron_job(self, job: CronJob) -> None:
+        if self.agent.paused_by() is not None:
+            log.info("cron job %s skipped: autonomous actions are paused", job.name)
+            return
         try:
             report = self.agent.request(job.action, dict(job.args), requester=f"cron:{job.name}")
             self.on_report(report)

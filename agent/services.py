@@ -170,6 +170,19 @@ class Agent:
             actor=self.actor, recorder=self.decisions, checkpointer=self.checkpointer, clock=self.clock
         )
 
+    @cached_property
+    def approval_threads(self) -> Any:
+        from agent.approval_threads import ApprovalThreads
+
+        return ApprovalThreads(
+            graph=self.approval_graph,
+            store=self.approvals,
+            lock=self._lock,
+            clock=self.clock,
+            notify=self._notify,
+            policy_blocks=lambda: "the policy is now read-only" if self.policy.read_only else None,
+        )
+
     def _policy_summary(self) -> dict[str, Any]:
         return self.policy.model_dump(mode="json", include={"dry_run", "read_only", "hosts", "workers", "scaling"})
 
@@ -181,13 +194,15 @@ class Agent:
         tick_id = tick_id or f"t{time.strftime('%Y%m%d%H%M%S', time.gmtime(started))}-{uuid.uuid4().hex[:6]}"
         with self._lock:
             self.expire_due()
+            self.approval_threads.settle()
             self.supervise(started)
             dry = dry_run or self.policy.dry_run
             graph = self._tick_graph(planner or self.planner)
             state = graph.invoke(
                 {"tick_id": tick_id, "now": started, "dry_run": dry}, {"configurable": {"thread_id": tick_id}}
             )
-            self._start_approval_threads(state)
+            self.approval_threads.start_from_tick(state)
+            self.checkpointer.delete_thread(tick_id)  # the tick is recorded; its checkpoints would only pile up
         report = TickReport(
             tick_id=tick_id,
             proposals=tuple(Proposal.model_validate(p) for p in state["proposals"]),
@@ -237,68 +252,28 @@ class Agent:
             self._notify("approval_opened", {"approval": approval})
         return approval.expires_at
 
-    def _start_approval_threads(self, state: dict[str, Any]) -> None:
-        rows = zip(state["proposals"], state["verdicts"], state["outcomes"], strict=True)
-        for proposal, verdict, outcome in rows:
-            if outcome["status"] != "pending":
-                continue
-            approval_id = outcome["data"]["approval_id"]
-            config = {"configurable": {"thread_id": approval_id}}
-            if self.approval_graph.get_state(config).values:
-                continue  # already waiting
-            initial = {
-                "approval_id": approval_id,
-                "tick_id": state["tick_id"],
-                "proposal": proposal,
-                "decision": verdict,
-                "planner": state["planner"],
-                "observation_digest": Observation.model_validate(state["observation"]).digest(),
-            }
-            self.approval_graph.invoke(initial, config)
-
     def answer(self, approval_id: str, approve: bool, by: str, reason: str = "") -> AnswerResult:
         """Answer once (listed approvers only, before expiry); an approval resumes its graph and acts once."""
         result = self.approvals.answer(approval_id, approve, by, self.policy.approvers, reason, self.clock())
-        if result.ok and result.approval is not None:
-            self.resume_answered(result.approval)
+        if result.approval is not None and (result.ok or result.status == "expired"):
+            self.resume_answered(result.approval)  # a late answer still closes the thread, as expired
         return result
 
     def resume_answered(self, approval: Approval) -> None:
         """Resume the approval's waiting graph with the stored answer. The action runs under the approval id."""
-        from langgraph.types import Command
-
-        from agent.approvals import verify_binding
-
-        with self._lock:
-            config = {"configurable": {"thread_id": approval.id}}
-            snapshot = self.approval_graph.get_state(config)
-            if not snapshot.next:
-                return  # already resumed (double click, second process): nothing runs twice
-            proposal = snapshot.values.get("proposal", {})
-            bound = verify_binding(approval, proposal.get("action", ""), proposal.get("args", {}))
-            status = "approved" if approval.approved and bound else "denied"
-            why = (approval.reason or "") if bound else "approval does not match the waiting action's arguments"
-            answer = {"status": status, "by": approval.decided_by, "at": approval.decided_at, "reason": why}
-            self.approval_graph.invoke(Command(resume=answer), config)
-        self._notify("approval_closed", {"approval": approval})
+        self.approval_threads.resume(approval)
 
     def expire_due(self) -> list[Approval]:
         """Overdue approvals become denials: their threads resume as expired and record it."""
-        from langgraph.types import Command
+        return self.approval_threads.expire_due()
 
-        expired = self.approvals.expire_due(self.clock())
-        for approval in expired:
-            config = {"configurable": {"thread_id": approval.id}}
-            if self.approval_graph.get_state(config).next:
-                answer = {
-                    "status": "expired",
-                    "by": None,
-                    "at": self.clock(),
-                    "reason": "approval expired: default deny",
-                }
-                self.approval_graph.invoke(Command(resume=answer), config)
-            self._notify("approval_closed", {"approval": self.approvals.get(approval.id) or approval})
-        return expired
+    def maintain(self) -> None:
+        """What must go on even while autonomous ticks are paused: expiries, answers, crashed workers."""
+        with self._lock:
+            now = self.clock()
+            self.expire_due()
+            self.approval_threads.settle()
+            self.supervise(now)
 
     def _notify(self, event: str, payload: dict[str, Any]) -> None:
         for notify in self.notifiers:

@@ -57,7 +57,10 @@ class FallbackPlanner:
     fallback: Planner
 
     def plan(self, ctx: PlanContext) -> PlanResult | PlanFailed:
-        first = self.primary.plan(ctx)
+        try:
+            first = self.primary.plan(ctx)
+        except Exception as exc:  # an unexpected provider or parsing error must not cost the tick its decision
+            first = PlanFailed(reason=f"model planner error: {type(exc).__name__}: {exc}", planner=PlannerInfo())
         if isinstance(first, PlanResult):
             return first
         second = self.fallback.plan(ctx)

@@ -174,9 +174,9 @@ class RulePlanner:
 
     def _routing(self, obs: Observation) -> list[Proposal]:
         p, budget = self.params, obs.budget
-        if not p.cheap_routing or not budget.routing:
+        if not p.cheap_routing:
             return []
-        current = {k: round(v, 3) for k, v in budget.routing.items()}
+        current = _rounded(budget.routing or p.default_routing)  # a fresh ledger routes by the defaults
         if budget.pace >= p.budget_pace_high and current != _rounded(p.cheap_routing):
             target, why = (
                 p.cheap_routing,

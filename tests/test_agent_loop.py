@@ -187,3 +187,42 @@ def test_run_seeds_a_demo_brain_and_ticks(tmp_path: Path) -> None:
     assert "seeding a small demo brain" in result.stdout
     assert result.stdout.count("tick t") == 2
     assert "scale_workers" in result.stdout or "start_embedding" in result.stdout
+
+
+def test_answer_stored_but_never_resumed_is_acted_on_by_the_next_tick(rig) -> None:
+    now = [3_000_000.0]
+    agent = rig(clock=lambda: now[0], **_risky_dedup_policy())
+    report = agent.tick()
+    approval_id = next(o.data["approval_id"] for o in report.outcomes if o.status == "pending")
+    # The answering process dies right after storing the answer: the graph was never resumed.
+    assert agent.approvals.answer(approval_id, True, "alice", ("alice",), "", now[0]).ok
+    assert not [w for w in agent.fleet.dispatcher.workers(ended=10) if w.kind == "dedup"]
+    now[0] += 30
+    agent.tick()
+    answered = [r for r in _decisions(agent, "run_dedup") if r.approver == "alice"]
+    assert len(answered) == 1 and answered[0].outcome.status == "done"
+    agent.tick()  # settled once: nothing runs twice
+    assert len([w for w in agent.fleet.dispatcher.workers(ended=10) if w.kind == "dedup"]) == 1
+
+
+def test_answer_after_the_ttl_is_recorded_as_expired(rig) -> None:
+    now = [4_000_000.0]
+    agent = rig(clock=lambda: now[0], approval_ttl_s=60, **_risky_dedup_policy())
+    report = agent.tick()
+    approval_id = next(o.data["approval_id"] for o in report.outcomes if o.status == "pending")
+    now[0] += 120
+    late = agent.answer(approval_id, True, "alice")
+    assert not late.ok and late.status == "expired"
+    records = [r for r in _decisions(agent, "run_dedup") if r.outcome.status == "expired"]
+    assert len(records) == 1
+    assert not [w for w in agent.fleet.dispatcher.workers(ended=10) if w.kind == "dedup"]
+
+
+def test_approval_whose_thread_never_started_still_runs_once(rig) -> None:
+    agent = rig(**_risky_dedup_policy())
+    args = {"dry_run": True, "expected_merges": 3}
+    agent.approvals.create("apr-orphan", "t-dead", "run_dedup", args, "tick died", "high", ("risk.x",), "rules", 900)
+    assert agent.answer("apr-orphan", True, "alice").ok
+    records = [r for r in _decisions(agent, "run_dedup") if r.approver == "alice"]
+    assert len(records) == 1 and records[0].outcome.status == "done"
+    assert len([w for w in agent.fleet.dispatcher.workers(ended=10) if w.kind == "dedup"]) == 1
