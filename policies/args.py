@@ -13,6 +13,7 @@ from policies.model import ACTION_ARGS, Policy
 EMBED_TABLES: tuple[str, ...] = ("records", "entities")
 OPTIONAL_ARGS: dict[str, frozenset[str]] = {
     "run_recluster": frozenset({"reason"}),
+    "run_dedup": frozenset({"dry_run", "expected_merges"}),
     "noop": frozenset({"reason"}),
 }
 

@@ -71,7 +71,7 @@ class PolicyEngine:
         denials = self._limit_findings(proposal, target, obs, now)
         if denials:
             return _deny(denials, act.risk)
-        return self._risk_verdict(proposal, act)
+        return self._risk_verdict(_with_observed_facts(proposal, obs), act)
 
     # ---- verdict helpers
 
@@ -251,6 +251,19 @@ def _measured_cpu_share(obs: Observation, t: ScaleTarget, metrics: HostMetrics) 
         if w.kind == t.kind and w.host == t.host and w.state == "running" and w.cpu_percent > 0
     ]
     return sum(shares) / len(shares) if shares else None
+
+
+def _with_observed_facts(proposal: Proposal, obs: Observation) -> Proposal:
+    """Risk rules judge what will happen, not what the proposer claims: a dedup merges at least the
+    candidates the brain reports, whatever `expected_merges` says (or if it is left out)."""
+    if proposal.action != "run_dedup":
+        return proposal
+    claimed = proposal.args.get("expected_merges", 0)
+    args = {
+        "dry_run": proposal.args.get("dry_run", False),
+        "expected_merges": max(int(claimed), obs.brain.duplicate_candidates),
+    }
+    return proposal.model_copy(update={"args": args})
 
 
 def _fired_rules(proposal: Proposal, act: ActionPolicy) -> list[tuple[str, str, str]]:

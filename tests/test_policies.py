@@ -474,3 +474,17 @@ def test_engine_never_allows_a_scale_up_past_host_capacity(case: tuple[int, int,
         assert current + added + others <= max_workers, decision
         assert cpu + added * 20.0 <= 90.0 + 1e-9, decision
         assert added <= 3, decision
+
+
+def test_dedup_risk_is_judged_on_the_brains_candidates_not_the_claim() -> None:
+    from agent.domain import BrainStats, HostMetrics, Observation, Proposal
+    from policies import PolicyEngine, load_policy
+
+    engine = PolicyEngine(load_policy(Path(__file__).resolve().parent.parent / "policies" / "default.yaml"))
+    obs = Observation(time=0, hosts=(HostMetrics(host="local"),), brain=BrainStats(duplicate_candidates=80))
+    for args in ({}, {"expected_merges": 0}, {"dry_run": False, "expected_merges": 1}):
+        decision = engine.evaluate(Proposal(action="run_dedup", args=args), obs, now=0.0)
+        assert decision.verdict == "needs_approval", (args, decision)
+        assert "risk.run_dedup.live_merge" in decision.rule_ids
+    quiet = obs.model_copy(update={"brain": BrainStats(duplicate_candidates=3)})
+    assert engine.evaluate(Proposal(action="run_dedup", args={}), quiet, now=0.0).verdict == "allow"
