@@ -55,12 +55,24 @@ class FleetObserver:
                 for a in self.approvals.pending(now)
             ),
             desired=self.fleet.dispatcher.desired(),
-            recent_actions=self.runs.last_done(),
+            recent_actions=self._recent_actions(),
             notes=tuple(notes),
         )
         save_last_observation(self.settings, obs)
         ObservationArchive(self.settings.state_db).put(obs)  # `brainops eval replay` re-plans on it by digest
         return obs
+
+    def _recent_actions(self) -> dict[str, float]:
+        """Last done time per cooldown key, plus "refused:<key>" for actions a human denied or let expire,
+        so the planner does not ask the same question again every tick."""
+        from agent.actor import cooldown_key
+
+        recent = self.runs.last_done()
+        for approval in self.approvals.recent(50):
+            if approval.status in ("denied", "expired") and approval.decided_at is not None:
+                key = "refused:" + cooldown_key(approval.action, approval.args)
+                recent[key] = max(recent.get(key, 0.0), approval.decided_at)
+        return recent
 
     def _hosts(self) -> tuple[HostMetrics, ...]:
         snaps = self.fleet.dispatcher.last_snapshots

@@ -45,6 +45,7 @@ class RuleParams:
     host_ceilings: dict[str, tuple[float, float]] = field(default_factory=lambda: {"*": (90.0, 85.0)})
     embed_est: tuple[float, float] = (50.0, 8.0)  # host CPU / memory share of one embedding shard
     budget_floor: float = 0.05  # below this share of the window left, LLM-bound kinds are not scaled up
+    refusal_backoff_s: float = 3600.0  # after a human denies (or lets expire) an action, do not ask again for this long
 
 
 class RulePlanner:
@@ -60,7 +61,7 @@ class RulePlanner:
             *self._embedding(obs, now),
             *dedup,
             *self._recluster(obs, now, dedup_planned=bool(dedup)),
-            *self._routing(obs),
+            *self._routing(obs, now),
         ]
         if not proposals:
             proposals.append(Proposal(action="noop", rationale=self._why_nothing(obs)))
@@ -96,7 +97,13 @@ class RulePlanner:
         recently_idled = current == 0 and last_change is not None and now - last_change < p.stabilization_s
         if desired > current and recently_idled and plan.backlog < p.target_per_worker:
             return []  # hysteresis: a trickle right after scaling to zero waits for a worker's worth of work
-        cooling = [h for h in plan.counts if _in_cooldown(obs, f"scale_workers:{kind}@{h}", now, p.cooldown_s)]
+        backoff = self.params.refusal_backoff_s
+        cooling = [
+            h
+            for h in plan.counts
+            if _in_cooldown(obs, f"scale_workers:{kind}@{h}", now, p.cooldown_s)
+            or (desired > current and _refused(obs, f"scale_workers:{kind}@{h}", now, backoff))
+        ]
         if desired > current:
             crashing = {w.host for w in obs.workers if w.kind == kind and w.state == "fatal"}
             new = spread_up(plan, desired - current, obs, self.params.host_ceilings, [*cooling, *crashing])
@@ -120,7 +127,8 @@ class RulePlanner:
         if any(w.kind == "embed" and w.state in ("starting", "running", "draining") for w in obs.workers):
             return []
         host = _place(obs, "embed")
-        if host is None or _in_cooldown(obs, f"start_embedding:embed@{host}", now, 300.0):
+        key = f"start_embedding:embed@{host}"
+        if host is None or _in_cooldown(obs, key, now, 300.0) or _refused(obs, key, now, p.refusal_backoff_s):
             return []
         ceiling = p.host_ceilings.get(host) or p.host_ceilings.get("*") or (90.0, 85.0)
         fits = room_for(obs, host, "embed", p.embed_est, ceiling)
@@ -141,6 +149,8 @@ class RulePlanner:
             return []
         if _in_cooldown(obs, "run_dedup", now, p.dedup_cooldown_s) or _awaiting(obs, "run_dedup"):
             return []
+        if _refused(obs, "run_dedup", now, p.refusal_backoff_s):
+            return []
         return [
             Proposal(
                 action="run_dedup",
@@ -160,6 +170,8 @@ class RulePlanner:
             return []  # merges repoint relationships: cluster after they land, not before
         if _in_cooldown(obs, "run_recluster", now, p.recluster_cooldown_s):
             return []
+        if _refused(obs, "run_recluster", now, p.refusal_backoff_s):
+            return []
         changed = brain.relationships_changed_since_recluster / brain.relationships
         age = brain.community_age_s
         if brain.communities == 0 or age is None:
@@ -172,11 +184,13 @@ class RulePlanner:
             return []
         return [Proposal(action="run_recluster", args={"reason": reason}, rationale=reason)]
 
-    def _routing(self, obs: Observation) -> list[Proposal]:
+    def _routing(self, obs: Observation, now: float) -> list[Proposal]:
         p, budget = self.params, obs.budget
         if not p.cheap_routing:
             return []
         current = _rounded(budget.routing or p.default_routing)  # a fresh ledger routes by the defaults
+        if _refused(obs, "set_model_routing", now, p.refusal_backoff_s):
+            return []
         if budget.pace >= p.budget_pace_high and current != _rounded(p.cheap_routing):
             target, why = (
                 p.cheap_routing,
@@ -204,6 +218,10 @@ class RulePlanner:
 
 def _rounded(weights: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in weights.items()}
+
+
+def _refused(obs: Observation, key: str, now: float, backoff_s: float) -> bool:
+    return _in_cooldown(obs, f"refused:{key}", now, backoff_s)
 
 
 def _in_cooldown(obs: Observation, key: str, now: float, cooldown_s: float) -> bool:

@@ -226,3 +226,16 @@ def test_approval_whose_thread_never_started_still_runs_once(rig) -> None:
     records = [r for r in _decisions(agent, "run_dedup") if r.approver == "alice"]
     assert len(records) == 1 and records[0].outcome.status == "done"
     assert len([w for w in agent.fleet.dispatcher.workers(ended=10) if w.kind == "dedup"]) == 1
+
+
+def test_a_denied_action_is_not_asked_again_every_tick(rig) -> None:
+    now = [5_000_000.0]
+    agent = rig(clock=lambda: now[0], **_risky_dedup_policy())
+    first = agent.tick()
+    approval_id = next(o.data["approval_id"] for o in first.outcomes if o.status == "pending")
+    assert agent.answer(approval_id, False, "alice", "not today").ok
+    for _ in range(3):
+        now[0] += 120
+        report = agent.tick()
+        assert "run_dedup" not in [p.action for p in report.proposals]
+    assert len(agent.approvals.recent(50)) == 1
