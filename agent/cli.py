@@ -12,8 +12,13 @@ app = typer.Typer(
 def _resume_answered(settings: object, approval: object) -> None:
     """CLI approve/deny: resume the waiting approval graph so the action runs (once) right away."""
     from agent.services import Agent
+    from agent.slack_backend import cli_notifier
 
-    Agent(settings).resume_answered(approval)  # type: ignore[arg-type]
+    agent = Agent(settings)  # type: ignore[arg-type]
+    notifier = cli_notifier(agent)
+    if notifier is not None:
+        agent.notifiers.append(notifier)  # the Slack prompt loses its buttons and says who decided
+    agent.resume_answered(approval)  # type: ignore[arg-type]
 
 
 def _slack_backend(settings: object) -> object:

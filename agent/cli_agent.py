@@ -173,11 +173,12 @@ def _report_json(report: TickReport) -> dict[str, Any]:
 def _attach_slack(agent: Agent) -> None:
     if agent.settings.slack.mode == "off":
         return
+    from agent.slack_backend import attach_to_agent
+
     try:
-        from agent.slack_backend import attach_to_agent
-    except ImportError:
-        return
-    attach_to_agent(agent)
+        attach_to_agent(agent)
+    except Exception as exc:  # Slack down or a revoked token must not keep the agent from running
+        console.print(f"[bold yellow]Slack not started:[/] {type(exc).__name__}: {exc}")
 
 
 # ---------------------------------------------------------------- status

@@ -26,7 +26,7 @@ def register(app: typer.Typer, backend_factory: BackendFactory | None = None) ->
 
     def slack(
         mode: str = typer.Option("", "--mode", help="http or socket (default: settings slack.mode)."),
-        bind: str = typer.Option("0.0.0.0", "--bind", help="HTTP mode: address to listen on."),
+        bind: str = typer.Option("", "--bind", help="HTTP mode: address to listen on (default: slack.bind)."),
         port: int = typer.Option(0, "--port", min=0, max=65535, help="HTTP mode: port (default: slack.port)."),
         check: bool = typer.Option(False, "--check", help="Validate config and the bot token, then exit."),
     ) -> None:
@@ -42,7 +42,7 @@ def register(app: typer.Typer, backend_factory: BackendFactory | None = None) ->
         if check:
             typer.echo(f"ok: Slack app built ({chosen} mode), bot token accepted")
             return
-        _serve(bolt_app, settings.slack, chosen, bind, port or settings.slack.port)
+        _serve(bolt_app, settings.slack, chosen, bind or settings.slack.bind, port or settings.slack.port)
 
     app.command("slack", help="Serve Slack chat commands and approval buttons (settings: [slack]).")(slack)
 
@@ -71,7 +71,7 @@ def _build(settings: Settings, backend_factory: BackendFactory | None, mode: str
     if backend_factory is None:
         raise SlackConfigError("no Slack backend wired into this build (agent services facade missing)")
     return build_app(
-        backend_factory(settings), signing, token, cfg.api_url, cfg.channel, default_host=settings.local_host
+        backend_factory(settings), signing, token, cfg.api_url, cfg.channel, default_host=_brain_host(settings)
     )
 
 
@@ -94,3 +94,8 @@ def _serve(bolt_app: App, cfg: SlackConfig, mode: str, bind: str, port: int) -> 
         typer.echo("stopped")
     finally:
         server.close()
+
+
+def _brain_host(settings: Settings) -> str:
+    """Where `/brainops scale KIND N` goes without a HOST: the brain host of the inventory."""
+    return next((h.name for h in settings.hosts if h.role == "brain"), settings.hosts[0].name)

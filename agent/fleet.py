@@ -16,13 +16,21 @@ if TYPE_CHECKING:
     from workers.hosts import Host
 
 
+def worker_env() -> dict[str, str]:
+    """What a local worker inherits: everything but the Slack credentials (workers never talk to Slack).
+    Model keys stay: the wisdom/extract workers' LLM calls need them."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("BRAINOPS_SLACK")}
+
+
 def build_hosts(settings: Settings) -> dict[str, Host]:
     from workers.hosts import LocalHost
 
     hosts: dict[str, Host] = {}
     for cfg in settings.hosts:
         if cfg.is_local:
-            hosts[cfg.name] = LocalHost(settings.run_dir, cfg.name)
+            hosts[cfg.name] = LocalHost(settings.run_dir, cfg.name, env=worker_env())
         else:
             from workers.remote import RemoteHost
 

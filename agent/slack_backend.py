@@ -23,7 +23,12 @@ class AgentSlackBackend:
     agent: Agent
 
     def status_text(self) -> str:
-        obs = self.agent.observe()
+        from agent.observer import load_last_observation
+
+        # The loop's last observation: a separate `brainops slack` process has no fresh host snapshots.
+        obs = load_last_observation(self.agent.settings)
+        if obs is None:
+            return "No tick has run yet: start `brainops run`."
         hosts = ", ".join(
             f"{h.host} {'up' if h.reachable else 'DOWN'} cpu {h.cpu_percent:.0f}% mem {h.mem_percent:.0f}%"
             for h in obs.hosts
@@ -72,10 +77,14 @@ class AgentSlackBackend:
         return self.agent.answer(approval_id, approve, user, reason)
 
     def pause(self, user: str) -> str:
+        if not self.agent.policy.is_approver(user):
+            return f"<@{user}> is not an approver: only approvers listed in the policy may pause the loop."
         self.agent.pause(f"slack:{user}")
         return f"Autonomous loop paused by <@{user}>; chat commands and approvals still work."
 
     def resume(self, user: str) -> str:
+        if not self.agent.policy.is_approver(user):
+            return f"<@{user}> is not an approver: only approvers listed in the policy may resume the loop."
         self.agent.resume()
         return f"Autonomous loop resumed by <@{user}>."
 
@@ -137,3 +146,17 @@ def tick_summary(report: TickReport) -> dict[str, Any]:
         "decisions": decisions,
         "errors": errors,
     }
+
+
+def cli_notifier(agent: Agent) -> SlackNotifier | None:
+    """For one-shot CLI processes (`brainops approve/deny`): edit the Slack prompt without serving the app."""
+    cfg = agent.settings.slack
+    if cfg.mode == "off" or cfg.bot_token is None:
+        return None
+    from slack_sdk import WebClient
+
+    from agent.slack_app import _api_base
+
+    token = cfg.bot_token.get_secret_value()
+    client = WebClient(token=token, base_url=_api_base(cfg.api_url)) if cfg.api_url else WebClient(token=token)
+    return SlackNotifier(agent, client, cfg.channel)
