@@ -9,6 +9,22 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main(
+    config: str = typer.Option(
+        None, "--config", "-c", envvar="BRAINOPS_CONFIG", help="brainops.toml to use (default: ./brainops.toml)."
+    ),
+) -> None:
+    """Every command reads its settings from this file plus BRAINOPS_* environment overrides."""
+    if config:
+        import os
+        from pathlib import Path
+
+        if not Path(config).is_file():
+            raise typer.BadParameter(f"no config file at {config}", param_hint="--config")
+        os.environ["BRAINOPS_CONFIG"] = config
+
+
 def _resume_answered(settings: object, approval: object) -> None:
     """CLI approve/deny: resume the waiting approval graph so the action runs (once) right away."""
     from agent.services import Agent

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +15,14 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG = "brainops.toml"
+# Options each worker kind's command accepts, settable as defaults in [worker_defaults.KIND].
+WORKER_OPTIONS: dict[str, frozenset[str]] = {
+    "extract": frozenset({"batch_size", "item_ms", "limit"}),
+    "wisdom": frozenset({"batch_size", "item_ms", "limit"}),
+    "embed": frozenset({"batch_size", "limit"}),
+    "dedup": frozenset(),
+    "recluster": frozenset(),
+}
 
 
 class HostConfig(BaseModel):
@@ -133,6 +141,21 @@ class Settings(BaseSettings):
     worker_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"  # loopback by default; the brain host's LAN address lets Prometheus scrape
+
+    @field_validator("worker_defaults")
+    @classmethod
+    def _known_worker_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for kind, options in value.items():
+            allowed = WORKER_OPTIONS.get(kind)
+            if allowed is None:
+                raise ValueError(f"worker_defaults: unknown worker kind {kind!r}; known: {', '.join(WORKER_OPTIONS)}")
+            unknown = sorted(set(options) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"worker_defaults.{kind}: {kind} workers take no {', '.join(unknown)}; "
+                    f"they take {', '.join(sorted(allowed)) or 'no options'}"
+                )
+        return value
     json_logs: bool = False
 
     @classmethod
@@ -151,7 +174,10 @@ class Settings(BaseSettings):
     # ---- derived paths
     @property
     def brain_path(self) -> str:
-        return self.brain_uri or str(self.home / "brain")
+        """Object-store URIs as given; local paths absolute, since workers may run from another directory."""
+        if self.brain_uri and "://" in self.brain_uri:
+            return self.brain_uri
+        return str(Path(self.brain_uri or self.home / "brain").resolve())
 
     @property
     def state_db(self) -> Path:
