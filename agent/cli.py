@@ -12,7 +12,7 @@ app = typer.Typer(
 @app.callback()
 def main(
     config: str = typer.Option(
-        None, "--config", "-c", envvar="BRAINOPS_CONFIG", help="brainops.toml to use (default: ./brainops.toml)."
+        None, "--config", "-c", help="brainops.toml to use (default: $BRAINOPS_CONFIG, else ./brainops.toml)."
     ),
 ) -> None:
     """Every command reads its settings from this file plus BRAINOPS_* environment overrides."""

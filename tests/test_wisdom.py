@@ -35,7 +35,8 @@ def _pending(uri: str) -> int:
 def test_worker_process_covers_every_community_once(brain: str, tmp_path: Path) -> None:
     before = _pending(brain)
     assert before > 0
-    env = {**os.environ, "BRAINOPS_CONFIG": str(tmp_path / "none.toml")}  # no model configured
+    (tmp_path / "brainops.toml").write_text("# no model tiers\n")
+    env = {**os.environ, "BRAINOPS_CONFIG": str(tmp_path / "brainops.toml")}
     cmd = [sys.executable, "-m", "agent.cli", "worker", "wisdom", "--brain", brain, "--batch-size", "4"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr

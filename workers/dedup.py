@@ -27,7 +27,7 @@ from workers.dedup_store import (
     score_against_truth,
     store_vectors,
 )
-from workers.runtime import WorkerRun
+from workers.runtime import WorkerRun, single_pass
 from workers.store import BrainStore
 
 
@@ -119,4 +119,5 @@ def run_dedup_worker(config: DedupConfig, run: WorkerRun, encoder: Encoder | Non
     store.table("entities")  # fail fast with a clear StoreError when the brain is missing
     worker = DedupWorker(config, store, encoder)
     run.install_signal_handlers()
-    return run.loop(worker.step, forever=config.loop), worker
+    step = worker.step if config.loop else single_pass(worker.step)
+    return run.loop(step, forever=config.loop), worker

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from workers.runtime import WorkerRun
+from workers.runtime import WorkerRun, single_pass
 from workers.schema import COMMUNITIES
 from workers.store import META_LAST_RECLUSTER_AT, META_REWIRED_SINCE_RECLUSTER, BrainStore, with_conflict_retry
 
@@ -263,4 +263,5 @@ def run_recluster_worker(config: ReclusterConfig, run: WorkerRun) -> tuple[int, 
     store.table("relationships")  # fail fast with a clear StoreError when the brain is missing
     worker = ReclusterWorker(config, store)
     run.install_signal_handlers()
-    return run.loop(worker.step, forever=config.loop), worker
+    step = worker.step if config.loop else single_pass(worker.step)
+    return run.loop(step, forever=config.loop), worker

@@ -83,6 +83,20 @@ class WorkerRun:
         return EXIT_OK
 
 
+def single_pass(step: Callable[[], int]) -> Callable[[], int]:
+    """A one-shot job (dedup, recluster) does its pass once, even if other writers change the brain meanwhile."""
+    done = False
+
+    def once() -> int:
+        nonlocal done
+        if done:
+            return 0
+        done = True
+        return step()
+
+    return once
+
+
 def parse_shard(spec: str | None) -> tuple[int, int]:
     """'i/n' -> (i, n), 0 <= i < n. None -> (0, 1)."""
     if not spec:

@@ -314,8 +314,11 @@ class BrainStore:
         return min(total, created + rewired)
 
     def _communities_with_wisdom(self) -> int:
+        """Current communities that have wisdom (a recluster can retire communities that had some)."""
         ids = self.fresh("wisdom").to_lance().to_table(columns=["community_id"])
-        return len(pc.unique(ids.column("community_id").drop_null()))
+        covered = pc.unique(ids.column("community_id").drop_null())
+        current = self.fresh("communities").to_lance().to_table(columns=["id"]).column("id")
+        return int(pc.sum(pc.is_in(current, value_set=covered)).as_py() or 0)
 
     def _name_collisions(self) -> int:
         """Live entities whose (type, normalized name) another live entity already has (vectorized)."""

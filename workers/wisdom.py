@@ -8,6 +8,7 @@ pipeline stays complete and testable offline.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -56,7 +57,14 @@ class WisdomWorker:
         todo = self._pending()[: self._batch_limit()]
         if not todo:
             return 0
-        rows = [self._wisdom_row(view) for view in self._views(todo)]
+        try:
+            rows = [self._wisdom_row(view) for view in self._views(todo)]
+        except Exception as exc:
+            if type(exc).__name__ != "FleetLLMUnavailable":
+                raise
+            # Provider down or budget gone: keep the process (no crash loop), write nothing, retry later.
+            print(f"wisdom: model unavailable, will retry: {exc}", file=sys.stderr)
+            return 0
         self.store.upsert("wisdom", pa.Table.from_pylist(rows, schema=WISDOM))
         self.done += len(rows)
         return len(rows)
