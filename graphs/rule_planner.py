@@ -121,7 +121,8 @@ class RulePlanner:
 
     def _embedding(self, obs: Observation, now: float) -> list[Proposal]:
         p = self.params
-        missing = obs.brain.pending.get("embed", 0)
+        # Entities missing vectors are filled by the dedup run itself; a job is for the records table.
+        missing = obs.brain.pending.get("embed_records", obs.brain.pending.get("embed", 0))
         if "embed" in p.scaling or missing < p.embed_job_threshold:
             return []
         if any(w.kind == "embed" and w.state in ("starting", "running", "draining") for w in obs.workers):

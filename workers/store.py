@@ -293,6 +293,8 @@ class BrainStore:
             wisdom=got["wisdom"],
             pending={
                 "embed": got["records_embed"] + got["entities_embed"],
+                "embed_records": got["records_embed"],  # the split tells which table an embedding job should take
+                "embed_entities": got["entities_embed"],
                 "extract": got["extract"],
                 "dedup": candidates,
                 "recluster": rels_changed,
