@@ -5,7 +5,9 @@ Fleet implements the actor's `Effects`: each method is one real effect and retur
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fcntl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +58,18 @@ class Fleet:
         dispatcher = Dispatcher(hosts, settings.home / "dispatcher.db", brain_uri=settings.brain_path)
         return cls(settings, hosts, dispatcher, TokenLedger.from_settings(settings))
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One dispatcher at a time across processes (`brainops run`, `approve`, `slack` share the registry):
+        two concurrent reconciles would each start the missing workers."""
+        self.settings.ensure_dirs()
+        with open(self.settings.home / "dispatch.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     @property
     def brain_host(self) -> str:
         brain = [h.name for h in self.settings.hosts if h.role == "brain"]
@@ -70,51 +84,58 @@ class Fleet:
     # ------------------------------------------------------------ effects
 
     def scale(self, kind: str, host: str, count: int) -> str:
-        self.dispatcher.set_desired(kind, host, count, self.worker_options(kind))
-        report = self.dispatcher.reconcile()
-        return f"desired {kind}@{host} = {count}; {_summary(report)}"
+        with self.exclusive():
+            self.dispatcher.set_desired(kind, host, count, self.worker_options(kind))
+            report = self.dispatcher.reconcile()
+            return f"desired {kind}@{host} = {count}; {_summary(report)}"
 
     def start_embedding(self, host: str, shards: int, table: str, job_key: str) -> str:
-        started: list[str] = []
-        refused: list[str] = []
-        for i in range(shards):
-            shard = f"{i}/{shards}" if shards > 1 else None
-            result = self.dispatcher.run_once("embed", host, self.worker_options("embed", shard=shard, table=table))
-            if result.ok:
-                started.append(result.worker_id)
-            else:
-                refused.append(str(result.error))
-        if not started:
-            raise RuntimeError(f"no embedding shard started: {'; '.join(refused)}")
-        return f"embedding {table} on {host}: started {', '.join(started)}" + (
-            f"; refused: {'; '.join(refused)}" if refused else ""
-        )
+        with self.exclusive():
+            started: list[str] = []
+            refused: list[str] = []
+            for i in range(shards):
+                shard = f"{i}/{shards}" if shards > 1 else None
+                result = self.dispatcher.run_once("embed", host, self.worker_options("embed", shard=shard, table=table))
+                if result.ok:
+                    started.append(result.worker_id)
+                else:
+                    refused.append(str(result.error))
+            if not started:
+                raise RuntimeError(f"no embedding shard started: {'; '.join(refused)}")
+            return f"embedding {table} on {host}: started {', '.join(started)}" + (
+                f"; refused: {'; '.join(refused)}" if refused else ""
+            )
 
     def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str:
-        target = host or self.brain_host
-        extra = {"dry_run": True} if dry_run else {}
-        result = self.dispatcher.run_once(kind, target, self.worker_options(kind, **extra))
-        if not result.ok:
-            raise RuntimeError(result.error or f"{kind} job did not start")
-        return f"{kind} job {result.worker_id} started on {target}"
+        with self.exclusive():
+            target = host or self.brain_host
+            extra = {"dry_run": True} if dry_run else {}
+            result = self.dispatcher.run_once(kind, target, self.worker_options(kind, **extra))
+            if not result.ok:
+                raise RuntimeError(result.error or f"{kind} job did not start")
+            return f"{kind} job {result.worker_id} started on {target}"
 
     def set_routing(self, weights: Mapping[str, float]) -> str:
-        applied = self.ledger.set_routing(weights)
-        return "fleet routing " + ", ".join(f"{k} {v:.0%}" for k, v in applied.items())
+        with self.exclusive():
+            applied = self.ledger.set_routing(weights)
+            return "fleet routing " + ", ".join(f"{k} {v:.0%}" for k, v in applied.items())
 
     def restart_worker(self, worker_id: str) -> str:
-        self.dispatcher.clear_fatal(worker_id)
-        return f"{worker_id} cleared from FATAL; {_summary(self.dispatcher.reconcile())}"
+        with self.exclusive():
+            self.dispatcher.clear_fatal(worker_id)
+            return f"{worker_id} cleared from FATAL; {_summary(self.dispatcher.reconcile())}"
 
     def stop_worker(self, worker_id: str) -> str:
-        result = self.dispatcher.stop(worker_id, drain=True)
-        if not result.ok:
-            raise RuntimeError(result.error or f"could not stop {worker_id}")
-        return f"{worker_id} draining"
+        with self.exclusive():
+            result = self.dispatcher.stop(worker_id, drain=True)
+            if not result.ok:
+                raise RuntimeError(result.error or f"could not stop {worker_id}")
+            return f"{worker_id} draining"
 
     def reconcile(self, now: float | None = None) -> ReconcileReport:
         """Supervise: one snapshot per host, restart crashed workers, converge to desired counts."""
-        report = self.dispatcher.reconcile(now)
+        with self.exclusive():
+            report = self.dispatcher.reconcile(now)
         self.last_unreachable = {h: m.error or "unreachable" for h, m in self.dispatcher.down.items()}
         return report
 
