@@ -8,24 +8,19 @@ expected one, and, for exclusive scenarios, nothing outside `must`/`may` was pro
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from evals.scenario import ActionExpectation, Expectations
+from policies.engine import COMPARISONS
 
 VERDICT_RANK = {"allow": 0, "needs_approval": 1, "deny": 2}
 EXECUTED_STATUSES = frozenset({"done"})
 _MISSING = object()
+# The policy's comparison operators, plus substring matching for text arguments.
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "lt": operator.lt,
-    "le": operator.le,
-    "in": lambda value, options: value in options,
+    **COMPARISONS,
     "contains": lambda value, text: isinstance(value, str) and str(text).casefold() in value.casefold(),
 }
 

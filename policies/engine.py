@@ -18,7 +18,7 @@ from policies.args import ArgContext, Finding, check_args
 from policies.model import ACTION_ARGS, ACTIONS, MUTATING_ACTIONS, RISK_ORDER, ActionPolicy, Op, Policy
 
 SCALE_ACTIONS: tuple[str, ...] = ("scale_workers", "start_embedding")
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,
     "ne": operator.ne,
     "gt": operator.gt,
@@ -285,7 +285,7 @@ def _holds(args: dict[str, Any], path: str, cond: Mapping[Op, Any]) -> bool:
             return False
         value = value[part]
     try:
-        return all(_OPS[op](value, expected) for op, expected in cond.items())
+        return all(COMPARISONS[op](value, expected) for op, expected in cond.items())
     except TypeError:  # a condition we cannot evaluate must not wave the action through
         return True
 

@@ -11,15 +11,6 @@ from fake_llm_server import FakeLLMServer, HttpError, three_tier_config, tool_ca
 from agent.services import Agent
 
 
-@pytest.fixture(scope="module")
-def small_brain(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from workers.seed import seed_brain
-
-    path = tmp_path_factory.mktemp("seed") / "brain"
-    seed_brain(str(path), "small", seed=5, show_progress=False)
-    return str(path)
-
-
 @pytest.fixture
 def llm_agent(tmp_path: Path, small_brain: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FAKE_LLM_KEY", "sk-test-secret-value-123456")

@@ -9,18 +9,18 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from agent_rig import NO_CPU_CEILING, cli, copy_brain, kill_workers, make_settings, wait_for, write_policy, write_toml
+from agent_rig import (
+    NO_CPU_CEILING,
+    cli,
+    copy_brain,
+    kill_workers,
+    make_settings,
+    wait_for,
+    write_policy,
+    write_toml,
+)
 
 from agent.services import Agent
-
-
-@pytest.fixture(scope="module")
-def small_brain(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from workers.seed import seed_brain
-
-    path = tmp_path_factory.mktemp("seed") / "brain"
-    seed_brain(str(path), "small", seed=3, show_progress=False)
-    return str(path)
 
 
 @pytest.fixture

@@ -20,15 +20,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def small_brain(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from workers.seed import seed_brain
-
-    path = tmp_path_factory.mktemp("seed") / "brain"
-    seed_brain(str(path), "small", seed=11, show_progress=False)
-    return str(path)
-
-
 @pytest.fixture
 def live(tmp_path: Path, small_brain: str):
     from agent.slack_backend import attach_to_agent
