@@ -249,8 +249,8 @@ def _sequence_high_water(conn: sqlite3.Connection) -> int:
 def _insert(conn: sqlite3.Connection, fields: Mapping[str, Any]) -> None:
     columns = list(fields)
     values = [json.dumps(fields[c]) if c in _JSON_COLUMNS else fields[c] for c in columns]
-    placeholders = ", ".join("?" for _ in columns)
-    conn.execute(f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({placeholders})", values)
+    marks = ", ".join("?" for _ in columns)
+    conn.execute(f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({marks})", values)
 
 
 def _row_fields(row: sqlite3.Row) -> dict[str, Any]:
