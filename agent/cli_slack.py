@@ -34,8 +34,8 @@ def register(app: typer.Typer, backend_factory: BackendFactory | None = None) ->
 
         settings = load_settings()
         try:
-            chosen = _mode(settings.slack, mode)
-            bolt_app = _build(settings, backend_factory, chosen)
+            chosen = slack_mode(settings.slack, mode)
+            bolt_app = build_slack_app(settings, backend_factory, chosen)
         except SlackConfigError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from err
@@ -47,7 +47,7 @@ def register(app: typer.Typer, backend_factory: BackendFactory | None = None) ->
     app.command("slack", help="Serve Slack chat commands and approval buttons (settings: [slack]).")(slack)
 
 
-def _mode(cfg: SlackConfig, override: str) -> str:
+def slack_mode(cfg: SlackConfig, override: str) -> str:
     mode = override or cfg.mode
     if mode not in ("http", "socket"):
         raise SlackConfigError(f'Slack mode is {mode!r}: set slack.mode = "http" or "socket" (or --mode)')
@@ -61,7 +61,7 @@ def _secret(value: object, name: str) -> str:
     return str(raw)
 
 
-def _build(settings: Settings, backend_factory: BackendFactory | None, mode: str) -> App:
+def build_slack_app(settings: Settings, backend_factory: BackendFactory | None, mode: str) -> App:
     from agent.slack_app import build_app
 
     cfg = settings.slack

@@ -91,11 +91,11 @@ class AgentSlackBackend:
 
 def attach_to_agent(agent: Agent) -> Any:
     """`brainops run` with Slack configured: serve the app beside the scheduler and post prompts/digests."""
-    from agent.cli_slack import _build, _mode  # one place builds the app from settings
+    from agent.cli_slack import build_slack_app, slack_mode  # one place builds the app from settings
 
     cfg = agent.settings.slack
-    mode = _mode(cfg, "")
-    app = _build(agent.settings, lambda _s: AgentSlackBackend(agent), mode)
+    mode = slack_mode(cfg, "")
+    app = build_slack_app(agent.settings, lambda _s: AgentSlackBackend(agent), mode)
     agent.notifiers.append(SlackNotifier(agent, app.client, cfg.channel))
     if mode == "socket":
         from agent.slack_app import run_socket_mode
