@@ -29,23 +29,13 @@ def extract(
     """Extract entities and relationships from records not yet extracted."""
     from workers.extract import ExtractConfig, run_extract
     from workers.runtime import WorkerRun, parse_shard
-    from workers.store import StoreError
 
     try:
         config = ExtractConfig(brain, parse_shard(shard), batch_size, loop, item_ms, limit)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     run = WorkerRun(kind="extract", status_file=status_file)
-    try:
-        code = run_extract(config, run)
-    except StoreError as exc:
-        typer.echo(f"extract: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    except Exception as exc:  # the status file already says crashed; keep the log a plain traceback
-        import traceback
-
-        typer.echo(traceback.format_exc(), err=True)
-        raise typer.Exit(1) from exc
+    code = _guarded("extract", run, lambda: run_extract(config, run))
     typer.echo(f"extract: {run.processed} records in {run.batches} batches, exit {code}")
     raise typer.Exit(code)
 
@@ -179,10 +169,6 @@ def wisdom(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     run = WorkerRun(kind="wisdom", status_file=status_file)
-    try:
-        code = run_wisdom(config, run, fleet_llm_or_none())
-    except Exception as exc:  # the status file already says crashed; the log gets the reason
-        typer.echo(f"wisdom: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    code = _guarded("wisdom", run, lambda: run_wisdom(config, run, fleet_llm_or_none()))
     typer.echo(f"wisdom: {run.processed} communities in {run.batches} batches, exit {code}")
     raise typer.Exit(code)
