@@ -120,6 +120,19 @@ class Observation(Frozen):
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def worker_cpu_share(self, kind: str, host: str) -> float | None:
+        """Mean host-CPU share of one running worker of this kind there (psutil reports per-core percent).
+
+        The planner sizes scale-ups with it and the policy engine projects load with it, so they agree."""
+        metrics = next((h for h in self.hosts if h.host == host), None)
+        cores = max(1, metrics.cpu_count) if metrics else 1
+        shares = [
+            w.cpu_percent / cores
+            for w in self.workers
+            if w.kind == kind and w.host == host and w.state == "running" and w.cpu_percent > 0
+        ]
+        return sum(shares) / len(shares) if shares else None
+
     def running(self, kind: str, host: str | None = None) -> int:
         return sum(
             1

@@ -156,6 +156,7 @@ class Settings(BaseSettings):
                     f"they take {', '.join(sorted(allowed)) or 'no options'}"
                 )
         return value
+
     json_logs: bool = False
 
     @classmethod

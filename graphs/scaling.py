@@ -78,7 +78,7 @@ def room_for(obs: Observation, host: str, kind: str, est: tuple[float, float], c
     metrics = _metrics(obs, host)
     if metrics is None or not metrics.reachable:
         return 0
-    cpu_each = _measured_cpu_share(obs, host, kind, metrics) or est[0]
+    cpu_each = obs.worker_cpu_share(kind, host) or est[0]
     fits = [
         _fits(metrics.cpu_percent, cpu_each, ceilings[0]),
         _fits(metrics.mem_percent, est[1], ceilings[1]),
@@ -90,15 +90,6 @@ def _fits(now_pct: float, each: float, ceiling: float) -> int:
     if ceiling >= 100.0 or each <= 0:
         return UNLIMITED
     return math.floor((ceiling - now_pct) / each)
-
-
-def _measured_cpu_share(obs: Observation, host: str, kind: str, metrics: HostMetrics) -> float | None:
-    shares = [
-        w.cpu_percent / max(1, metrics.cpu_count)
-        for w in obs.workers
-        if w.kind == kind and w.host == host and w.state == "running" and w.cpu_percent > 0
-    ]
-    return sum(shares) / len(shares) if shares else None
 
 
 def _metrics(obs: Observation, host: str) -> HostMetrics | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.domain import STAGES, HostMetrics, Observation, PolicyDecision, Proposal, Verdict
+from agent.domain import STAGES, Observation, PolicyDecision, Proposal, Verdict
 from policies.args import ArgContext, Finding, check_args
 from policies.model import ACTION_ARGS, ACTIONS, MUTATING_ACTIONS, RISK_ORDER, ActionPolicy, Op, Policy
 
@@ -159,7 +159,7 @@ class PolicyEngine:
         if not metrics.reachable:
             return [*out, Finding(f"host.{t.host}.unreachable", f"host {t.host} is unreachable: {metrics.error}")]
         lim = self.policy.worker_limits(t.kind)
-        cpu_each = _measured_cpu_share(obs, t, metrics) or lim.est_cpu_percent
+        cpu_each = obs.worker_cpu_share(t.kind, t.host) or lim.est_cpu_percent
         checks = (
             ("cpu", metrics.cpu_percent, cpu_each, limits.cpu_ceiling_percent),
             ("mem", metrics.mem_percent, lim.est_mem_percent, limits.mem_ceiling_percent),
@@ -241,16 +241,6 @@ def _hosts_in(obs: Observation) -> set[str]:
 def _host_total(obs: Observation, host: str) -> int:
     kinds = set(STAGES) | {w.kind for w in obs.workers if w.host == host}
     return sum(_effective(obs, kind, host) for kind in kinds)
-
-
-def _measured_cpu_share(obs: Observation, t: ScaleTarget, metrics: HostMetrics) -> float | None:
-    """Mean host-CPU share of running workers of this kind (psutil reports per-core percent)."""
-    shares = [
-        w.cpu_percent / max(1, metrics.cpu_count)
-        for w in obs.workers
-        if w.kind == t.kind and w.host == t.host and w.state == "running" and w.cpu_percent > 0
-    ]
-    return sum(shares) / len(shares) if shares else None
 
 
 def _with_observed_facts(proposal: Proposal, obs: Observation) -> Proposal:

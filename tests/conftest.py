@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from fake_llm_server import FakeLLMServer
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +16,16 @@ def small_brain(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("seed") / "brain"
     seed_brain(str(path), "small", seed=3, show_progress=False)
     return str(path)
+
+
+@pytest.fixture
+def fake_llm_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key env var the scripted server's tiers name (three_tier_config)."""
+    monkeypatch.setenv("FAKE_LLM_KEY", "test")
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    """A scripted OpenAI-compatible server on loopback."""
+    with FakeLLMServer() as srv:
+        yield srv

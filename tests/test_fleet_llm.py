@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,18 +23,8 @@ from agent.llm import LLMFailure, TierRouter
 from agent.settings import Settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+pytestmark = pytest.mark.usefixtures("fake_llm_key")
 PROMPT = [{"role": "user", "content": "Extract entities from: Ada Lovelace met Charles Babbage."}]
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAKE_LLM_KEY", "test")
-
-
-@pytest.fixture
-def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as srv:
-        yield srv
 
 
 def fleet(server: FakeLLMServer, tmp_path: Path) -> tuple[FleetLLM, TokenLedger, DiskResponseCache]:
