@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/brainops brain prepare-embedder
 	touch $(STAMP)
 
 run: $(STAMP)

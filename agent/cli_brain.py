@@ -100,6 +100,32 @@ def compact(
     )
 
 
+@app.command("prepare-embedder")
+def prepare_embedder(
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, bf16 (CPU) or fp16 (CUDA)."),
+) -> None:
+    """Calibrate bf16 and compile the CPU embedder once on this host (`make install` runs this).
+
+    Afterwards every embed or dedup worker loads the model in about 1 s instead of about 5 s.
+    """
+    import time
+
+    from workers.embedder import EmbedderError, load_embedder
+
+    started = time.perf_counter()
+    try:
+        info = load_embedder(device, dtype).info
+    except EmbedderError as exc:
+        typer.echo(f"prepare-embedder: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    cosine = "" if info.calibration_cosine is None else f", bf16 vs fp32 cosine {info.calibration_cosine:.4f}"
+    typer.echo(
+        f"embedder ready in {time.perf_counter() - started:.1f}s: {info.device} {info.dtype} "
+        f"({info.dtype_reason}{cosine}), backend {info.backend}"
+    )
+
+
 def _load_stats(path: str) -> tuple[dict[str, Any], float]:
     """The stats and how long computing them took (ms), the import and connect excluded."""
     import time

@@ -34,7 +34,7 @@ def embedded_small(tmp_path_factory: pytest.TempPathFactory) -> str:
     store = BrainStore(uri)
     entities = load_live_entities(store)
     embedder = load_embedder("cpu", "bf16")
-    rows = embed_missing(entities, lambda texts: embedder.encode(texts, batch_size=128))
+    rows = embed_missing(entities, lambda texts, progress=None: embedder.encode(texts, batch_size=128))
     store_vectors(store, entities, rows)
     return uri
 
@@ -229,7 +229,7 @@ def test_missing_brain_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "missing" in result.output
 
 
-def _no_model(texts: list[str]) -> np.ndarray:
+def _no_model(texts: list[str], progress: object = None) -> np.ndarray:
     raise AssertionError(f"vectors were stored; nothing should be embedded (asked for {len(texts)})")
 
 

@@ -104,7 +104,7 @@ def test_ids_survive_a_dedup_and_meta_makes_stats_fresh(brain: str) -> None:
     before = run_recluster(store, config)
     old_ids = set(communities(store))
     embedder = load_embedder("cpu", "bf16")
-    merged = run_dedup(store, encoder=lambda texts: embedder.encode(texts, batch_size=128))
+    merged = run_dedup(store, encoder=lambda texts, progress=None: embedder.encode(texts, batch_size=128))
     assert merged.relationships_repointed > 0
     assert store.stats().relationships_changed_since_recluster >= merged.relationships_repointed
     after = run_recluster(store, config)

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from rapidfuzz.distance import OSA
 
 # Words an acronym usually skips ("Massachusetts Institute of Technology" -> MIT).
 ACRONYM_SKIP = frozenset({"of", "and", "on", "the", "for", "in", "to", "a", "an", "&"})
@@ -63,21 +64,7 @@ def initials(normalized: str, skip_stopwords: bool) -> str:
 
 def edit_distance(a: str, b: str, limit: int) -> int:
     """Optimal-string-alignment distance (adjacent swaps count 1); returns limit+1 once above limit."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        if min(cur) > limit:
-            return limit + 1
-        prev2, prev = prev, cur
-    return prev[-1]
+    return int(OSA.distance(a, b, score_cutoff=limit))
 
 
 def is_acronym_of(short: str, long_normalized: str) -> bool:
@@ -202,32 +189,33 @@ def unambiguous_acronyms(
 def knn_candidates(vectors: np.ndarray, types: Sequence[str], config: MatchConfig) -> Iterator[tuple[int, int, float]]:
     """Exact neighbours within each type block: (i, j, cosine) with i < j and cosine >= threshold.
 
-    Only the upper triangle is kept, so each pair is scored once. A chunk with more than knn_k hits per
-    row on average (a dense cluster of look-alike names) keeps just each row's knn_k best.
+    Each chunk of rows is multiplied only with itself and the rows after it (the upper triangle), so each
+    pair is scored once. A chunk with more than knn_k hits per row on average (a dense cluster of
+    look-alike names) keeps just each row's knn_k best.
     """
     for block in type_blocks(types).values():
         if len(block) < 2:
             continue
         mat = np.ascontiguousarray(vectors[block], dtype=np.float32)
         for start in range(0, len(block), config.chunk_rows):
-            sims = mat[start : start + config.chunk_rows] @ mat.T
+            sims = mat[start : start + config.chunk_rows] @ mat[start:].T  # column c is row start + c
             r, c = np.nonzero(sims >= config.knn_threshold)
-            upper = c > r + start  # drops self-matches and pairs already seen from the other side
+            upper = c > r  # drops self-matches and pairs inside the chunk seen from the other side
             r, c = r[upper], c[upper]
             if len(r) > config.knn_k * sims.shape[0]:
-                r, c = _top_k_per_row(sims, start, config.knn_k, config.knn_threshold)
-            for i, j, sim in zip(block[r + start], block[c], sims[r, c], strict=True):
+                r, c = _top_k_per_row(sims, config.knn_k, config.knn_threshold)
+            for i, j, sim in zip(block[r + start], block[c + start], sims[r, c], strict=True):
                 yield int(i), int(j), float(sim)
 
 
-def _top_k_per_row(sims: np.ndarray, start: int, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _top_k_per_row(sims: np.ndarray, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     rows = np.arange(sims.shape[0])
-    sims[rows, rows + start] = -1.0
+    sims[rows, rows] = -1.0
     k = min(k, sims.shape[1])
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     r = np.repeat(rows, k)
     c = top.reshape(-1)
-    keep = (sims[r, c] >= threshold) & (c > r + start)
+    keep = (sims[r, c] >= threshold) & (c > r)
     return r[keep], c[keep]
 
 
@@ -235,18 +223,20 @@ def typo_candidates(
     types: Sequence[str], normalized: Sequence[str], min_len: int, max_bucket: int = 64
 ) -> Iterator[tuple[int, int]]:
     """Same-type pairs one edit apart, found exactly via shared single-deletion keys (SymSpell style)."""
-    buckets: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, (t, n) in enumerate(zip(types, normalized, strict=True)):
-        c = compact(n)
-        if len(c) >= min_len:
-            for key in {c} | {c[:k] + c[k + 1 :] for k in range(len(c))}:
-                buckets[(t, key)].append(i)
-    for members in buckets.values():
-        if 1 < len(members) <= max_bucket:
-            for x, a in enumerate(members):
-                for b in members[x + 1 :]:
-                    if a != b:
-                        yield min(a, b), max(a, b)
+    for rows in type_blocks(types).values():
+        buckets: dict[str, set[int]] = defaultdict(set)
+        for i in rows.tolist():
+            c = compact(normalized[i])
+            if len(c) >= min_len:
+                buckets[c].add(i)
+                for k in range(len(c)):
+                    buckets[c[:k] + c[k + 1 :]].add(i)
+        for members in buckets.values():
+            if 1 < len(members) <= max_bucket:
+                ordered = sorted(members)
+                for x, a in enumerate(ordered):
+                    for b in ordered[x + 1 :]:
+                        yield a, b
 
 
 def match_pairs(

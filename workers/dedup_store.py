@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -29,8 +30,13 @@ from workers.store import (
     BrainStore,
 )
 
-Encoder = Callable[[list[str]], np.ndarray]
 ProgressHook = Callable[[int, int], None]  # (done, total) while embedding
+
+
+class Encoder(Protocol):
+    """Unit vectors for texts; reports (done, total) to `progress` as it goes when given one."""
+
+    def __call__(self, texts: list[str], progress: ProgressHook | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -130,24 +136,21 @@ def default_encoder() -> Encoder:
     from workers.embedder import load_embedder
 
     embedder = load_embedder(device="auto", dtype="auto")
-    return lambda texts: np.asarray(embedder.encode(texts, batch_size=128), dtype=np.float32)
+
+    def encode(texts: list[str], progress: ProgressHook | None = None) -> np.ndarray:
+        return np.asarray(embedder.encode(texts, batch_size=512, progress=progress), dtype=np.float32)
+
+    return encode
 
 
-def embed_missing(
-    entities: LiveEntities, encoder: Encoder, batch: int = 1024, progress: ProgressHook | None = None
-) -> np.ndarray:
+def embed_missing(entities: LiveEntities, encoder: Encoder, progress: ProgressHook | None = None) -> np.ndarray:
     """Fill the vectors of rows without a current one (in place); returns the row indexes embedded.
 
-    Identical names are embedded once.
+    Identical names are embedded once, and all in one call, so the encoder can batch them by length.
     """
     missing = np.flatnonzero(~entities.has_vector)
     unique = sorted({entities.names[i] for i in missing})
-    vec_of: dict[str, np.ndarray] = {}
-    for start in range(0, len(unique), batch):
-        chunk = unique[start : start + batch]
-        vec_of.update(zip(chunk, encoder(chunk), strict=True))
-        if progress is not None:
-            progress(min(start + batch, len(unique)), len(unique))
+    vec_of = dict(zip(unique, encoder(unique, progress), strict=True))
     for i in missing:
         entities.vectors[i] = vec_of[entities.names[i]]
     entities.has_vector[missing] = True
