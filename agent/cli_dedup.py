@@ -1,4 +1,4 @@
-"""`brainops dedup [--dry-run] --brain URI` and `brainops dedup undo MERGE_ID --brain URI`."""
+"""`brainops dedup [--dry-run] --brain URI` and `brainops dedup undo MERGE_ID... | --last-run --brain URI`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 
 
 def register_top_level(root: typer.Typer) -> None:
-    root.add_typer(app, name="dedup", help="Merge duplicate entities (reversibly), or undo one merge.")
+    root.add_typer(app, name="dedup", help="Merge duplicate entities (reversibly), or undo merges.")
 
 
 @app.callback()
@@ -40,24 +40,35 @@ def dedup(
 
 @app.command("undo")
 def undo(
-    merge_id: str = typer.Argument(..., help="Id from `brainops dedup` output or the merge_log table."),
+    merge_ids: list[str] = typer.Argument(None, help="Ids from `brainops dedup` output or the merge_log table."),
+    last_run: bool = typer.Option(False, "--last-run", help="Undo every merge of the newest dedup run."),
     brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
 ) -> None:
-    """Restore the entities and relationships of one merge exactly as they were before it."""
-    from workers.dedup_undo import undo_merge
+    """Restore the entities and relationships of merges exactly as they were before them (newest first)."""
+    from workers.dedup_undo import last_run_merge_ids, undo_merges
     from workers.store import BrainStore, StoreError
 
+    if bool(merge_ids) == last_run:
+        raise typer.BadParameter("give merge ids or --last-run (one of the two)")
+    store = BrainStore(brain)
     try:
-        result = undo_merge(BrainStore(brain), merge_id)
+        ids = list(merge_ids) if merge_ids else last_run_merge_ids(store)
+        results = undo_merges(store, ids)
     except StoreError as exc:
         typer.echo(f"dedup undo: {exc}", err=True)
         raise typer.Exit(1) from exc
-    if not result.ok:
-        typer.echo(f"dedup undo {merge_id}: {result.status}: {result.detail}", err=True)
+    for result in results:
+        if result.ok:
+            typer.echo(
+                f"undid {result.merge_id}: {result.entities_restored} entities, "
+                f"{result.relationships_restored} relationship endpoints restored"
+            )
+        else:
+            typer.echo(f"dedup undo {result.merge_id}: {result.status}: {result.detail}", err=True)
+    if last_run and not ids:
+        typer.echo("dedup undo: no merges left to undo")
+    if not all(r.ok for r in results):
         raise typer.Exit(1)
-    typer.echo(
-        f"undid {merge_id}: {result.entities_restored} entities, {result.relationships_restored} relationships restored"
-    )
 
 
 def _run(brain: str, dry_run: bool, show_progress: bool) -> DedupReport:

@@ -81,7 +81,7 @@ def _false_merges(report: Any, plan: Any) -> list[str]:
 
 def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     from workers.dedup import run_dedup
-    from workers.dedup_undo import undo_merge
+    from workers.dedup_undo import undo_merges
     from workers.store import BrainStore
 
     scale = "small" if quick else "seed"
@@ -99,7 +99,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         first = _first_run_on_a_new_host(f"{tmp}/fresh", scale, f"{tmp}/empty-cache")
 
         started = time.perf_counter()
-        undone = [undo_merge(store, mid) for mid in reversed(cold.merge_ids)]
+        undone = undo_merges(store, list(cold.merge_ids))  # `brainops dedup undo --last-run`
         undo_s = time.perf_counter() - started
 
         started = time.perf_counter()

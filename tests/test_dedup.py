@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from agent.cli import app
 from workers.dedup import run_dedup
 from workers.dedup_match import MatchConfig, Pair, group_pairs, match_pairs, normalize, string_verdict
-from workers.dedup_undo import undo_merge
+from workers.dedup_undo import last_run_merge_ids, undo_merge, undo_merges
 from workers.schema import EMBED_DIM, ENTITIES, RELATIONSHIPS
 from workers.seed import content_hash, seed_brain
 from workers.store import META_DEDUP_CANDIDATES, BrainStore
@@ -179,6 +179,34 @@ def test_undo_refuses_when_a_later_merge_sits_on_top(tmp_path: Path) -> None:
     assert all(r["merged_into"] is None for r in snapshot(store, "entities"))
 
 
+def test_one_batch_undoes_a_whole_run_in_one_commit_per_table(brain: str) -> None:
+    store = BrainStore(brain)
+    before = {t: snapshot(store, t) for t in ("entities", "relationships")}
+    report = run_dedup(store, encoder=_no_model)
+    assert sorted(last_run_merge_ids(store)) == sorted(report.merge_ids)
+    versions = {t: store.fresh(t).version for t in ("entities", "relationships", "merge_log")}
+    results = undo_merges(store, [*report.merge_ids, "merge-nope"])
+    assert [r.status for r in results] == ["undone"] * len(report.merge_ids) + ["not_found"]
+    assert {t: snapshot(store, t) for t in before} == before
+    assert {t: store.fresh(t).version - v for t, v in versions.items()} == {
+        "entities": 1,
+        "relationships": 1,
+        "merge_log": 1,
+    }
+    assert last_run_merge_ids(store) == []
+
+
+def test_a_batch_undoes_stacked_merges_newest_first_whatever_order_it_is_given(tmp_path: Path) -> None:
+    store = tiny_brain(tmp_path, [("a", "Kubernetes", "technology"), ("b", "kubernetes", "technology")], [])
+    first = run_dedup(store, encoder=_no_model)
+    store.add("entities", pa.Table.from_pylist([_row("c", "KUBERNETES", created_at=1.0)], schema=ENTITIES))
+    second = run_dedup(store, encoder=_no_model)  # absorbs the first run's survivor
+    assert last_run_merge_ids(store) == list(second.merge_ids)
+    results = undo_merges(store, [first.merge_ids[0], second.merge_ids[0]])
+    assert all(r.ok for r in results), results
+    assert all(r["merged_into"] is None for r in snapshot(store, "entities"))
+
+
 def test_dry_run_writes_nothing_but_the_candidate_count(brain: str) -> None:
     store = BrainStore(brain)
     tables = ("entities", "relationships", "merge_log", "communities")
@@ -222,6 +250,11 @@ def test_cli_dry_run_then_merge_then_undo(brain: str) -> None:
     assert undone.exit_code == 0 and "undid" in undone.output
     again = runner.invoke(app, ["dedup", "undo", merge_id, "--brain", brain])
     assert again.exit_code == 1
+    rest = runner.invoke(app, ["dedup", "undo", "--last-run", "--brain", brain])
+    assert rest.exit_code == 0 and rest.output.count("undid") == 23, rest.output
+    assert "no merges left" in runner.invoke(app, ["dedup", "undo", "--last-run", "--brain", brain]).output
+    neither = runner.invoke(app, ["dedup", "undo", "--brain", brain])
+    assert neither.exit_code == 2 and "--last-run" in neither.output
 
 
 def test_missing_brain_is_a_clear_error(tmp_path: Path) -> None:

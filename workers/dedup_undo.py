@@ -1,11 +1,17 @@
-"""Undo one merge from its merge_log payload: entity rows and relationship endpoints go back exactly."""
+"""Undo merges from their merge_log payloads: entity rows and relationship endpoints go back exactly.
+
+Any number of merges is undone in one pass: newest first, each checked and applied against an in-memory
+copy of the rows it touches, then every change is written in one commit per table. The result is the same
+as undoing them one at a time in that order, without a LanceDB commit per merge.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -33,68 +39,114 @@ def undo_merge(store: BrainStore, merge_id: str) -> UndoResult:
     Refuses (status "conflict", nothing written) when later changes sit on top of the merge: the survivor
     was itself merged since, or an absorbed row now points elsewhere. Undo the later merge first.
     """
-    log = store.fresh("merge_log").search().where(f"merge_id = '{_quote(merge_id)}'").limit(1).to_arrow()
-    if log.num_rows == 0:
-        return UndoResult(merge_id, "not_found", f"no merge {merge_id!r} in merge_log")
-    row = log.to_pylist()[0]
-    if row["undone_at"] is not None:
-        return UndoResult(merge_id, "already_undone", f"undone at {row['undone_at']:.0f}")
-    payload = json.loads(row["payload"])
-    kept = row["kept_id"]
-    conflict = _conflict(store, kept, payload)
-    if conflict:
-        return UndoResult(merge_id, "conflict", conflict)
-    restored_rels = _restore_relationships(store, payload["relationships"])
-    prior = payload["entities"]
-    store.update_columns(
-        "entities",
-        pa.table(
-            {"id": [e["id"] for e in prior], "merged_into": pa.array([e["merged_into"] for e in prior], pa.string())}
-        ),
-    )
-    store.update_columns("merge_log", pa.table({"merge_id": [merge_id], "undone_at": [time.time()]}), on="merge_id")
-    rewired = int(store.meta_float(META_REWIRED_SINCE_RECLUSTER) or 0)
-    store.meta_set(META_REWIRED_SINCE_RECLUSTER, rewired + restored_rels)
-    return UndoResult(merge_id, "undone", f"restored {len(prior)} entities", len(prior), restored_rels)
+    return undo_merges(store, [merge_id])[0]
 
 
-def _conflict(store: BrainStore, kept: str, payload: dict) -> str | None:
-    ids = [kept] + [e["id"] for e in payload["entities"]]
-    rows = _rows_by_id(store, "entities", ids, ["id", "merged_into"])
-    if kept not in rows:
-        return f"survivor {kept} no longer exists"
-    if rows[kept]["merged_into"] is not None:
-        return f"survivor {kept} was merged into {rows[kept]['merged_into']} since: undo that merge first"
-    for e in payload["entities"]:
-        now_into = rows.get(e["id"], {}).get("merged_into")
-        if now_into != kept:
-            return f"entity {e['id']} now points to {now_into!r}, not {kept}"
-    return None
+def undo_merges(store: BrainStore, merge_ids: Sequence[str]) -> list[UndoResult]:
+    """Undo several merges newest first (a later merge on top of an earlier one in the list goes first).
+
+    Returns one result per id, in the order given; a merge that conflicts is skipped and the rest go on.
+    """
+    logs = {r["merge_id"]: r for r in _rows_by_id(store, "merge_log", list(dict.fromkeys(merge_ids)), key="merge_id")}
+    results: dict[str, UndoResult] = {}
+    todo = []
+    for merge_id in dict.fromkeys(merge_ids):
+        row = logs.get(merge_id)
+        if row is None:
+            results[merge_id] = UndoResult(merge_id, "not_found", f"no merge {merge_id!r} in merge_log")
+        elif row["undone_at"] is not None:
+            results[merge_id] = UndoResult(merge_id, "already_undone", f"undone at {row['undone_at']:.0f}")
+        else:
+            todo.append((row, json.loads(row["payload"])))
+    todo.sort(key=lambda item: (-item[0]["created_at"], item[0]["merge_id"]))
+    state = _State.load(store, [payload for _, payload in todo], [row["kept_id"] for row, _ in todo])
+    for row, payload in todo:
+        results[row["merge_id"]] = state.undo(row["merge_id"], row["kept_id"], payload)
+    state.write(store, [r.merge_id for r in results.values() if r.ok])
+    return [results[m] for m in merge_ids]
 
 
-def _restore_relationships(store: BrainStore, changes: list[dict[str, str]]) -> int:
-    """Put back each endpoint that still holds the value the merge wrote; returns rows written."""
-    if not changes:
-        return 0
-    current = _rows_by_id(store, "relationships", sorted({c["id"] for c in changes}), ["id", "src", "dst"])
-    for c in changes:
-        rel = current.get(c["id"])
-        if rel is not None and rel[c["end"]] == c["new"]:
-            rel[c["end"]] = c["old"]
-    rows = list(current.values())
-    store.update_columns(
-        "relationships",
-        pa.table({"id": [r["id"] for r in rows], "src": [r["src"] for r in rows], "dst": [r["dst"] for r in rows]}),
-    )
-    return len(rows)
+def last_run_merge_ids(store: BrainStore) -> list[str]:
+    """The merges of the newest dedup run that are not undone yet (one run writes one created_at)."""
+    live = store.fresh("merge_log").search().where("undone_at IS NULL").select(["merge_id", "created_at"])
+    table = live.limit(None).to_arrow()
+    if table.num_rows == 0:
+        return []
+    newest = max(table.column("created_at").to_pylist())
+    return [r["merge_id"] for r in table.to_pylist() if r["created_at"] == newest]
 
 
-def _rows_by_id(store: BrainStore, table: str, ids: list[str], columns: list[str]) -> dict[str, dict]:
-    out: dict[str, dict] = {}
+class _State:
+    """The entity and relationship rows the merges touch, changed in memory until `write`."""
+
+    def __init__(self, into: dict[str, str | None], rels: dict[str, dict[str, Any]]) -> None:
+        self.into = into  # entity id -> merged_into; a missing id is a deleted row
+        self.rels = rels
+        self.dirty_entities: set[str] = set()
+        self.dirty_rels: set[str] = set()
+
+    @classmethod
+    def load(cls, store: BrainStore, payloads: list[dict], kept_ids: list[str]) -> _State:
+        entity_ids = sorted(set(kept_ids) | {e["id"] for p in payloads for e in p["entities"]})
+        rel_ids = sorted({c["id"] for p in payloads for c in p["relationships"]})
+        into = {r["id"]: r["merged_into"] for r in _rows_by_id(store, "entities", entity_ids, ["id", "merged_into"])}
+        rels = {r["id"]: r for r in _rows_by_id(store, "relationships", rel_ids, ["id", "src", "dst"])}
+        return cls(into, rels)
+
+    def undo(self, merge_id: str, kept: str, payload: dict) -> UndoResult:
+        conflict = self._conflict(kept, payload["entities"])
+        if conflict:
+            return UndoResult(merge_id, "conflict", conflict)
+        restored_rels = 0
+        for change in payload["relationships"]:
+            rel = self.rels.get(change["id"])
+            if rel is not None and rel[change["end"]] == change["new"]:
+                rel[change["end"]] = change["old"]
+                self.dirty_rels.add(change["id"])
+                restored_rels += 1
+        for entity in payload["entities"]:
+            self.into[entity["id"]] = entity["merged_into"]
+            self.dirty_entities.add(entity["id"])
+        entities = len(payload["entities"])
+        return UndoResult(merge_id, "undone", f"restored {entities} entities", entities, restored_rels)
+
+    def _conflict(self, kept: str, prior: list[dict]) -> str | None:
+        if kept not in self.into:
+            return f"survivor {kept} no longer exists"
+        if self.into[kept] is not None:
+            return f"survivor {kept} was merged into {self.into[kept]} since: undo that merge first"
+        for entity in prior:
+            now_into = self.into.get(entity["id"])
+            if now_into != kept:
+                return f"entity {entity['id']} now points to {now_into!r}, not {kept}"
+        return None
+
+    def write(self, store: BrainStore, undone: list[str]) -> None:
+        if not undone:
+            return
+        rels = [self.rels[i] for i in sorted(self.dirty_rels)]
+        if rels:
+            columns = {c: [r[c] for r in rels] for c in ("id", "src", "dst")}
+            store.update_columns("relationships", pa.table(columns))
+        ids = sorted(self.dirty_entities)
+        merged_into = pa.array([self.into[i] for i in ids], pa.string())
+        store.update_columns("entities", pa.table({"id": ids, "merged_into": merged_into}))
+        stamps = pa.array([time.time()] * len(undone), pa.float64())
+        store.update_columns("merge_log", pa.table({"merge_id": undone, "undone_at": stamps}), on="merge_id")
+        rewired = int(store.meta_float(META_REWIRED_SINCE_RECLUSTER) or 0)
+        store.meta_set(META_REWIRED_SINCE_RECLUSTER, rewired + len(rels))
+
+
+def _rows_by_id(
+    store: BrainStore, table: str, ids: list[str], columns: list[str] | None = None, key: str = "id"
+) -> list[dict]:
+    out: list[dict] = []
     for start in range(0, len(ids), 500):  # keep the IN list of one query bounded
         chunk = ", ".join(f"'{_quote(i)}'" for i in ids[start : start + 500])
-        data = store.fresh(table).search().where(f"id IN ({chunk})").select(columns).limit(None).to_arrow()
-        out.update({r["id"]: r for r in data.to_pylist()})
+        query = store.fresh(table).search().where(f"{key} IN ({chunk})")
+        if columns is not None:
+            query = query.select(columns)
+        out.extend(query.limit(None).to_arrow().to_pylist())
     return out
 
 
