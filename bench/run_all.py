@@ -116,6 +116,17 @@ def run_one(name: str, out_dir: Path, quick: bool, timeout_s: float, bench_dir: 
     return BenchOutcome(name, "ok", seconds, result, doc=doc)
 
 
+def with_earlier_outcomes(fresh: list[BenchOutcome], out_dir: Path) -> list[BenchOutcome]:
+    """`--only` re-measures some benchmarks; the report keeps the others' last results rather than dropping them."""
+    try:
+        earlier = load_outcomes(out_dir)
+    except (OSError, ValueError, KeyError):
+        return fresh
+    by_name = {o.name: o for o in fresh}
+    kept = [by_name.pop(o.name, o) for o in earlier]
+    return kept + list(by_name.values())
+
+
 def machine_line() -> str:
     import shutil
 
@@ -156,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(outcome)
             progress.console.print(f"{name}: {outcome.status} in {outcome.seconds:.1f} s {outcome.error}")
             progress.advance(task)
+    if args.only:
+        outcomes = with_earlier_outcomes(outcomes, out_dir)
     report = write_report(outcomes, out_dir, args.report.resolve(), quick=args.quick, machine=machine_line())
     print(f"wrote {report}")
     return 1 if any(o.status == "failed" for o in outcomes) else 0

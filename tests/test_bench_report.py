@@ -74,6 +74,14 @@ def test_run_all_isolates_failures_and_writes_the_report(fake_bench_dir: Path, t
     )
     assert again.returncode == 0 and "4.00x better" in report.read_text()  # re-rendered without re-running
 
+    only = subprocess.run(
+        [sys.executable, "-m", "bench.run_all", *argv, "--only", "skip"], cwd=REPO, capture_output=True, timeout=120
+    )
+    assert only.returncode == 0, only.stderr
+    kept = [row["name"] for row in json.loads((out / "run_all.json").read_text())]
+    assert sorted(kept) == ["bench_crash", "bench_declared", "bench_skip"]  # --only re-measures, keeps the rest
+    assert "4.00x better" in report.read_text()
+
 
 def test_only_selects_by_short_or_full_name_and_rejects_unknown(fake_bench_dir: Path) -> None:
     names = discover(fake_bench_dir)
