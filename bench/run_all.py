@@ -167,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(outcome)
             progress.console.print(f"{name}: {outcome.status} in {outcome.seconds:.1f} s {outcome.error}")
             progress.advance(task)
-    if args.only:
-        outcomes = with_earlier_outcomes(outcomes, out_dir)
-    report = write_report(outcomes, out_dir, args.report.resolve(), quick=args.quick, machine=machine_line())
+    shown = with_earlier_outcomes(outcomes, out_dir) if args.only else outcomes
+    report = write_report(shown, out_dir, args.report.resolve(), quick=args.quick, machine=machine_line())
     print(f"wrote {report}")
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
