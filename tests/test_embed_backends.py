@@ -83,3 +83,21 @@ def test_length_bucketing_keeps_each_text_with_its_own_vector(reference: Embedde
     assert seen[-1] == (len(TEXTS), len(TEXTS)) and len(seen) == 4
     lengths = [len(ids) for ids in reference.backend.tokenize(list(VERIFY_TEXTS))]
     assert max(lengths) > 3 * min(lengths)  # the verification texts really do span many lengths
+
+
+def test_prepare_embedder_then_doctor_says_workers_start_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from agent.doctor import check_embedder
+
+    monkeypatch.setenv("BRAINOPS_CACHE_DIR", str(tmp_path))
+    before = check_embedder()
+    assert before.status == "WARN" and "never calibrated" in before.detail and "prepare-embedder" in before.fix
+    result = CliRunner().invoke(app, ["brain", "prepare-embedder"])
+    assert result.exit_code == 0, result.output
+    assert "cpu bf16 (calibrated" in result.output and "backend torchscript" in result.output
+    assert check_embedder().status == "OK"
+    compiled_file(tmp_path, machine_key(model_path()), "bf16").unlink()
+    after = check_embedder()
+    assert after.status == "WARN" and "no compiled bf16 copy" in after.detail

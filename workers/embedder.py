@@ -234,8 +234,7 @@ def calibrate(path: Path, device: str = "cpu", dtype: str = "bf16") -> float:
 
 
 def machine_key(path: Path) -> str:
-    import torch
-
+    """Which CPU, torch build and model a cached verdict or compiled copy belongs to (torch is not imported)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -244,8 +243,33 @@ def machine_key(path: Path) -> str:
                 break
     except OSError:
         pass
-    blob = f"{cpu}|{platform.machine()}|torch={torch.__version__}|{path}"
+    blob = f"{cpu}|{platform.machine()}|torch={_package_version('torch')}|{path}"
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _package_version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+@dataclass(frozen=True)
+class PreparedState:
+    """What `brainops brain prepare-embedder` left on this host for the CPU path (read without torch)."""
+
+    dtype: str | None  # the cached bf16/fp32 verdict, None when never calibrated
+    compiled: bool  # a TorchScript copy for that dtype exists
+
+
+def prepared_state(cache_dir: Path | None = None) -> PreparedState:
+    path = model_path()
+    cache = cache_dir or default_cache_dir()
+    cached = _read_cache(cache / "embed_calibration.json").get(machine_key(path))
+    dtype = str(cached["chosen"]) if isinstance(cached, dict) and cached.get("chosen") in ("fp32", "bf16") else None
+    return PreparedState(dtype, dtype is not None and compiled_file(cache, machine_key(path), dtype).exists())
 
 
 def _cpu_calibration(path: Path, cache_dir: Path) -> tuple[Calibration, str]:
