@@ -207,6 +207,19 @@ def test_a_batch_undoes_stacked_merges_newest_first_whatever_order_it_is_given(t
     assert all(r["merged_into"] is None for r in snapshot(store, "entities"))
 
 
+def test_a_relationship_stored_twice_is_repointed_and_restored(tmp_path: Path) -> None:
+    # Brains written before keys were declared can hold a relationship twice (two extract workers raced).
+    store = tiny_brain(tmp_path, [("a", "Kubernetes", "technology"), ("b", "kubernetes", "technology")], [])
+    store.add("relationships", [{"id": "r-dup", "src": "a", "dst": "x", "weight": 1.0}] * 2)
+    store.add("relationships", [{"id": "r-b", "src": "b", "dst": "y", "weight": 1.0}] * 3)  # b survives
+    before = snapshot(store, "relationships")
+    report = run_dedup(store, encoder=_no_model)
+    assert report.merges[0].kept_id == "b" and report.relationships_repointed == 1
+    assert {r["src"] for r in snapshot(store, "relationships")} == {"b"}
+    assert undo_merges(store, list(report.merge_ids))[0].ok
+    assert snapshot(store, "relationships") == before
+
+
 def test_dry_run_writes_nothing_but_the_candidate_count(brain: str) -> None:
     store = BrainStore(brain)
     tables = ("entities", "relationships", "merge_log", "communities")

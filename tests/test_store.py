@@ -19,6 +19,7 @@ from workers.store import (
     META_REWIRED_SINCE_RECLUSTER,
     BrainStore,
     StoreError,
+    with_conflict_retry,
 )
 
 
@@ -193,3 +194,54 @@ def test_stats_is_fast_on_the_small_brain(brain: BrainStore) -> None:
         brain.stats()
         took.append(time.perf_counter() - started)
     assert sorted(took)[2] < 0.5  # generous: CI machines are shared; bench/bench_stats.py measures
+
+
+def _insert_same_new_keys(uri: str, ready: object, go: object) -> None:
+    store = BrainStore(uri)
+    table = store.table("relationships")
+    rows = [{"id": f"rel-{i:03d}", "src": "a", "dst": "b", "created_at": 1.0} for i in range(40)]
+    data = store._as_arrow("relationships", rows)
+    ready.set()  # type: ignore[attr-defined]
+    go.wait(60)  # type: ignore[attr-defined]
+
+    def insert_missing() -> None:  # what the extract workers do with the relationships they find
+        table.checkout_latest()
+        table.merge_insert("id").when_not_matched_insert_all().execute(data)
+
+    with_conflict_retry(insert_missing)
+
+
+def test_writers_racing_to_insert_the_same_new_keys_store_each_once(tmp_path: Path) -> None:
+    uri = str(tmp_path / "b")
+    BrainStore(uri).open_or_create()
+    ctx = mp.get_context("spawn")
+    go = ctx.Event()
+    ready = [ctx.Event() for _ in range(3)]
+    procs = [ctx.Process(target=_insert_same_new_keys, args=(uri, r, go)) for r in ready]
+    for p in procs:
+        p.start()
+    assert all(r.wait(120) for r in ready)
+    go.set()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    ids = BrainStore(uri).fresh("relationships").to_arrow().column("id").to_pylist()
+    assert sorted(ids) == [f"rel-{i:03d}" for i in range(40)]  # without a declared key: 120 rows
+
+
+def test_a_brain_from_before_declared_keys_gets_them_on_open(tmp_path: Path) -> None:
+    import lancedb
+
+    uri = str(tmp_path / "old")
+    old_schema = pa.schema([f.remove_metadata() for f in TABLES["relationships"]])
+    lancedb.connect(uri).create_table("relationships", schema=old_schema)
+    table = BrainStore(uri).table("relationships")
+    assert table.schema.field("id").metadata == {b"lance-schema:unenforced-primary-key": b"true"}
+
+
+def test_an_update_naming_a_key_twice_keeps_the_last_row(tmp_path: Path) -> None:
+    store = BrainStore(str(tmp_path / "b")).open_or_create()
+    store.add("relationships", [{"id": "r1", "src": "a", "dst": "b"}, {"id": "r2", "src": "c", "dst": "d"}])
+    store.update_columns("relationships", pa.table({"id": ["r1", "r2", "r1"], "dst": ["x", "y", "z"]}))
+    rows = {r["id"]: r["dst"] for r in store.fresh("relationships").to_arrow().to_pylist()}
+    assert rows == {"r1": "z", "r2": "y"}

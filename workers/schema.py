@@ -9,9 +9,18 @@ BUCKETS = 1024
 
 VECTOR = pa.list_(pa.float32(), EMBED_DIM)
 
+# Declaring the key makes Lance treat two concurrent merge_inserts of the same new key as a commit conflict
+# (one retries and finds the row); without it both commit and the table holds the key twice.
+PRIMARY_KEY = {"lance-schema:unenforced-primary-key": "true"}
+
+
+def key_field(name: str) -> pa.Field:
+    return pa.field(name, pa.string(), nullable=False, metadata=PRIMARY_KEY)
+
+
 RECORDS = pa.schema(
     [
-        pa.field("id", pa.string(), nullable=False),
+        key_field("id"),
         pa.field("text", pa.string()),
         pa.field("source", pa.string()),
         pa.field("bucket", pa.int32()),  # crc32(id) % 1024: lets `--shard i/n` filter in SQL
@@ -25,7 +34,7 @@ RECORDS = pa.schema(
 
 ENTITIES = pa.schema(
     [
-        pa.field("id", pa.string(), nullable=False),
+        key_field("id"),
         pa.field("name", pa.string()),
         pa.field("type", pa.string()),
         pa.field("description", pa.string()),
@@ -41,7 +50,7 @@ ENTITIES = pa.schema(
 
 RELATIONSHIPS = pa.schema(
     [
-        pa.field("id", pa.string(), nullable=False),
+        key_field("id"),
         pa.field("src", pa.string()),
         pa.field("dst", pa.string()),
         pa.field("type", pa.string()),
@@ -52,7 +61,7 @@ RELATIONSHIPS = pa.schema(
 
 COMMUNITIES = pa.schema(
     [
-        pa.field("id", pa.string(), nullable=False),
+        key_field("id"),
         pa.field("run_id", pa.string()),
         pa.field("members", pa.list_(pa.string())),  # entity ids
         pa.field("size", pa.int32()),
@@ -63,7 +72,7 @@ COMMUNITIES = pa.schema(
 
 WISDOM = pa.schema(
     [
-        pa.field("id", pa.string(), nullable=False),
+        key_field("id"),
         pa.field("community_id", pa.string()),
         pa.field("text", pa.string()),
         pa.field("created_at", pa.float64()),
@@ -72,7 +81,7 @@ WISDOM = pa.schema(
 
 MERGE_LOG = pa.schema(
     [
-        pa.field("merge_id", pa.string(), nullable=False),
+        key_field("merge_id"),
         pa.field("created_at", pa.float64()),
         pa.field("kept_id", pa.string()),
         pa.field("absorbed_ids", pa.list_(pa.string())),
@@ -86,11 +95,13 @@ MERGE_LOG = pa.schema(
 # Small key/value table: counters and run markers that make `brain stats` cheap.
 META = pa.schema(
     [
-        pa.field("key", pa.string(), nullable=False),
+        key_field("key"),
         pa.field("value", pa.string()),
         pa.field("updated_at", pa.float64()),
     ]
 )
+
+KEYS: dict[str, str] = {"merge_log": "merge_id", "meta": "key"}  # every other table: "id"
 
 TABLES: dict[str, pa.Schema] = {
     "records": RECORDS,

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent.domain import BrainStats
-from workers.schema import TABLES
+from workers.schema import KEYS, PRIMARY_KEY, TABLES
 
 if TYPE_CHECKING:
     from lancedb.db import DBConnection
@@ -46,6 +46,28 @@ SCALAR_INDEXES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 T = TypeVar("T")
+
+
+def _declare_primary_key(table: Table, key: str) -> None:
+    """Brains made before the key was declared in workers.schema get it on first open (one metadata commit)."""
+    declared = table.schema.field(key).metadata or {}
+    if all(declared.get(k.encode()) == v.encode() for k, v in PRIMARY_KEY.items()):
+        return
+    with_conflict_retry(lambda: table.update_field_metadata({"path": key, "metadata": PRIMARY_KEY}))
+
+
+def last_row_per_key(rows: pa.Table, on: str) -> pa.Table:
+    """One row per key (the last one), the key column typed non-null as a declared key must be."""
+    keys = rows.column(on)
+    if keys.null_count:
+        raise StoreError(f"{keys.null_count} row(s) have no {on!r}")
+    index = rows.schema.get_field_index(on)
+    rows = rows.cast(rows.schema.set(index, rows.schema.field(index).with_nullable(False)))
+    values = keys.to_pylist()
+    if len(set(values)) == len(values):
+        return rows
+    last = {k: i for i, k in enumerate(values)}
+    return rows.take(sorted(last.values()))
 
 
 class StoreError(RuntimeError):
@@ -123,9 +145,11 @@ class BrainStore:
             raise StoreError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
         if name not in self._tables:
             try:
-                self._tables[name] = self.db.open_table(name)
+                table = self.db.open_table(name)
             except (FileNotFoundError, ValueError) as exc:
                 raise StoreError(f"table {name!r} missing in {self.uri}: run `brainops brain seed`") from exc
+            _declare_primary_key(table, KEYS.get(name, "id"))
+            self._tables[name] = table
         return self._tables[name]
 
     def fresh(self, name: str) -> Table:
@@ -155,7 +179,7 @@ class BrainStore:
 
     def upsert(self, name: str, rows: pa.Table | Iterable[Mapping[str, Any]], on: str = "id") -> int:
         """Insert new rows, update matching ones (by `on`), in one merge_insert commit."""
-        data = self._as_arrow(name, rows)
+        data = last_row_per_key(self._as_arrow(name, rows), on)
         if data.num_rows == 0:
             return 0
         tbl = self.table(name)
@@ -168,7 +192,11 @@ class BrainStore:
         return data.num_rows
 
     def update_columns(self, name: str, rows: pa.Table, on: str = "id") -> int:
-        """Update only the columns present in `rows` for existing keys; never inserts."""
+        """Update only the columns present in `rows` for existing keys; never inserts.
+
+        A key given twice keeps its last row: Lance refuses a merge where two source rows hit one target.
+        """
+        rows = last_row_per_key(rows, on)
         if rows.num_rows == 0:
             return 0
         tbl = self.table(name)
