@@ -80,7 +80,7 @@ def compact(
     path: str = typer.Option(..., "--path", help="Where the brain lives (LanceDB path or URI)."),
     keep_minutes: float = typer.Option(10.0, "--keep-minutes", min=0.0, help="Keep versions this recent."),
 ) -> None:
-    """Merge small fragments and drop old versions (run off the hot path)."""
+    """Merge small fragments, drop old versions and rows that repeat a key (run off the hot path)."""
     from datetime import timedelta
 
     from workers.store import BrainStore, StoreError
@@ -96,7 +96,7 @@ def compact(
         raise typer.Exit(1) from exc
     typer.echo(
         f"compacted {len(report.tables)} tables in {report.seconds:.2f}s, "
-        f"{report.versions_removed} old versions removed"
+        f"{report.versions_removed} old versions removed, {report.duplicate_rows_removed} duplicate rows removed"
     )
 
 

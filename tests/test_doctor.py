@@ -211,3 +211,29 @@ def test_systemd_unit_runs_the_agent_on_the_example_config_paths() -> None:
     assert service["KillSignal"] == "SIGTERM" and service["KillMode"] == "process"  # workers outlive restarts
     assert service["User"] == "brainops" and service["StateDirectory"] == "brainops"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_compaction_timer_compacts_the_example_configs_brain(monkeypatch: pytest.MonkeyPatch) -> None:
+    import configparser
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    deploy = Path(__file__).resolve().parent.parent / "deploy"
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(deploy / "brainops-compact.service")
+    argv = shlex.split(unit["Service"]["ExecStart"])
+    assert argv[0] == "/opt/brainops/.venv/bin/brainops" and argv[1:3] == ["brain", "compact"]
+    monkeypatch.setenv("BRAINOPS_CONFIG", str(deploy / "brainops.toml.example"))
+    brain_uri = Settings().brain_uri
+    assert brain_uri is not None and argv[argv.index("--path") + 1] == brain_uri
+    assert unit["Service"]["ReadWritePaths"] == "/srv/brain" and brain_uri.startswith("/srv/brain/")
+    monkeypatch.delenv("BRAINOPS_CONFIG")
+    # the arguments are ones the CLI accepts: a missing brain is the only complaint
+    result = CliRunner().invoke(app, [*argv[1:3], "--path", "/nonexistent/brain", *argv[argv.index("--path") + 2 :]])
+    assert result.exit_code == 1 and "no brain at /nonexistent/brain" in result.output
+    timer = configparser.ConfigParser(strict=False, interpolation=None)
+    timer.read(deploy / "brainops-compact.timer")
+    assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"

@@ -245,3 +245,14 @@ def test_an_update_naming_a_key_twice_keeps_the_last_row(tmp_path: Path) -> None
     store.update_columns("relationships", pa.table({"id": ["r1", "r2", "r1"], "dst": ["x", "y", "z"]}))
     rows = {r["id"]: r["dst"] for r in store.fresh("relationships").to_arrow().to_pylist()}
     assert rows == {"r1": "z", "r2": "y"}
+
+
+def test_compact_removes_rows_that_repeat_a_key_and_keeps_one(tmp_path: Path) -> None:
+    store = BrainStore(str(tmp_path / "b")).open_or_create()
+    store.add("relationships", [{"id": "r1", "src": "a", "dst": "b"}, {"id": "r2", "src": "c", "dst": "d"}])
+    store.add("relationships", [{"id": "r1", "src": "a", "dst": "b"}] * 2)  # as racing inserts once left them
+    report = store.compact()
+    assert report.duplicate_rows_removed == 2
+    rows = sorted((r["id"], r["src"], r["dst"]) for r in store.fresh("relationships").to_arrow().to_pylist())
+    assert rows == [("r1", "a", "b"), ("r2", "c", "d")]
+    assert store.drop_duplicate_keys("relationships") == 0

@@ -56,6 +56,10 @@ def _declare_primary_key(table: Table, key: str) -> None:
     with_conflict_retry(lambda: table.update_field_metadata({"path": key, "metadata": PRIMARY_KEY}))
 
 
+def _sql_list(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
 def last_row_per_key(rows: pa.Table, on: str) -> pa.Table:
     """One row per key (the last one), the key column typed non-null as a declared key must be."""
     keys = rows.column(on)
@@ -79,6 +83,7 @@ class CompactReport:
     tables: tuple[str, ...]
     versions_removed: int
     seconds: float
+    duplicate_rows_removed: int = 0
 
 
 def _is_conflict(exc: BaseException) -> bool:
@@ -258,8 +263,9 @@ class BrainStore:
         Run off the hot path. Versions younger than the window stay, so concurrent readers keep working.
         """
         started = time.perf_counter()
-        removed = 0
+        removed = duplicates = 0
         for name in TABLES:
+            duplicates += self.drop_duplicate_keys(name)
             tbl = self.fresh(name)
             before = len(tbl.list_versions())
 
@@ -270,7 +276,34 @@ class BrainStore:
             tbl.checkout_latest()
             removed += max(0, before - len(tbl.list_versions()))
         self.ensure_indexes()
-        return CompactReport(tuple(TABLES), removed, time.perf_counter() - started)
+        return CompactReport(tuple(TABLES), removed, time.perf_counter() - started, duplicates)
+
+    def drop_duplicate_keys(self, name: str) -> int:
+        """Delete rows that repeat an earlier row's key; returns how many.
+
+        Brains written before keys were declared (workers.schema.PRIMARY_KEY) can hold a key twice.
+        Rows go by _rowid: an id names both copies. A row id from before a concurrent compaction names no
+        row afterwards (fragment ids are never reused), so a stale one deletes nothing.
+        """
+        key = KEYS.get(name, "id")
+        tbl = self.table(name)
+
+        def drop() -> int:
+            tbl.checkout_latest()
+            keys = tbl.search().select([key]).limit(None).to_arrow().column(key)
+            counts = pc.value_counts(keys)
+            repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+            if len(repeated) == 0:
+                return 0
+            query = tbl.search().where(f"{key} IN ({_sql_list(repeated.to_pylist())})").select([key])
+            rows = query.with_row_id(True).limit(None).to_arrow().sort_by("_rowid").to_pylist()
+            first = {r[key]: r["_rowid"] for r in reversed(rows)}  # the lowest row id of each key stays
+            extra = [r["_rowid"] for r in rows if first[r[key]] != r["_rowid"]]
+            for start in range(0, len(extra), 1000):
+                tbl.delete(f"_rowid IN ({', '.join(map(str, extra[start : start + 1000]))})")
+            return len(extra)
+
+        return with_conflict_retry(drop)
 
     # ------------------------------------------------------------ stats
 
