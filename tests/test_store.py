@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from workers.lance_ops import with_conflict_retry
 from workers.schema import EMBED_DIM, TABLES, VECTOR
 from workers.seed import plan_entities, seed_brain
 from workers.store import (
@@ -19,7 +20,6 @@ from workers.store import (
     META_REWIRED_SINCE_RECLUSTER,
     BrainStore,
     StoreError,
-    with_conflict_retry,
 )
 
 
@@ -229,14 +229,28 @@ def test_writers_racing_to_insert_the_same_new_keys_store_each_once(tmp_path: Pa
     assert sorted(ids) == [f"rel-{i:03d}" for i in range(40)]  # without a declared key: 120 rows
 
 
-def test_a_brain_from_before_declared_keys_gets_them_on_open(tmp_path: Path) -> None:
+def _old_brain(uri: str) -> None:
+    """Every table as brains before declared keys were made: same columns, no key metadata."""
     import lancedb
 
+    db = lancedb.connect(uri)
+    for name, schema in TABLES.items():
+        db.create_table(name, schema=pa.schema([f.remove_metadata() for f in schema]))
+
+
+def test_a_brain_from_before_declared_keys_gets_them_on_open(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     uri = str(tmp_path / "old")
-    old_schema = pa.schema([f.remove_metadata() for f in TABLES["relationships"]])
-    lancedb.connect(uri).create_table("relationships", schema=old_schema)
-    table = BrainStore(uri).table("relationships")
-    assert table.schema.field("id").metadata == {b"lance-schema:unenforced-primary-key": b"true"}
+    _old_brain(uri)
+    assert BrainStore(uri).stats().records == 0  # its worker threads open tables at the same moment
+    with ThreadPoolExecutor(4) as pool:  # four handles race to declare the same key
+        tables = list(pool.map(lambda _: BrainStore(uri).table("relationships"), range(4)))
+    for table in (*tables, BrainStore(uri).table("meta")):
+        key = "key" if table.name == "meta" else "id"
+        table.checkout_latest()
+        assert table.schema.field(key).metadata == {b"lance-schema:unenforced-primary-key": b"true"}
+    assert "could not declare" not in caplog.text  # a lost race re-checks instead of retrying blindly
 
 
 def test_an_update_naming_a_key_twice_keeps_the_last_row(tmp_path: Path) -> None:

