@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from workers.lance_ops import sql_list
 from workers.store import META_REWIRED_SINCE_RECLUSTER, BrainStore
 
 UndoStatus = Literal["undone", "not_found", "already_undone", "conflict"]
@@ -142,13 +143,8 @@ def _rows_by_id(
 ) -> list[dict]:
     out: list[dict] = []
     for start in range(0, len(ids), 500):  # keep the IN list of one query bounded
-        chunk = ", ".join(f"'{_quote(i)}'" for i in ids[start : start + 500])
-        query = store.fresh(table).search().where(f"{key} IN ({chunk})")
+        query = store.fresh(table).search().where(f"{key} IN ({sql_list(ids[start : start + 500])})")
         if columns is not None:
             query = query.select(columns)
         out.extend(query.limit(None).to_arrow().to_pylist())
     return out
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")

@@ -111,11 +111,11 @@ def load_tokenizer(model_dir: Path, max_length: int) -> Any:
 
 
 def compiled_file(cache_dir: Path, machine_key: str, dtype: str) -> Path:
-    versions = "-".join(_version(p) for p in ("sentence-transformers", "transformers", "tokenizers"))
+    versions = "-".join(package_version(p) for p in ("sentence-transformers", "transformers", "tokenizers"))
     return cache_dir / "compiled" / f"minilm-{machine_key}-{versions}-v{FORMAT_VERSION}-{dtype}.pt"
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

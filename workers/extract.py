@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workers.extract_text import EXTRACTED_TYPE, Gazetteer, Mention, co_occurrences, mentions, relationship_id
-from workers.lance_ops import with_conflict_retry
+from workers.lance_ops import sql_list, with_conflict_retry
 from workers.runtime import WorkerRun, bucket_of, shard_filter
 from workers.store import BrainStore, StoreError
 
@@ -106,11 +106,10 @@ class ExtractWorker:
         """Entities dedup already merged away: point new relationships at the survivor instead."""
         if not ids:
             return {}
-        quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
         rows = (
             self.store.fresh("entities")
             .search()
-            .where(f"id IN ({quoted}) AND merged_into IS NOT NULL")
+            .where(f"id IN ({sql_list(ids)}) AND merged_into IS NOT NULL")
             .select(["id", "merged_into"])
             .limit(None)
             .to_arrow()

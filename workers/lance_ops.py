@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow.compute as pc
@@ -65,7 +65,8 @@ def declare_primary_key(table: Table, key: str) -> None:
         log.warning("could not declare %s as the key of %s: %s", key, table.name, exc)
 
 
-def _sql_list(values: list[str]) -> str:
+def sql_list(values: Iterable[str]) -> str:
+    """Strings as a SQL list for lance filters (`id IN (...)`), each quoted with its quotes doubled."""
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
@@ -84,7 +85,7 @@ def drop_repeated_keys(tbl: Table, key: str) -> int:
         repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
         if len(repeated) == 0:
             return 0
-        query = tbl.search().where(f"{key} IN ({_sql_list(repeated.to_pylist())})").select([key])
+        query = tbl.search().where(f"{key} IN ({sql_list(repeated.to_pylist())})").select([key])
         rows = query.with_row_id(True).limit(None).to_arrow().sort_by("_rowid").to_pylist()
         first = {r[key]: r["_rowid"] for r in reversed(rows)}  # the lowest row id of each key stays
         extra = [r["_rowid"] for r in rows if first[r[key]] != r["_rowid"]]

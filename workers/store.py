@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent.domain import BrainStats
-from workers.lance_ops import declare_primary_key, drop_repeated_keys, with_conflict_retry
+from workers.lance_ops import declare_primary_key, drop_repeated_keys, sql_list, with_conflict_retry
 from workers.schema import KEYS, TABLES
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ class BrainStore:
 
     def meta_get(self, key: str) -> str | None:
         tbl = self.fresh("meta")
-        hit = tbl.search().where(f"key = '{_sql_str(key)}'").select(["value"]).limit(1).to_arrow()
+        hit = tbl.search().where(f"key = {sql_list([key])}").select(["value"]).limit(1).to_arrow()
         return None if hit.num_rows == 0 else hit.column("value")[0].as_py()
 
     def meta_all(self) -> dict[str, str]:
@@ -338,7 +338,3 @@ class BrainStore:
         table = pa.table({"type": cols.column("type"), "key": keys}).filter(pc.not_equal(keys, ""))
         groups = table.group_by(["type", "key"]).aggregate([]).num_rows
         return table.num_rows - groups
-
-
-def _sql_str(value: str) -> str:
-    return value.replace("'", "''")
