@@ -248,12 +248,12 @@ def apply_merges(store: BrainStore, merges: Sequence[PlannedMerge], now: float |
     survivor = {a: m.kept_id for m in merges for a in m.absorbed_ids}
     rels = store.fresh("relationships").search().select(["id", "src", "dst"]).limit(None).to_arrow()
     changes: dict[str, list[dict[str, str]]] = {m.kept_id: [] for m in merges}
-    rows: dict[str, tuple[str, str, str]] = {}  # by id: a brain from before keys were declared may repeat one
+    rows: dict[str, tuple[str, str]] = {}  # id -> (src, dst); a brain from before declared keys may repeat an id
     for rid, src, dst in zip(*(rels.column(c).to_pylist() for c in ("id", "src", "dst")), strict=True):
         new_src, new_dst = survivor.get(src, src), survivor.get(dst, dst)
         if (new_src, new_dst) == (src, dst) or rid in rows:
             continue
-        rows[rid] = (rid, new_src, new_dst)
+        rows[rid] = (new_src, new_dst)
         # One entry per changed endpoint, filed under the merge that changed it (src and dst may differ).
         for end, old, new in (("src", src, new_src), ("dst", dst, new_dst)):
             if old != new:
@@ -262,8 +262,8 @@ def apply_merges(store: BrainStore, merges: Sequence[PlannedMerge], now: float |
     log = [_log_row(mid, m, changes[m.kept_id], now) for mid, m in zip(merge_ids, merges, strict=True)]
     store.add("merge_log", pa.Table.from_pylist(log, schema=MERGE_LOG))
     if rows:
-        ids, srcs, dsts = (list(c) for c in zip(*rows.values(), strict=True))
-        store.update_columns("relationships", pa.table({"id": ids, "src": srcs, "dst": dsts}))
+        srcs, dsts = (list(c) for c in zip(*rows.values(), strict=True))
+        store.update_columns("relationships", pa.table({"id": list(rows), "src": srcs, "dst": dsts}))
     absorbed = list(survivor)
     store.update_columns("entities", pa.table({"id": absorbed, "merged_into": [survivor[a] for a in absorbed]}))
     return merge_ids, len(rows)
