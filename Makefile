@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy agent tools graphs policies workers evals
+	$(BIN)/mypy core llm brain fleet workers tools policies graphs agent evals
 
 clean:
 	rm -rf $(VENV) .brainops

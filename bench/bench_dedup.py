@@ -26,8 +26,8 @@ def graph_only_brain(uri: str, scale: str, seed: int = 0) -> Any:
     """A brain with the seed's entities (no vectors), relationships and previous communities, no records.
 
     Returns the EntityPlan (ground truth)."""
-    from workers.seed import community_tables, entity_table, plan_entities, plan_relationships, spec_for
-    from workers.store import BrainStore
+    from brain.seed import community_tables, entity_table, plan_entities, plan_relationships, spec_for
+    from brain.store import BrainStore
 
     now = time.time()
     plan = plan_entities(scale, seed)
@@ -80,9 +80,9 @@ def _false_merges(report: Any, plan: Any) -> list[str]:
 
 
 def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+    from brain.store import BrainStore
     from workers.dedup import run_dedup
     from workers.dedup_undo import undo_merges
-    from workers.store import BrainStore
 
     scale = "small" if quick else "seed"
     with tempfile.TemporaryDirectory(prefix="bench-dedup-") as tmp:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from workers import seed_vocab
+from brain import seed_vocab
 
 N_SENTENCES = 512
 N_NAMES = 4096
@@ -27,7 +27,7 @@ BATCH = 64
 
 
 def sample_texts(seed: int = 0) -> tuple[list[str], list[str]]:
-    from workers.seed import plan_entities
+    from brain.seed import plan_entities
 
     rng = random.Random(seed)
     names = list(plan_entities("small", seed).names)
@@ -56,7 +56,7 @@ def _plain_sentence_transformers(dtype: str) -> Any:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from workers.embedder import model_path
+    from brain.embedder import model_path
 
     kwargs = {"dtype": torch.bfloat16} if dtype == "bf16" else None
     model = SentenceTransformer(str(model_path()), device="cpu", model_kwargs=kwargs)
@@ -77,7 +77,7 @@ def _fresh_load_s(code: str, repeat: int = 3) -> float:
 
 
 def _load(label: str) -> tuple[Any, dict[str, Any]]:
-    from workers.embedder import load_embedder
+    from brain.embedder import load_embedder
 
     if label in ("fp32", "bf16_sentence_transformers"):
         embedder = _plain_sentence_transformers("fp32" if label == "fp32" else "bf16")

@@ -17,8 +17,8 @@ from typing import Any
 
 from rich.progress import Progress
 
+from fleet.remote import RemoteHost, observe_hosts
 from tests.sshd import SshFleet, sshd_unavailable_reason
-from workers.remote import RemoteHost, observe_hosts
 
 SIZES = (1, 2, 20)
 TIMEOUT_S = 20.0

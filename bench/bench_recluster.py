@@ -67,8 +67,8 @@ def _leiden_vs_louvain(store: Any, planted_of: dict[str, int], seed: int) -> dic
 
 
 def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+    from brain.store import BrainStore
     from workers.recluster import ReclusterConfig, run_recluster
-    from workers.store import BrainStore
 
     scale = "small" if quick else "seed"
     with tempfile.TemporaryDirectory(prefix="bench-recluster-") as tmp:

@@ -27,7 +27,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def measure_stats(uri: str, repeats: int = REPEATS) -> dict[str, Any]:
-    from workers.store import BrainStore
+    from brain.store import BrainStore
 
     store = BrainStore(uri)
     store.stats()  # first call opens tables and warms the file cache
@@ -50,7 +50,7 @@ def measure_stats(uri: str, repeats: int = REPEATS) -> dict[str, Any]:
 
 
 def run(out_dir: Path, path: str | None = None, repeats: int = REPEATS) -> dict[str, Any]:
-    from workers.seed import seed_brain
+    from brain.seed import seed_brain
 
     tmp = None if path else tempfile.mkdtemp(prefix="bench-stats-")
     uri = path or str(Path(tmp or ".") / "brain")

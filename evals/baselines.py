@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agent.domain import PlannerInfo, Proposal
+from core.domain import PlannerInfo, Proposal
 from evals.sim_model import HOME_HOST
 from graphs.planners import PlanContext, PlanResult
 from graphs.rule_planner import RecommendationHistory

@@ -11,13 +11,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.domain import Observation, Proposal
+from core.domain import Observation, Proposal
 from graphs.planners import PlanContext, Planner, PlanResult
 
 if TYPE_CHECKING:
-    from agent.archive import ObservationArchive
-    from agent.decisions import DecisionLog, DecisionRecord
-    from graphs.ports import Guard
+    from agent.state.archive import ObservationArchive
+    from agent.state.decisions import DecisionLog, DecisionRecord
+    from core.ports import Guard
 
 Decision = tuple[str, str, str]  # (action, canonical args, verdict)
 RECENT_DECISIONS = 20

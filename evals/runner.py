@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.domain import Observation, PlannerInfo
+from core.domain import Observation, PlannerInfo
+from core.ports import ApprovalRequest, DecisionEntry
 from evals.scenario import Scenario, merged
 from evals.scoring import Decided, RunScore, percentile, score_run, suite_pass_hat_k
 from graphs.planners import PlanContext, Planner
-from graphs.ports import ApprovalRequest, DecisionEntry
 
 if TYPE_CHECKING:
-    from agent.settings import PlannerConfig, Settings
+    from core.settings import PlannerConfig, Settings
     from policies.engine import PolicyEngine
     from policies.model import Policy
 
@@ -136,7 +136,7 @@ class SuiteRun:
 
 @dataclass
 class RecordingEffects:
-    """`agent.actor.Effects` that changes nothing and remembers every call."""
+    """`agent.service.actor.Effects` that changes nothing and remembers every call."""
 
     calls: list[str] = field(default_factory=list)
 
@@ -220,7 +220,7 @@ class SuiteSetup:
 
 
 def scenario_parts(scenario: Scenario, setup: SuiteSetup) -> tuple[Policy, PolicyEngine, PlannerConfig]:
-    from agent.settings import PlannerConfig
+    from core.settings import PlannerConfig
     from policies.engine import PolicyEngine
     from policies.model import Policy
 
@@ -232,7 +232,7 @@ def scenario_parts(scenario: Scenario, setup: SuiteSetup) -> tuple[Policy, Polic
 
 def run_scenario_once(scenario: Scenario, setup: SuiteSetup, index: int, runs_db: Any) -> RunResult:
     """One full tick (observe -> plan -> guard -> act -> record) on the scenario's observation."""
-    from agent.actor import Actor
+    from agent.service.actor import Actor
     from graphs.tick import build_tick_graph
 
     policy, engine, cfg = scenario_parts(scenario, setup)
@@ -268,7 +268,7 @@ def run_scenario_once(scenario: Scenario, setup: SuiteSetup, index: int, runs_db
 def run_suite(
     scenarios: Sequence[Scenario], setup: SuiteSetup, repeat: int = 1, label: str = "", progress: bool = True
 ) -> SuiteRun:
-    from agent.actor import ActionRuns
+    from agent.service.actor import ActionRuns
 
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
@@ -314,7 +314,7 @@ def _run_all(
 
 def rules_factory(scenario: Scenario, policy: Policy, engine: PolicyEngine, cfg: PlannerConfig) -> Planner:
     """A fresh rule planner per run: scenarios are independent snapshots, no stabilization history carries over."""
-    from agent.planning import new_history, rule_params
+    from agent.service.build import new_history, rule_params
     from graphs.rule_planner import RulePlanner
 
     params = rule_params(policy, cfg)
@@ -323,8 +323,8 @@ def rules_factory(scenario: Scenario, policy: Policy, engine: PolicyEngine, cfg:
 
 def llm_factory(settings: Settings, state_dir: Path) -> PlannerFactory:
     """The model planner over the configured tiers (litellm), with its own token ledger under state_dir."""
-    from agent.ledger import TokenLedger
-    from agent.llm import TierRouter
+    from llm.ledger import TokenLedger
+    from llm.router import TierRouter
 
     if not settings.llm.tiers:
         raise ValueError("--planner llm needs llm.tiers in the config (brainops.toml or BRAINOPS_LLM__TIERS)")

@@ -1,6 +1,6 @@
 """Eval scenarios: JSON files checked against evals/scenario.schema.json at load.
 
-A scenario is one observation snapshot (exactly `agent.domain.Observation`), optional policy and planner
+A scenario is one observation snapshot (exactly `core.domain.Observation`), optional policy and planner
 overrides, and what a good decision looks like. A file that breaks the schema raises `ScenarioError`
 naming the file and the JSON path of the bad field.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.domain import Observation
+from core.domain import Observation
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "scenario.schema.json"
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"

@@ -1,6 +1,6 @@
 """Closed-loop fleet simulator: the unchanged tick graph (rule planner + real PolicyEngine + real Actor)
 drives a seeded simulated fleet through the same ports the agent uses (an Observer that builds
-Observations, an `Effects` for `agent.actor.Actor`). Baselines (evals/baselines.py) act on the same fleet
+Observations, an `Effects` for `agent.service.actor.Actor`). Baselines (evals/baselines.py) act on the same fleet
 through the same Actor but without the policy engine, on the same seeds and traces.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.domain import (
+from core.domain import (
     BrainStats,
     BudgetState,
     GpuInfo,
@@ -22,14 +22,14 @@ from agent.domain import (
     PendingApproval,
     WorkerInfo,
 )
+from core.ports import ApprovalRequest, DecisionEntry
 from evals.runner import fast_tmp_dir
 from evals.sim_metrics import SimMetrics, Timeline, summarize
 from evals.sim_model import HOME_HOST, FleetState, SimConfig, SimWorker, TokenWindow, advance, arrival_series
 from graphs.planners import PlanContext, Planner, PlanResult
-from graphs.ports import ApprovalRequest, DecisionEntry
 
 if TYPE_CHECKING:
-    from agent.actor import ActionRuns, Actor
+    from agent.service.actor import ActionRuns, Actor
     from policies.model import Policy
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
@@ -44,7 +44,7 @@ class SimFault(RuntimeError):
 
 @dataclass
 class SimEffects:
-    """`agent.actor.Effects` over the simulated fleet."""
+    """`agent.service.actor.Effects` over the simulated fleet."""
 
     state: FleetState
     timeline: Timeline
@@ -322,7 +322,7 @@ def run_simulation(
 
 
 def _run(cfg: SimConfig, controller_name: str, policy: Policy, maker: PlannerMaker | None, tmp: Path) -> SimResult:
-    from agent.actor import ActionRuns, Actor
+    from agent.service.actor import ActionRuns, Actor
 
     state = FleetState(cfg=cfg, now=cfg.start_time, tokens=TokenWindow(cfg.window_s, cfg.window_tokens))
     state.community_built_at = cfg.start_time
@@ -387,8 +387,8 @@ def _controller(
 
 
 def rules_planner(policy: Policy) -> Planner:
-    from agent.planning import new_history, rule_params
-    from agent.settings import PlannerConfig
+    from agent.service.build import new_history, rule_params
+    from core.settings import PlannerConfig
     from graphs.rule_planner import RulePlanner
 
     params = rule_params(policy, PlannerConfig())

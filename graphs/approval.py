@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from agent.domain import Outcome, PlannerInfo, PolicyDecision, Proposal
-from graphs.ports import Actor, DecisionEntry, Recorder
+from core.domain import Outcome, PlannerInfo, PolicyDecision, Proposal
+from core.ports import Actor, DecisionEntry, Recorder
 
 
 class ApprovalState(TypedDict, total=False):

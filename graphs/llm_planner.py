@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from agent.domain import Observation, PlannerInfo, PolicyDecision, Proposal, Verdict
-from agent.llm import LLMFailure, LLMReply, RawToolCall, Role, TierRouter
+from core.domain import Observation, PlannerInfo, PolicyDecision, Proposal, Verdict
 from graphs.llm_prompt import anomalies, first_messages, tool_result_text
 from graphs.planners import PlanContext, PlanFailed, Planner, PlanResult, RejectedCall
+from llm.router import LLMFailure, LLMReply, RawToolCall, Role, TierRouter
 
 
 class PolicyEngine(Protocol):

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from agent.domain import Observation
+from core.domain import Observation
 
 CRASH_LOOP_RESTARTS = 3  # a worker restarted this often is treated as crash-looping
 BACKLOG_JUMP_PER_MIN = 200.0  # a backlog growing faster than this (items/min) is an anomaly

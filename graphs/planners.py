@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.domain import Observation, PlannerInfo, Proposal
+from core.domain import Observation, PlannerInfo, Proposal
 
 
 @dataclass(frozen=True)

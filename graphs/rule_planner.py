@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from agent.domain import Observation, PlannerInfo, Proposal
+from core.domain import Observation, PlannerInfo, Proposal
 from graphs.planners import PlanContext, PlanResult
 from graphs.scaling import (
     RecommendationHistory,

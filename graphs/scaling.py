@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agent.domain import HostMetrics, Observation, Proposal
+from core.domain import HostMetrics, Observation, Proposal
 
 UNLIMITED = 10**6
 

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from agent.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Proposal, Verdict
+from core.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Proposal, Verdict
+from core.ports import Actor, ApprovalDesk, ApprovalRequest, DecisionEntry, Guard, Observer, Recorder
 from graphs.planners import PlanContext, Planner, PlanResult, RejectedCall
-from graphs.ports import Actor, ApprovalDesk, ApprovalRequest, DecisionEntry, Guard, Observer, Recorder
 
 
 class TickState(TypedDict, total=False):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from agent.domain import SCALABLE_KINDS, Observation
+from core.domain import SCALABLE_KINDS, Observation
 from policies.model import ACTION_ARGS, Policy
 
 EMBED_TABLES: tuple[str, ...] = ("records", "entities")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.domain import STAGES, Observation, PolicyDecision, Proposal, Verdict
+from core.domain import STAGES, Observation, PolicyDecision, Proposal, Verdict
 from policies.args import ArgContext, Finding, check_args
 from policies.model import ACTION_ARGS, ACTIONS, MUTATING_ACTIONS, RISK_ORDER, ActionPolicy, Op, Policy
 

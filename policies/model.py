@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from pydantic import Strict as StrictMark
 
-from agent.domain import STAGES
+from core.domain import STAGES
 
 # Action names and the arguments each one takes (docs/ARCHITECTURE.md, "Actions").
 ACTION_ARGS: dict[str, tuple[str, ...]] = {

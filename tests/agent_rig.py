@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from agent.settings import HostConfig, Settings
+from core.settings import HostConfig, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY = REPO / "policies" / "default.yaml"

@@ -244,7 +244,7 @@ class FakeLLMServer:
 
 def three_tier_config(base_url: str, **overrides: Any) -> Any:
     """LLMConfig with tiers routine < escalation < strategic, each a distinct model on this server."""
-    from agent.settings import LLMConfig, TierConfig
+    from core.settings import LLMConfig, TierConfig
 
     tiers = [
         TierConfig(

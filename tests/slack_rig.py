@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from fake_slack import FakeSlack
 
-from agent.approvals import AnswerResult, Approval, ApprovalStore
-from agent.decisions import DecisionLog
-from agent.domain import Outcome
-from agent.slack_app import SlackHttpServer, build_app, post_approval
-from agent.slack_blocks import APPROVE_ACTION_ID, DENY_ACTION_ID
+from agent.slack.app import SlackHttpServer, build_app, post_approval
+from agent.slack.blocks import APPROVE_ACTION_ID, DENY_ACTION_ID
+from agent.state.approvals import AnswerResult, Approval, ApprovalStore
+from agent.state.decisions import DecisionLog
+from core.domain import Outcome
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 APPROVER = "UAPPROVER1"

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.settings import HostConfig
+from core.settings import HostConfig
 
 SSHD = "/usr/sbin/sshd"  # sshd re-execs itself, so it must be started by absolute path
 PRIVSEP_DIR = Path("/run/sshd")

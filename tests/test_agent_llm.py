@@ -8,7 +8,7 @@ import pytest
 from agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, write_policy
 from fake_llm_server import FakeLLMServer, HttpError, three_tier_config, tool_calls
 
-from agent.services import Agent
+from agent.service.agent import Agent
 
 
 @pytest.fixture

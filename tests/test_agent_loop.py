@@ -20,7 +20,7 @@ from agent_rig import (
     write_toml,
 )
 
-from agent.services import Agent
+from agent.service.agent import Agent
 
 
 @pytest.fixture

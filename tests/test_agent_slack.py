@@ -10,8 +10,8 @@ from agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, w
 from fake_slack import FakeSlack
 from slack_rig import APPROVER, OPS, SECRET, STRANGER, Rig
 
-from agent.services import Agent
-from agent.settings import SlackConfig
+from agent.service.agent import Agent
+from core.settings import SlackConfig
 
 
 def _free_port() -> int:
@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def live(tmp_path: Path, small_brain: str):
-    from agent.slack_backend import attach_to_agent
+    from agent.slack.backend import attach_to_agent
 
     slack = FakeSlack().start()
     policy = write_policy(
@@ -93,7 +93,7 @@ def test_chat_command_goes_through_guard_and_log(live) -> None:
 
 
 def test_pause_from_slack_stops_autonomous_ticks(live) -> None:
-    from agent.scheduler import AgentLoop
+    from agent.service.scheduler import AgentLoop
 
     agent, rig = live
     status, _ = rig.command("pause")

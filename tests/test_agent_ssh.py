@@ -9,8 +9,8 @@ import pytest
 from agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, wait_for, write_policy
 from sshd import SshFleet, sshd_unavailable_reason
 
-from agent.services import Agent
-from agent.settings import HostConfig
+from agent.service.agent import Agent
+from core.settings import HostConfig
 
 pytestmark = pytest.mark.ssh
 _skip = sshd_unavailable_reason()
@@ -20,7 +20,7 @@ _skip = sshd_unavailable_reason()
 def fleet_agent(tmp_path: Path):
     if _skip:
         pytest.skip(f"sshd unavailable: {_skip}")
-    from workers.seed import seed_brain
+    from brain.seed import seed_brain
 
     seed_brain(str(tmp_path / "seed"), "small", seed=2, show_progress=False)
     with SshFleet(tmp_path / "fleet", 2, first_octet=8) as fleet:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.approvals import AnswerResult, Approval, ApprovalStore, answer_approval, verify_binding
-from agent.settings import Settings
+from agent.state.approvals import AnswerResult, Approval, ApprovalStore, answer_approval, verify_binding
+from core.settings import Settings
 
 NOW = 1_700_000_000.0
 ARGS = {"kind": "embed", "host": "gpu", "count": 6}

@@ -11,7 +11,7 @@ import pytest
 from sshd import SshFleet, sshd_unavailable_reason
 from typer.testing import CliRunner
 
-from agent.cli import app
+from agent.cli.main import app
 
 pytestmark = pytest.mark.ssh
 

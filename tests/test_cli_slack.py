@@ -14,7 +14,7 @@ __all__ = ["rig"]  # the fixture
 def _cli(backend: CountingBackend | None) -> Any:
     import typer
 
-    from agent import cli_slack
+    from agent.cli import slack as cli_slack
 
     root = typer.Typer()
     root.command("noop")(lambda: None)  # typer flattens a single command; keep `slack` a subcommand

@@ -11,12 +11,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agent import cli_state
-from agent.approvals import Approval, ApprovalStore
-from agent.decisions import DecisionLog
-from agent.domain import Outcome
-from agent.ledger import Reservation, TokenLedger
-from agent.settings import Settings
+from agent.cli import state as cli_state
+from agent.state.approvals import Approval, ApprovalStore
+from agent.state.decisions import DecisionLog
+from core.domain import Outcome
+from core.settings import Settings
+from llm.ledger import Reservation, TokenLedger
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,11 +14,11 @@ from agent_rig import NO_CPU_CEILING, REPO, kill_workers, make_settings, write_p
 from prometheus import prometheus_unavailable_reason
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.domain import GpuInfo, HostMetrics, Observation
-from agent.ledger import TokenLedger
-from agent.metrics import METRIC_NAMES, BrainopsMetrics, tick_callbacks
-from agent.scheduler import AgentLoop
-from agent.services import Agent
+from agent.service.agent import Agent
+from agent.service.metrics import METRIC_NAMES, BrainopsMetrics, tick_callbacks
+from agent.service.scheduler import AgentLoop
+from core.domain import GpuInfo, HostMetrics, Observation
+from llm.ledger import TokenLedger
 
 DASHBOARD = REPO / "grafana" / "brainops-dashboard.json"
 GPU_METRICS = {n for n in METRIC_NAMES if "_gpu_" in n}  # need a GPU host: this machine has none
@@ -82,7 +82,7 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
 
 def _exported_after_a_real_tick(tmp: Path) -> set[str]:
     """Sample names on /metrics after one real tick with LLM spend in the ledger and a daily cost cap."""
-    from workers.seed import seed_brain
+    from brain.seed import seed_brain
 
     brain = tmp / "brain"
     seed_brain(str(brain), "small", seed=2, show_progress=False)

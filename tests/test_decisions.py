@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.decisions import GENESIS_HASH, DecisionLog
-from agent.domain import Outcome, PlannerInfo, PolicyDecision, Proposal, Verdict
-from agent.redact import REDACTED
-from graphs.ports import DecisionEntry
+from agent.state.decisions import GENESIS_HASH, DecisionLog
+from core.domain import Outcome, PlannerInfo, PolicyDecision, Proposal, Verdict
+from core.ports import DecisionEntry
+from core.redact import REDACTED
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -97,7 +97,7 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(log: DecisionLog) -> Non
     _append(log, 3)
     records = log.all()
     forged = records[1].to_dict() | {"action": "noop"}
-    from agent.decisions import record_hash
+    from agent.state.decisions import record_hash
 
     _tamper(
         log.path,
@@ -189,8 +189,8 @@ def test_recorder_port_records_each_key_once(log: DecisionLog) -> None:
 _APPENDER = textwrap.dedent(
     """
     import sys
-    from agent.decisions import DecisionLog
-    from agent.domain import Outcome
+    from agent.state.decisions import DecisionLog
+    from core.domain import Outcome
     log = DecisionLog(sys.argv[1])
     for i in range(int(sys.argv[3])):
         log.append(tick_id=sys.argv[2], action="noop", args={"i": i}, outcome=Outcome(status="noop"))

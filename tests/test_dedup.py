@@ -11,13 +11,13 @@ import pytest
 from brain_rig import read_status, start_worker, worker_env
 from typer.testing import CliRunner
 
-from agent.cli import app
+from agent.cli.main import app
+from brain.schema import EMBED_DIM, ENTITIES, RELATIONSHIPS
+from brain.seed import content_hash, seed_brain
+from brain.store import META_DEDUP_CANDIDATES, BrainStore
 from workers.dedup import run_dedup
 from workers.dedup_match import MatchConfig, Pair, group_pairs, match_pairs, normalize, string_verdict
 from workers.dedup_undo import last_run_merge_ids, undo_merge, undo_merges
-from workers.schema import EMBED_DIM, ENTITIES, RELATIONSHIPS
-from workers.seed import content_hash, seed_brain
-from workers.store import META_DEDUP_CANDIDATES, BrainStore
 
 pytestmark = pytest.mark.timeout(180)
 CONFIG = MatchConfig()
@@ -26,8 +26,8 @@ CONFIG = MatchConfig()
 @pytest.fixture(scope="module")
 def embedded_small(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The small seed brain with every entity name embedded by the real model (dry run, vectors stored)."""
+    from brain.embedder import load_embedder
     from workers.dedup_store import embed_missing, load_live_entities, store_vectors
-    from workers.embedder import load_embedder
 
     uri = str(tmp_path_factory.mktemp("dedup") / "brain")
     seed_brain(uri, "small", seed=7, show_progress=False)

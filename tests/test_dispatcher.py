@@ -14,9 +14,9 @@ from typing import TypeVar
 import psutil
 import pytest
 
-from workers.dispatcher import Dispatcher, DispatchError, ReconcileReport, RestartPolicy
-from workers.hosts import InvalidWorkerSpec, LocalHost, WorkerOptions, WorkerSpec, worker_argv
-from workers.probe import RunFiles, kill_session, our_process, read_json, worker_info
+from fleet.dispatcher import Dispatcher, DispatchError, ReconcileReport, RestartPolicy
+from fleet.hosts import InvalidWorkerSpec, LocalHost, WorkerOptions, WorkerSpec, worker_argv
+from fleet.probe import RunFiles, kill_session, our_process, read_json, worker_info
 
 T = TypeVar("T")
 SLOW_WORK = WorkerOptions(batch_size=2, item_ms=100)  # ~0.2 s batches: drains are quick, work never runs out
@@ -44,8 +44,8 @@ class FakeClock:
 
 @pytest.fixture(scope="module")
 def brain(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from brain.store import BrainStore
     from workers.runtime import bucket_of
-    from workers.store import BrainStore
 
     uri = str(tmp_path_factory.mktemp("brain") / "brain")
     store = BrainStore(uri).open_or_create()

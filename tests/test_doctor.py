@@ -14,9 +14,9 @@ from prometheus import free_port
 from sshd import SshFleet, sshd_unavailable_reason
 from typer.testing import CliRunner
 
-from agent import cli_ops
-from agent.doctor import DoctorReport, run_doctor
-from agent.settings import Settings
+from agent.cli import ops as cli_ops
+from agent.cli.doctor import DoctorReport, run_doctor
+from core.settings import Settings
 
 KEY_ENV = "BRAINOPS_TEST_DOCTOR_KEY"
 
@@ -130,7 +130,7 @@ def test_config_errors_stop_early_with_the_bad_field(tmp_path: Path) -> None:
 
 
 def test_healthy_local_setup_exits_zero_and_prints_a_table(tmp_path: Path) -> None:
-    from workers.seed import seed_brain
+    from brain.seed import seed_brain
 
     seed_brain(str(tmp_path / "brain"), "small", seed=1, show_progress=False)
     config = write_config(tmp_path, f"metrics_port = {free_port()}")
@@ -219,7 +219,7 @@ def test_compaction_timer_compacts_the_example_configs_brain(monkeypatch: pytest
 
     from typer.testing import CliRunner
 
-    from agent.cli import app
+    from agent.cli.main import app
 
     deploy = Path(__file__).resolve().parent.parent / "deploy"
     unit = configparser.ConfigParser(strict=False, interpolation=None)

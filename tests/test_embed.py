@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from brain_rig import read_status, start_worker, wait_for, worker_env
 
-from workers.embedder import CALIBRATION_SENTENCES, Embedder, EmbedderError, calibrate, load_embedder, model_path
+from brain.embedder import CALIBRATION_SENTENCES, Embedder, EmbedderError, calibrate, load_embedder, model_path
+from brain.seed import seed_brain
+from brain.store import EMBED_PENDING, BrainStore
 from workers.runtime import bucket_of
-from workers.seed import seed_brain
-from workers.store import EMBED_PENDING, BrainStore
 
 pytestmark = pytest.mark.timeout(180)
 

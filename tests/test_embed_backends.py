@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.embed_backends import VERIFY_TEXTS, SentenceTransformerBackend, _differs, compiled_file
-from workers.embedder import Embedder, load_embedder, machine_key, model_path
+from brain.embed_backends import VERIFY_TEXTS, SentenceTransformerBackend, _differs, compiled_file
+from brain.embedder import Embedder, load_embedder, machine_key, model_path
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -88,8 +88,8 @@ def test_length_bucketing_keeps_each_text_with_its_own_vector(reference: Embedde
 def test_prepare_embedder_then_doctor_says_workers_start_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from agent.cli import app
-    from agent.doctor import check_embedder
+    from agent.cli.doctor import check_embedder
+    from agent.cli.main import app
 
     monkeypatch.setenv("BRAINOPS_CACHE_DIR", str(tmp_path))
     before = check_embedder()

@@ -15,8 +15,8 @@ import yaml
 from fake_llm_server import FakeLLMServer, three_tier_config, tool_calls
 from typer.testing import CliRunner
 
-from agent.domain import Proposal
-from agent.settings import PlannerConfig, Settings
+from core.domain import Proposal
+from core.settings import PlannerConfig, Settings
 from evals.report import compare_runs, load_run, write_suite_report
 from evals.runner import RecordingEffects, SuiteRun, SuiteSetup, llm_factory, rules_factory, run_suite
 from evals.scenario import (
@@ -146,7 +146,7 @@ class FlakyPlanner:
     calls = 0
 
     def plan(self, ctx: PlanContext) -> PlanResult:
-        from agent.domain import PlannerInfo
+        from core.domain import PlannerInfo
 
         FlakyPlanner.calls += 1
         if FlakyPlanner.calls % 2:
@@ -219,7 +219,7 @@ def test_policy_comparison_shows_the_changed_scenarios(scenarios: list[Scenario]
 def test_eval_cli_writes_reports_and_compares(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
-    from agent import cli_eval
+    from agent.cli import eval as cli_eval
 
     monkeypatch.chdir(tmp_path)
     app = typer.Typer()
@@ -292,9 +292,9 @@ def test_llm_planner_suite_against_scripted_model(
 
 
 def test_replay_detects_decisions_that_change_with_the_policy(scenarios: list[Scenario], tmp_path: Path) -> None:
-    from agent.actor import ActionRuns, Actor
-    from agent.archive import ObservationArchive
-    from agent.decisions import DecisionLog
+    from agent.service.actor import ActionRuns, Actor
+    from agent.state.archive import ObservationArchive
+    from agent.state.decisions import DecisionLog
     from evals.replay import replay
     from evals.runner import NotingDesk
     from graphs.tick import build_tick_graph

@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from brain.store import BrainStore, StoreError
 from workers.extract import PENDING, ExtractConfig, ExtractWorker, open_brain
 from workers.extract_text import Gazetteer, capitalized_ngrams, mentions, new_entity_id
-from workers.store import BrainStore, StoreError
 
 
 def test_known_names_match_longest_first_across_punctuation_and_line_breaks() -> None:
@@ -32,7 +32,7 @@ def test_unknown_text_falls_back_to_capitalized_ngrams() -> None:
 
 @pytest.fixture
 def seeded(tmp_path: Path) -> BrainStore:
-    from workers.seed import seed_brain
+    from brain.seed import seed_brain
 
     uri = str(tmp_path / "brain")
     seed_brain(uri, "small", show_progress=False)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from fake_llm_server import FakeLLMServer, HttpError, Text, three_tier_config
 
-from agent.fleet_llm import (
+from core.settings import Settings
+from llm.fleet import (
     DiskResponseCache,
     FleetLLM,
     FleetLLMUnavailable,
@@ -18,9 +19,8 @@ from agent.fleet_llm import (
     pick_tier,
     request_key,
 )
-from agent.ledger import TokenLedger
-from agent.llm import LLMFailure, TierRouter
-from agent.settings import Settings
+from llm.ledger import TokenLedger
+from llm.router import LLMFailure, TierRouter
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 pytestmark = pytest.mark.usefixtures("fake_llm_key")

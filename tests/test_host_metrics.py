@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tools.host import gpu_info, host_metrics, parse_nvidia_smi
-from workers.hosts import probe_argv, snapshot_from_json
+from fleet.host_metrics import gpu_info, host_metrics, parse_nvidia_smi
+from fleet.hosts import probe_argv, snapshot_from_json
 
 SMI_OUTPUT = "0, NVIDIA GeForce RTX 4090, 37, 10240, 24564\n1, Tesla T4, [N/A], 15, 15360\n"
 

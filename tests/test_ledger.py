@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.ledger import BudgetExhausted, Reservation, TokenLedger
+from llm.ledger import BudgetExhausted, Reservation, TokenLedger
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = 1_700_000_000.0  # 22:13 UTC
@@ -162,7 +162,7 @@ def test_threads_never_overshoot(calls: list[tuple[int, float, bool]]) -> None:
 _RESERVER = textwrap.dedent(
     """
     import sys
-    from agent.ledger import Reservation, TokenLedger
+    from llm.ledger import Reservation, TokenLedger
     ledger = TokenLedger(sys.argv[1], window_s=3600, window_tokens=1000)
     granted = 0
     for _ in range(60):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from fake_llm_server import FakeLLMServer, HttpError, RecordedRequest, Text, three_tier_config, tool_calls
 
-from agent.domain import BrainStats, HostMetrics, Observation, Proposal, WorkerInfo
-from agent.ledger import TokenLedger
-from agent.llm import TierRouter
+from core.domain import BrainStats, HostMetrics, Observation, Proposal, WorkerInfo
 from graphs.llm_planner import LLMPlanner, make_llm_planner
 from graphs.planners import FallbackPlanner, PlanContext, PlanFailed, PlanResult
 from graphs.rule_planner import RuleParams, RulePlanner
+from llm.ledger import TokenLedger
+from llm.router import TierRouter
 from policies.engine import PolicyEngine
 from policies.loader import load_policy
 from tools.registry import action_tools, read_only_tools

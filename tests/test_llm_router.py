@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fake_llm_server import FakeLLMServer, HttpError, Slow, Text, three_tier_config
 
-from agent.ledger import TokenLedger
-from agent.llm import LLMFailure, LLMReply, TierRouter
-from agent.settings import LLMConfig, TierConfig
+from core.settings import LLMConfig, TierConfig
+from llm.ledger import TokenLedger
+from llm.router import LLMFailure, LLMReply, TierRouter
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 SECRET = "sk-test-never-log-me"
@@ -164,7 +164,7 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
 
 
 def test_tiers_load_from_brainops_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.settings import Settings
+    from core.settings import Settings
 
     config = tmp_path / "brainops.toml"
     config.write_text(

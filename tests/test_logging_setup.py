@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.logging_setup import HANDLER_NAME, configure_logging
+from agent.service.logging_setup import HANDLER_NAME, configure_logging
 
 SLACK_TOKEN = "xoxb-1234567890-abcdefghijkl"
 OPENAI_KEY = "sk-proj-abcdefghijklmnop1234"

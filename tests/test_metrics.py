@@ -15,11 +15,11 @@ from agent_rig import NO_CPU_CEILING, REPO, copy_brain, kill_workers, make_setti
 from prometheus import PrometheusServer, free_port, prometheus_unavailable_reason
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.domain import BrainStats, HostMetrics, Observation, WorkerInfo
-from agent.ledger import TokenLedger
-from agent.metrics import BrainopsMetrics, start_exporter, tick_callbacks, tier_usage
-from agent.scheduler import AgentLoop
-from agent.services import Agent
+from agent.service.agent import Agent
+from agent.service.metrics import BrainopsMetrics, start_exporter, tick_callbacks, tier_usage
+from agent.service.scheduler import AgentLoop
+from core.domain import BrainStats, HostMetrics, Observation, WorkerInfo
+from llm.ledger import TokenLedger
 
 
 def samples(metrics: BrainopsMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -37,7 +37,7 @@ def value(metrics: BrainopsMetrics, name: str, /, **labels: str) -> float | None
 
 @pytest.fixture(scope="module")
 def small_brain(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from workers.seed import seed_brain
+    from brain.seed import seed_brain
 
     path = tmp_path_factory.mktemp("seed") / "brain"
     seed_brain(str(path), "small", seed=5, show_progress=False)

@@ -8,11 +8,11 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.actor import ActionRuns, Actor
-from agent.decisions import DecisionLog
-from agent.domain import BrainStats, HostMetrics, Observation
-from agent.planning import new_history, rule_params
-from agent.settings import PlannerConfig
+from agent.service.actor import ActionRuns, Actor
+from agent.service.build import new_history, rule_params
+from agent.state.decisions import DecisionLog
+from core.domain import BrainStats, HostMetrics, Observation
+from core.settings import PlannerConfig
 from graphs.rule_planner import RulePlanner
 from graphs.tick import build_tick_graph
 from policies import PolicyEngine, load_policy

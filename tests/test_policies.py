@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.domain import (
+from core.domain import (
     HostMetrics,
     Observation,
     PendingApproval,
@@ -477,7 +477,7 @@ def test_engine_never_allows_a_scale_up_past_host_capacity(case: tuple[int, int,
 
 
 def test_dedup_risk_is_judged_on_the_brains_candidates_not_the_claim() -> None:
-    from agent.domain import BrainStats, HostMetrics, Observation, Proposal
+    from core.domain import BrainStats, HostMetrics, Observation, Proposal
     from policies import PolicyEngine, load_policy
 
     engine = PolicyEngine(load_policy(Path(__file__).resolve().parent.parent / "policies" / "default.yaml"))

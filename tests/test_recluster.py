@@ -8,6 +8,8 @@ import pyarrow as pa
 import pytest
 from brain_rig import read_status, start_worker, worker_env
 
+from brain.seed import plan_entities, seed_brain
+from brain.store import META_LAST_RECLUSTER_AT, BrainStore
 from workers.recluster import (
     META_RECLUSTER_RELATIONSHIPS,
     OldCommunity,
@@ -18,8 +20,6 @@ from workers.recluster import (
     run_recluster,
     survivor_map,
 )
-from workers.seed import plan_entities, seed_brain
-from workers.store import META_LAST_RECLUSTER_AT, BrainStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -96,8 +96,8 @@ def test_recluster_recovers_planted_communities_and_ids_are_stable(brain: str) -
 
 
 def test_ids_survive_a_dedup_and_meta_makes_stats_fresh(brain: str) -> None:
+    from brain.embedder import load_embedder
     from workers.dedup import run_dedup
-    from workers.embedder import load_embedder
 
     store = BrainStore(brain)
     config = ReclusterConfig(brain)

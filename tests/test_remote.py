@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sshd import SshFleet, sshd_unavailable_reason
 
-from workers.commands import CommandKind, RemoteCommand, UnsafeCommandError, start_command, stop_command
-from workers.hosts import HostSnapshot, InvalidWorkerSpec, StartResult, StopResult, WorkerOptions, WorkerSpec
-from workers.remote import HostKeyRejectedError, RemoteHost, observe_hosts
+from fleet.commands import CommandKind, RemoteCommand, UnsafeCommandError, start_command, stop_command
+from fleet.hosts import HostSnapshot, InvalidWorkerSpec, StartResult, StopResult, WorkerOptions, WorkerSpec
+from fleet.remote import HostKeyRejectedError, RemoteHost, observe_hosts
 
 pytestmark = pytest.mark.ssh
 
@@ -83,7 +83,7 @@ def test_metrics_read_from_both_hosts(remote_hosts: list[RemoteHost]) -> None:
 
 @needs_sshd
 def test_worker_started_seen_running_drained_and_stopped(fleet: SshFleet, remote_hosts: list[RemoteHost]) -> None:
-    from workers.store import BrainStore
+    from brain.store import BrainStore
 
     host = remote_hosts[0]
     brain = fleet.hosts[0].root / "brain"
@@ -112,7 +112,7 @@ def test_worker_started_seen_running_drained_and_stopped(fleet: SshFleet, remote
 
 @needs_sshd
 def test_stop_without_drain_waits_until_gone(fleet: SshFleet, remote_hosts: list[RemoteHost]) -> None:
-    from workers.store import BrainStore
+    from brain.store import BrainStore
 
     host = remote_hosts[1]
     brain = fleet.hosts[1].root / "brain"

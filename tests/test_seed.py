@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.seed import SCALES, plan_entities, plan_relationships, seed_brain, spec_for
-from workers.seed_names import acronym
-from workers.store import BrainStore, StoreError, normalize_name
+from brain.seed import SCALES, plan_entities, plan_relationships, seed_brain, spec_for
+from brain.seed_names import acronym
+from brain.store import BrainStore, StoreError, normalize_name
 
 
 def _edit_distance(a: str, b: str) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.domain import Observation
+from core.domain import Observation
 from evals.report import write_sim_report
 from evals.sim_metrics import count_flaps, drain_stats
 from evals.sim_model import FaultSpec, SimConfig, TraceSpec, arrival_series

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from slack_rig import APPROVER, OPS, STRANGER, CountingBackend, Rig, posted_prompt, rig
 
-from agent.domain import Outcome
-from agent.slack_app import build_app, mark_expired, notify_tick
-from agent.slack_blocks import APPROVE_ACTION_ID, DENY_ACTION_ID
-from agent.slack_commands import ActionCommand, ReadCommand, UsageError, parse_command
+from agent.slack.app import build_app, mark_expired, notify_tick
+from agent.slack.blocks import APPROVE_ACTION_ID, DENY_ACTION_ID
+from agent.slack.commands import ActionCommand, ReadCommand, UsageError, parse_command
+from core.domain import Outcome
 
 __all__ = ["rig"]  # the fixture
 

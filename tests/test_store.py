@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from workers.lance_ops import with_conflict_retry
-from workers.schema import EMBED_DIM, TABLES, VECTOR
-from workers.seed import plan_entities, seed_brain
-from workers.store import (
+from brain.lance_ops import with_conflict_retry
+from brain.schema import EMBED_DIM, TABLES, VECTOR
+from brain.seed import plan_entities, seed_brain
+from brain.store import (
     META_DEDUP_CANDIDATES,
     META_LAST_RECLUSTER_AT,
     META_REWIRED_SINCE_RECLUSTER,

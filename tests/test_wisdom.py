@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fake_llm_server import FakeLLMServer, Text, three_tier_config
 
-from agent.fleet_llm import DiskResponseCache, FleetLLM
-from agent.ledger import TokenLedger
-from agent.llm import TierRouter
-from workers.store import BrainStore
+from brain.store import BrainStore
+from llm.fleet import DiskResponseCache, FleetLLM
+from llm.ledger import TokenLedger
+from llm.router import TierRouter
 from workers.wisdom import WisdomConfig, WisdomWorker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def brain(tmp_path: Path) -> str:
-    from workers.seed import seed_brain
+    from brain.seed import seed_brain
 
     path = str(tmp_path / "brain")
     seed_brain(path, "small", seed=4, show_progress=False)

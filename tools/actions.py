@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from langchain_core.tools import tool
 from pydantic import Field
 
-from agent.domain import Proposal
+from core.domain import Proposal
 
 # Docstrings are the model's tool descriptions; "Args:" sections become parameter descriptions.
 action_tool = tool(parse_docstring=True, error_on_invalid_docstring=False)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.domain import Observation
+from core.domain import Observation
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from brain.store import BrainStore
 from workers.dedup_match import MatchConfig
 from workers.dedup_store import (
     DedupReport,
@@ -28,7 +29,6 @@ from workers.dedup_store import (
     store_vectors,
 )
 from workers.runtime import WorkerRun, single_pass
-from workers.store import BrainStore
 
 
 @dataclass(frozen=True)

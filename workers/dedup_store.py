@@ -20,15 +20,15 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from workers.dedup_match import MatchConfig, Pair, choose_survivor, group_pairs, match_pairs
-from workers.schema import EMBED_DIM, MERGE_LOG, VECTOR
-from workers.store import (
+from brain.schema import EMBED_DIM, MERGE_LOG, VECTOR
+from brain.store import (
     LIVE_ENTITY,
     META_DEDUP_AT,
     META_DEDUP_CANDIDATES,
     META_REWIRED_SINCE_RECLUSTER,
     BrainStore,
 )
+from workers.dedup_match import MatchConfig, Pair, choose_survivor, group_pairs, match_pairs
 
 ProgressHook = Callable[[int, int], None]  # (done, total) while embedding
 
@@ -133,7 +133,7 @@ def _vector_matrix(column: pa.ChunkedArray) -> np.ndarray:
 
 def default_encoder() -> Encoder:
     """The shared embedder (workers.embedder): CUDA when present, CPU here."""
-    from workers.embedder import load_embedder
+    from brain.embedder import load_embedder
 
     embedder = load_embedder(device="auto", dtype="auto")
 

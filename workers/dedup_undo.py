@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from workers.lance_ops import sql_list
-from workers.store import META_REWIRED_SINCE_RECLUSTER, BrainStore
+from brain.lance_ops import sql_list
+from brain.store import META_REWIRED_SINCE_RECLUSTER, BrainStore
 
 UndoStatus = Literal["undone", "not_found", "already_undone", "conflict"]
 

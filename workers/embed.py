@@ -2,7 +2,7 @@
 
 Each `step()` reads one batch of this shard's pending rows, embeds them and writes id + vector +
 embedded_hash in one merge_insert commit. A killed worker loses at most the batch in hand: a rerun's
-filter (`workers.store.EMBED_PENDING`) finds exactly what is left. Records embed their `text`, entities
+filter (`brain.store.EMBED_PENDING`) finds exactly what is left. Records embed their `text`, entities
 their `name` only (dedup blocks by type separately). The hash written is the `content_hash` that was read,
 so text edited while a batch was in flight stays pending.
 """
@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from brain.store import EMBED_PENDING, BrainStore
 from workers.runtime import WorkerRun, shard_filter
-from workers.store import EMBED_PENDING, BrainStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from workers.embedder import Embedder
+    from brain.embedder import Embedder
 
 EmbedTable = Literal["records", "entities"]
 TEXT_COLUMN: dict[str, str] = {"records": "text", "entities": "name"}
@@ -114,7 +114,7 @@ def _vector_rows(batch: EmbedBatch, vectors: object) -> pa.Table:
     import numpy as np
     import pyarrow as pa
 
-    from workers.schema import EMBED_DIM, VECTOR
+    from brain.schema import EMBED_DIM, VECTOR
 
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
     return pa.table(
@@ -131,7 +131,7 @@ def run_embed(config: EmbedConfig, run: WorkerRun, show_progress: bool = True) -
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from workers.embedder import load_embedder
+    from brain.embedder import load_embedder
 
     store = BrainStore(config.brain)
     store.table(config.table)  # a clear StoreError now if the brain is missing

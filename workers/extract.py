@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from brain.lance_ops import sql_list, with_conflict_retry
+from brain.store import BrainStore, StoreError
 from workers.extract_text import EXTRACTED_TYPE, Gazetteer, Mention, co_occurrences, mentions, relationship_id
-from workers.lance_ops import sql_list, with_conflict_retry
 from workers.runtime import WorkerRun, bucket_of, shard_filter
-from workers.store import BrainStore, StoreError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -133,7 +133,7 @@ class ExtractWorker:
 def _entity_rows(names: dict[str, str], now: float) -> pa.Table:
     import pyarrow as pa
 
-    from workers.schema import ENTITIES
+    from brain.schema import ENTITIES
 
     rows = [
         {
@@ -153,7 +153,7 @@ def _entity_rows(names: dict[str, str], now: float) -> pa.Table:
 def _relationship_rows(pairs: list[tuple[str, str]], now: float) -> pa.Table:
     import pyarrow as pa
 
-    from workers.schema import RELATIONSHIPS
+    from brain.schema import RELATIONSHIPS
 
     rows = [
         {

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
 
-from workers.store import normalize_name
+from brain.store import normalize_name
 
 EXTRACTED_TYPE = "concept"
 MAX_MENTIONS_PER_RECORD = 12

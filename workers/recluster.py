@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from workers.lance_ops import with_conflict_retry
+from brain.lance_ops import with_conflict_retry
+from brain.schema import COMMUNITIES
+from brain.store import META_LAST_RECLUSTER_AT, META_REWIRED_SINCE_RECLUSTER, BrainStore
 from workers.runtime import WorkerRun, single_pass
-from workers.schema import COMMUNITIES
-from workers.store import META_LAST_RECLUSTER_AT, META_REWIRED_SINCE_RECLUSTER, BrainStore
 
 if TYPE_CHECKING:
     import igraph

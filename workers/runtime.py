@@ -115,7 +115,7 @@ def bucket_of(row_id: str) -> int:
     """Stable bucket of an id (crc32, not Python's salted hash); stored in the `bucket` column."""
     import zlib
 
-    from workers.schema import BUCKETS
+    from brain.schema import BUCKETS
 
     return zlib.crc32(row_id.encode()) % BUCKETS
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from brain.schema import WISDOM
 from workers.runtime import WorkerRun, bucket_of
-from workers.schema import WISDOM
 
 if TYPE_CHECKING:
-    from workers.store import BrainStore
+    from brain.store import BrainStore
 
 MAX_NAMES_IN_PROMPT = 25
 
@@ -145,13 +145,13 @@ def _select_in(store: BrainStore, table: str, keys: tuple[str, ...], values: lis
 
 def fleet_llm_or_none() -> Any:
     """The fleet LLM when the inherited settings configure model tiers; None means extractive summaries."""
-    from agent.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings()
     if not settings.llm.tiers:
         return None
-    from agent.fleet_llm import fleet_llm_from_settings
-    from agent.ledger import TokenLedger
+    from llm.fleet import fleet_llm_from_settings
+    from llm.ledger import TokenLedger
 
     return fleet_llm_from_settings(settings, TokenLedger.from_settings(settings))
 

@@ -1,0 +1,166 @@
+"""`brainops decisions | approvals | approve | deny | budget`: the durable state, read and answered from a shell."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from agent.state.approvals import AnswerResult, OnAnswered
+    from agent.state.decisions import DecisionRecord
+    from core.settings import Settings
+
+
+def register(app: typer.Typer, on_answered: OnAnswered | None = None) -> None:
+    """Add the state commands to the root app. `on_answered(settings, approval)` resumes the waiting graph
+    after a successful `approve`/`deny` (the lead wires it; without it only the store is updated)."""
+    decisions_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    decisions_app.callback()(_decisions_list)
+    decisions_app.command("verify", help="Check the hash chain of the decision log.")(_decisions_verify)
+    app.add_typer(decisions_app, name="decisions", help="The decision log: newest records, or `verify`.")
+    app.command("approvals", help="Pending approvals.")(_approvals)
+    app.command("approve", help="Approve a pending action.")(_answer_command(True, on_answered))
+    app.command("deny", help="Deny a pending action.")(_answer_command(False, on_answered))
+    app.command("budget", help="Token budget: rolling window, reservations, pace, cost, routing.")(_budget)
+
+
+def _settings() -> Settings:
+    from core.settings import load_settings
+
+    return load_settings()
+
+
+def _decisions_list(
+    ctx: typer.Context,
+    last: int = typer.Option(20, "--last", "-n", min=1, help="How many of the newest records."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    from agent.state.decisions import DecisionLog
+
+    records = DecisionLog(_settings().state_db).last(last)
+    if as_json:
+        for record in records:
+            typer.echo(record.to_json())
+        return
+    _print(_decisions_table(records))
+
+
+def _decisions_verify() -> None:
+    from agent.state.decisions import DecisionLog
+
+    report = DecisionLog(_settings().state_db).verify()
+    if report.ok:
+        typer.echo(f"ok: {report.checked} records, chain intact")
+        return
+    where = f" at record {report.first_bad_id}" if report.first_bad_id else ""
+    typer.echo(f"TAMPERED{where} after {report.checked} good records: {report.reason}", err=True)
+    raise typer.Exit(1)
+
+
+def _approvals(all_recent: bool = typer.Option(False, "--all", help="Also decided and expired ones.")) -> None:
+    from rich.table import Table
+
+    from agent.state.approvals import ApprovalStore
+
+    store = ApprovalStore(_settings().state_db)
+    now = time.time()
+    rows = store.recent() if all_recent else store.pending(now)
+    table = Table(title="approvals" if all_recent else "pending approvals")
+    for column in ("id", "action", "args", "risk", "status", "expires in", "decided by"):
+        table.add_column(column)
+    for a in rows:
+        expires = f"{a.expires_at - now:.0f}s" if a.is_open(now) else "-"
+        table.add_row(a.id, a.action, _short(a.args), a.risk, a.status, expires, a.decided_by or "")
+    _print(table)
+
+
+def _answer_command(approve: bool, on_answered: OnAnswered | None) -> Callable[..., None]:
+    def approve_command(
+        approval_id: str = typer.Argument(..., help="Approval id, as shown by `brainops approvals`."),
+        by: str = typer.Option(..., "--by", help="Your approver name, as listed in the policy file."),
+    ) -> None:
+        _answer(approval_id, True, by, "", on_answered)
+
+    def deny_command(
+        approval_id: str = typer.Argument(..., help="Approval id, as shown by `brainops approvals`."),
+        by: str = typer.Option(..., "--by", help="Your approver name, as listed in the policy file."),
+        reason: str = typer.Option(..., "--reason", help="Why: recorded and shown to the planner."),
+    ) -> None:
+        _answer(approval_id, False, by, reason, on_answered)
+
+    return approve_command if approve else deny_command
+
+
+def _answer(approval_id: str, approve: bool, by: str, reason: str, on_answered: OnAnswered | None) -> None:
+    from agent.state.approvals import answer_approval
+
+    result: AnswerResult = answer_approval(_settings(), approval_id, approve, by, reason, on_answered=on_answered)
+    if result.ok:
+        typer.echo(result.message)
+        return
+    typer.echo(f"{result.status}: {result.message}", err=True)
+    raise typer.Exit(1)
+
+
+def _budget() -> None:
+    from rich.table import Table
+
+    from llm.ledger import TokenLedger
+
+    state = TokenLedger.from_settings(_settings()).state()
+    table = Table(title=f"token budget (rolling {state.window_s / 3600:g} h)")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    share = (state.used_tokens + state.reserved_tokens) / state.window_tokens
+    table.add_row("used", f"{state.used_tokens:,}")
+    table.add_row("reserved", f"{state.reserved_tokens:,}")
+    table.add_row("remaining", f"{state.remaining_tokens:,} of {state.window_tokens:,} ({1 - share:.1%})")
+    table.add_row("pace", f"{state.pace:.2f}x" + ("  (burning too fast)" if state.pace > 1 else ""))
+    cap = f" of {state.daily_cost_cap:.2f}" if state.daily_cost_cap is not None else ""
+    table.add_row("cost today (UTC)", f"{state.cost_today:.4f}{cap}")
+    for tier, tokens in state.per_tier.items():
+        table.add_row(f"tier {tier}", f"{tokens:,}")
+    for tier, weight in state.routing.items():
+        table.add_row(f"routing {tier}", f"{weight:.0%}")
+    _print(table)
+
+
+def _decisions_table(records: list[DecisionRecord]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=f"last {len(records)} decisions")
+    for column in ("time", "tick", "planner", "action", "args", "verdict", "outcome", "approver"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        planner = r.planner.kind if r.planner.kind == "rules" else f"{r.planner.tier or r.planner.model}"
+        table.add_row(
+            datetime.fromtimestamp(r.time, UTC).strftime("%m-%d %H:%M:%S"),
+            r.tick_id,
+            planner,
+            r.action,
+            _short(r.args),
+            r.verdict or "",
+            f"{r.outcome.status} {r.outcome.detail}".strip(),
+            r.approver or "",
+        )
+    return table
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _print(table: Table) -> None:
+    from agent.cli.console import make_console
+
+    make_console().print(table)

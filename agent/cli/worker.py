@@ -1,0 +1,174 @@
+"""`brainops worker KIND`: one worker process. The dispatcher starts these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from workers.runtime import WorkerRun
+
+T = TypeVar("T")
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("extract")
+def extract(
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the records."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    loop: bool = typer.Option(False, "--loop", help="Wait for new records instead of exiting when idle."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+    item_ms: int = typer.Option(0, "--item-ms", min=0, help="Simulated per-record LLM latency (ms)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many records."),
+) -> None:
+    """Extract entities and relationships from records not yet extracted."""
+    from workers.extract import ExtractConfig, run_extract
+    from workers.runtime import WorkerRun, parse_shard
+
+    try:
+        config = ExtractConfig(brain, parse_shard(shard), batch_size, loop, item_ms, limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    run = WorkerRun(kind="extract", status_file=status_file)
+    code = _guarded("extract", run, lambda: run_extract(config, run))
+    typer.echo(f"extract: {run.processed} records in {run.batches} batches, exit {code}")
+    raise typer.Exit(code)
+
+
+@app.command("embed")
+def embed(
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    table: str = typer.Option("records", "--table", help="records or entities (entities embed their name)."),
+    shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the rows."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, bf16 (CPU) or fp16 (CUDA)."),
+    loop: bool = typer.Option(False, "--loop", help="Wait for new rows instead of exiting when idle."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many rows."),
+) -> None:
+    """Embed rows that have no vector or whose text changed since they were embedded."""
+    from brain.embedder import EmbedderError
+    from brain.store import StoreError
+    from workers.embed import EmbedConfig, run_embed
+    from workers.runtime import WorkerRun, parse_shard
+
+    try:
+        config = EmbedConfig(brain, table, parse_shard(shard), batch_size, device, dtype, loop, limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    run = WorkerRun(kind="embed", status_file=status_file)
+    try:
+        code = run_embed(config, run)
+    except (StoreError, EmbedderError) as exc:
+        run.state = "crashed"
+        run.write_status(exit_code=1)
+        typer.echo(f"embed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except Exception as exc:  # the status file already says crashed; keep the log a plain traceback
+        import traceback
+
+        typer.echo(traceback.format_exc(), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"embed: {run.processed} {table} in {run.batches} batches, exit {code}")
+    raise typer.Exit(code)
+
+
+@app.command("dedup")
+def dedup(
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Find merges, write only the candidate count."),
+    loop: bool = typer.Option(False, "--loop", help="Run again whenever the entities change."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+) -> None:
+    """Merge duplicate live entities of the same type; every merge is logged and undoable."""
+    from workers.dedup import DedupConfig, run_dedup_worker
+
+    try:
+        config = DedupConfig(brain, dry_run=dry_run, loop=loop)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    from workers.runtime import WorkerRun
+
+    run = WorkerRun(kind="dedup", status_file=status_file)
+    code, worker = _guarded("dedup", run, lambda: run_dedup_worker(config, run))
+    absorbed = sum(r.absorbed for r in worker.reports)
+    typer.echo(f"dedup: {len(worker.reports)} passes, {absorbed} entities {'to merge' if dry_run else 'merged'}")
+    raise typer.Exit(code)
+
+
+@app.command("recluster")
+def recluster(
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    seed: int = typer.Option(42, "--seed", help="Leiden seed: the same graph and seed give the same partition."),
+    resolution: float = typer.Option(1.0, "--resolution", min=0.0),
+    loop: bool = typer.Option(False, "--loop", help="Run again whenever relationships or entities change."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+) -> None:
+    """Rebuild communities with Leiden; matching communities keep their ids (and their wisdom)."""
+    from workers.recluster import ReclusterConfig, run_recluster_worker
+
+    try:
+        config = ReclusterConfig(brain, seed=seed, resolution=resolution, loop=loop)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    from workers.runtime import WorkerRun
+
+    run = WorkerRun(kind="recluster", status_file=status_file)
+    code, worker = _guarded("recluster", run, lambda: run_recluster_worker(config, run))
+    last = worker.reports[-1] if worker.reports else None
+    summary = (
+        f"{last.communities} communities ({last.kept_ids} kept ids), modularity {last.modularity:.4f}"
+        if last
+        else "nothing to do"
+    )
+    typer.echo(f"recluster: {summary}")
+    raise typer.Exit(code)
+
+
+def _guarded(kind: str, run: WorkerRun, body: Callable[[], T]) -> T:
+    """Run a worker body; expected failures (missing brain, no model) exit 1 with one clear line."""
+    from brain.embedder import EmbedderError
+    from brain.store import StoreError
+
+    try:
+        return body()
+    except (StoreError, EmbedderError) as exc:
+        run.state = "crashed"
+        run.write_status(exit_code=1)
+        typer.echo(f"{kind}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except Exception as exc:  # the status file already says crashed; keep the log a plain traceback
+        import traceback
+
+        typer.echo(traceback.format_exc(), err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command("wisdom")
+def wisdom(
+    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the communities."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    loop: bool = typer.Option(False, "--loop", help="Wait for new communities instead of exiting when idle."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+    item_ms: int = typer.Option(0, "--item-ms", min=0, help="Simulated per-community latency without a model."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many communities."),
+) -> None:
+    """Write one insight per community that has none (fleet LLM when configured, else extractive)."""
+    from workers.runtime import WorkerRun, parse_shard
+    from workers.wisdom import WisdomConfig, fleet_llm_or_none, run_wisdom
+
+    try:
+        config = WisdomConfig(brain, parse_shard(shard), batch_size, loop, item_ms, limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    run = WorkerRun(kind="wisdom", status_file=status_file)
+    code = _guarded("wisdom", run, lambda: run_wisdom(config, run, fleet_llm_or_none()))
+    typer.echo(f"wisdom: {run.processed} communities in {run.batches} batches, exit {code}")
+    raise typer.Exit(code)

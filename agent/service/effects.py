@@ -1,0 +1,157 @@
+"""The fleet as the agent acts on it: hosts (local and SSH), the dispatcher, and the token ledger.
+
+Fleet implements the actor's `Effects`: each method is one real effect and returns a line for the record.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from fleet.dispatcher import Dispatcher, ReconcileReport
+    from fleet.hosts import Host
+    from llm.ledger import TokenLedger
+
+
+def worker_env() -> dict[str, str]:
+    """What a local worker inherits: everything but the Slack credentials (workers never talk to Slack).
+    Model keys stay: the wisdom/extract workers' LLM calls need them."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("BRAINOPS_SLACK")}
+
+
+def build_hosts(settings: Settings) -> dict[str, Host]:
+    from fleet.hosts import LocalHost
+
+    hosts: dict[str, Host] = {}
+    for cfg in settings.hosts:
+        if cfg.is_local:
+            hosts[cfg.name] = LocalHost(settings.run_dir, cfg.name, env=worker_env())
+        else:
+            from fleet.remote import RemoteHost
+
+            hosts[cfg.name] = RemoteHost(cfg)
+    return hosts
+
+
+@dataclass
+class Fleet:
+    settings: Settings
+    hosts: dict[str, Host]
+    dispatcher: Dispatcher
+    ledger: TokenLedger
+    last_unreachable: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Fleet:
+        from fleet.dispatcher import Dispatcher
+        from llm.ledger import TokenLedger
+
+        settings.ensure_dirs()
+        hosts = build_hosts(settings)
+        dispatcher = Dispatcher(hosts, settings.home / "dispatcher.db", brain_uri=settings.brain_path)
+        return cls(settings, hosts, dispatcher, TokenLedger.from_settings(settings))
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One dispatcher at a time across processes (`brainops run`, `approve`, `slack` share the registry):
+        two concurrent reconciles would each start the missing workers."""
+        self.settings.ensure_dirs()
+        with open(self.settings.home / "dispatch.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @property
+    def brain_host(self) -> str:
+        brain = [h.name for h in self.settings.hosts if h.role == "brain"]
+        return brain[0] if brain else self.settings.hosts[0].name
+
+    def worker_options(self, kind: str, **extra: Any) -> Any:
+        from fleet.hosts import WorkerOptions
+
+        defaults = dict(self.settings.worker_defaults.get(kind, {}))
+        return WorkerOptions(**{**defaults, **extra})
+
+    # ------------------------------------------------------------ effects
+
+    def scale(self, kind: str, host: str, count: int) -> str:
+        with self.exclusive():
+            self.dispatcher.set_desired(kind, host, count, self.worker_options(kind))
+            report = self.dispatcher.reconcile()
+            return f"desired {kind}@{host} = {count}; {_summary(report)}"
+
+    def start_embedding(self, host: str, shards: int, table: str, job_key: str) -> str:
+        with self.exclusive():
+            started: list[str] = []
+            refused: list[str] = []
+            for i in range(shards):
+                shard = f"{i}/{shards}" if shards > 1 else None
+                result = self.dispatcher.run_once("embed", host, self.worker_options("embed", shard=shard, table=table))
+                if result.ok:
+                    started.append(result.worker_id)
+                else:
+                    refused.append(str(result.error))
+            if not started:
+                raise RuntimeError(f"no embedding shard started: {'; '.join(refused)}")
+            return f"embedding {table} on {host}: started {', '.join(started)}" + (
+                f"; refused: {'; '.join(refused)}" if refused else ""
+            )
+
+    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str:
+        with self.exclusive():
+            target = host or self.brain_host
+            extra = {"dry_run": True} if dry_run else {}
+            result = self.dispatcher.run_once(kind, target, self.worker_options(kind, **extra))
+            if not result.ok:
+                raise RuntimeError(result.error or f"{kind} job did not start")
+            return f"{kind} job {result.worker_id} started on {target}"
+
+    def set_routing(self, weights: Mapping[str, float]) -> str:
+        with self.exclusive():
+            applied = self.ledger.set_routing(weights)
+            return "fleet routing " + ", ".join(f"{k} {v:.0%}" for k, v in applied.items())
+
+    def restart_worker(self, worker_id: str) -> str:
+        with self.exclusive():
+            self.dispatcher.clear_fatal(worker_id)
+            return f"{worker_id} cleared from FATAL; {_summary(self.dispatcher.reconcile())}"
+
+    def stop_worker(self, worker_id: str) -> str:
+        with self.exclusive():
+            result = self.dispatcher.stop(worker_id, drain=True)
+            if not result.ok:
+                raise RuntimeError(result.error or f"could not stop {worker_id}")
+            return f"{worker_id} draining"
+
+    def reconcile(self, now: float | None = None) -> ReconcileReport:
+        """Supervise: one snapshot per host, restart crashed workers, converge to desired counts."""
+        with self.exclusive():
+            report = self.dispatcher.reconcile(now)
+        self.last_unreachable = {h: m.error or "unreachable" for h, m in self.dispatcher.down.items()}
+        return report
+
+
+def _summary(report: ReconcileReport) -> str:
+    parts = [
+        f"{name} {', '.join(map(str, ids))}"
+        for name, ids in (
+            ("started", report.started),
+            ("restarted", report.restarted),
+            ("draining", report.draining),
+            ("retired", report.retired),
+            ("crashed", report.crashed),
+            ("fatal", report.fatal),
+            ("errors", report.errors),
+        )
+        if ids
+    ]
+    return "; ".join(parts) or "no process change"

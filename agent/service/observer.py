@@ -1,0 +1,135 @@
+"""Builds one tick's Observation from the fleet's last snapshots, the brain, the ledger and the approvals.
+
+Hosts are not contacted here: the supervise step right before (Fleet.reconcile) took one snapshot per host,
+in parallel and bounded by timeouts, and the observation reuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent.state.archive import ObservationArchive
+from core.domain import BrainStats, BudgetState, HostMetrics, Observation, PendingApproval
+
+if TYPE_CHECKING:
+    from agent.service.actor import ActionRuns
+    from agent.service.effects import Fleet
+    from agent.service.history import StageHistory
+    from agent.state.approvals import ApprovalStore
+    from core.settings import Settings
+
+log = logging.getLogger("brainops.observe")
+
+
+@dataclass
+class FleetObserver:
+    settings: Settings
+    fleet: Fleet
+    approvals: ApprovalStore
+    runs: ActionRuns
+    history: StageHistory | None = None
+    notes: list[str] = field(default_factory=list)  # events from the last supervise step
+
+    def __post_init__(self) -> None:
+        if self.history is None:
+            from agent.service.history import StageHistory
+
+            self.history = StageHistory(self.settings.state_db)
+
+    def __call__(self, now: float) -> Observation:
+        brain, brain_note = self._brain(now)
+        assert self.history is not None
+        self.history.add(now, brain.pending)
+        notes = [*self.notes, *([brain_note] if brain_note else [])]
+        obs = Observation(
+            time=now,
+            hosts=self._hosts(),
+            workers=tuple(self.fleet.dispatcher.workers()),
+            brain=brain,
+            rates=self.history.rates(now),
+            budget=self._budget(now),
+            pending_approvals=tuple(
+                PendingApproval(id=a.id, action=a.action, args=a.args, expires_at=a.expires_at)
+                for a in self.approvals.pending(now)
+            ),
+            desired=self.fleet.dispatcher.desired(),
+            recent_actions=self._recent_actions(),
+            notes=tuple(notes),
+        )
+        save_last_observation(self.settings, obs)
+        ObservationArchive(self.settings.state_db).put(obs)  # `brainops eval replay` re-plans on it by digest
+        return obs
+
+    def _recent_actions(self) -> dict[str, float]:
+        """Last done time per cooldown key, plus "refused:<key>" for actions a human denied or let expire,
+        so the planner does not ask the same question again every tick."""
+        from agent.service.actor import cooldown_key
+
+        recent = self.runs.last_done()
+        for approval in self.approvals.recent(50):
+            if approval.status in ("denied", "expired") and approval.decided_at is not None:
+                key = "refused:" + cooldown_key(approval.action, approval.args)
+                recent[key] = max(recent.get(key, 0.0), approval.decided_at)
+        return recent
+
+    def _hosts(self) -> tuple[HostMetrics, ...]:
+        snaps = self.fleet.dispatcher.last_snapshots
+        out = []
+        for cfg in self.settings.hosts:
+            snap = snaps.get(cfg.name)
+            fresh = cfg.name not in self.fleet.last_unreachable
+            if snap is not None and fresh:
+                out.append(snap.metrics)
+            else:
+                error = self.fleet.last_unreachable.get(cfg.name) or "no snapshot yet"
+                out.append(HostMetrics(host=cfg.name, reachable=False, error=error))
+        return tuple(out)
+
+    def _brain(self, now: float) -> tuple[BrainStats, str | None]:
+        from brain.store import BrainStore
+
+        store = BrainStore(self.settings.brain_path)
+        try:
+            if not store.exists():
+                return BrainStats(), f"no brain at {self.settings.brain_path}"
+            return store.stats(now), None
+        except Exception as exc:  # a broken store degrades the tick; the planner sees the note
+            log.warning("brain stats failed: %s", exc)
+            return BrainStats(), f"brain stats failed: {exc}"
+
+    def _budget(self, now: float) -> BudgetState:
+        try:
+            return self.fleet.ledger.state(now)
+        except Exception as exc:
+            log.warning("budget state failed: %s", exc)
+            return BudgetState()
+
+
+def supervise_notes(report: Any) -> list[str]:
+    """Dispatcher events worth the planner's attention, as short trusted notes."""
+    notes = []
+    if report.crashed:
+        notes.append(f"crashed workers: {', '.join(report.crashed)}")
+    if report.fatal:
+        notes.append(f"workers gone FATAL (crash loop): {', '.join(report.fatal)}")
+    if report.unreachable:
+        notes.append(f"unreachable hosts: {', '.join(report.unreachable)}")
+    return notes
+
+
+def save_last_observation(settings: Settings, obs: Observation) -> None:
+    """`brainops status` reads this instead of opening the brain, so it stays instant."""
+    path = settings.home / "last_observation.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(obs.model_dump_json())
+    tmp.replace(path)
+
+
+def load_last_observation(settings: Settings) -> Observation | None:
+    path = settings.home / "last_observation.json"
+    try:
+        return Observation.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None

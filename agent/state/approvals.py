@@ -1,0 +1,296 @@
+"""Durable approval records: a risky proposal waits here until a listed approver answers or it expires.
+
+An approval is bound to one exact action and its arguments (`args_hash`), answered at most once (the
+UPDATE only matches a row that is still pending and not yet expired, so of two concurrent answers exactly
+one wins), and expiry means deny. Records live in `<home>/state.db` next to the decision log.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from core.redact import redact, redact_text
+from core.statedb import canonical_json, connect, init_schema, resolve_db_path, sha256_hex, write_tx
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
+AnswerStatus = Literal["ok", "not_found", "not_approver", "already_decided", "expired"]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    tick_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    args TEXT NOT NULL,
+    args_hash TEXT NOT NULL,
+    rationale TEXT NOT NULL,
+    risk TEXT NOT NULL,
+    rule_ids TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    decided_by TEXT,
+    decided_at REAL,
+    reason TEXT,
+    channel TEXT,
+    message_ts TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
+"""
+
+
+@dataclass(frozen=True)
+class Approval:
+    id: str
+    tick_id: str
+    action: str
+    args: dict[str, Any]
+    args_hash: str
+    rationale: str
+    risk: str
+    rule_ids: tuple[str, ...]
+    requested_by: str
+    created_at: float
+    expires_at: float
+    status: ApprovalStatus
+    decided_by: str | None
+    decided_at: float | None
+    reason: str | None
+    channel: str | None
+    message_ts: str | None
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+    def is_open(self, now: float) -> bool:
+        return self.status == "pending" and self.expires_at > now
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    status: AnswerStatus
+    approval: Approval | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def decided_by(self) -> str | None:
+        return self.approval.decided_by if self.approval else None
+
+    @property
+    def decided_at(self) -> float | None:
+        return self.approval.decided_at if self.approval else None
+
+
+def args_binding_hash(action: str, args: Mapping[str, Any]) -> str:
+    """What an approval is bound to: the action name and its exact (redacted) arguments."""
+    return sha256_hex(canonical_json({"action": action, "args": redact(dict(args))}))
+
+
+def verify_binding(approval: Approval, action: str, args: Mapping[str, Any]) -> bool:
+    """True when `action(args)` is exactly what was approved; act must refuse anything else."""
+    return approval.args_hash == args_binding_hash(action, args)
+
+
+class ApprovalStore:
+    def __init__(self, db_path: str | Path) -> None:
+        self.path = resolve_db_path(db_path)
+        init_schema(self.path, _DDL)
+
+    def create(
+        self,
+        id: str,
+        tick_id: str,
+        action: str,
+        args: Mapping[str, Any],
+        rationale: str,
+        risk: str,
+        rule_ids: Iterable[str],
+        requested_by: str,
+        ttl_s: float,
+        now: float | None = None,
+    ) -> Approval:
+        """Create a pending approval; the same id again returns the stored row (graph nodes may re-run)."""
+        if not id or not action:
+            raise ValueError("an approval needs an id and an action")
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, got {ttl_s}")
+        now = time.time() if now is None else now
+        binding = args_binding_hash(action, args)
+        values = (
+            id,
+            tick_id,
+            action,
+            canonical_json(redact(dict(args))),
+            binding,
+            redact_text(rationale),
+            risk,
+            json.dumps([str(r) for r in rule_ids]),
+            requested_by,
+            now,
+            now + ttl_s,
+        )
+        with connect(self.path) as conn, write_tx(conn):
+            conn.execute(
+                "INSERT OR IGNORE INTO approvals (id, tick_id, action, args, args_hash, rationale, risk,"
+                " rule_ids, requested_by, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                values,
+            )
+            approval = _fetch(conn, id)
+        assert approval is not None
+        if approval.args_hash != binding:
+            raise ValueError(f"approval {id} already exists for a different action or arguments")
+        return approval
+
+    def get(self, id: str) -> Approval | None:
+        with connect(self.path) as conn:
+            return _fetch(conn, id)
+
+    def pending(self, now: float | None = None) -> list[Approval]:
+        now = time.time() if now is None else now
+        sql = "SELECT * FROM approvals WHERE status = 'pending' AND expires_at > ? ORDER BY created_at, id"
+        with connect(self.path) as conn:
+            return [_from_row(row) for row in conn.execute(sql, (now,))]
+
+    def recent(self, limit: int = 50) -> list[Approval]:
+        sql = "SELECT * FROM approvals ORDER BY created_at DESC, id LIMIT ?"
+        with connect(self.path) as conn:
+            return [_from_row(row) for row in conn.execute(sql, (limit,))]
+
+    def answer(
+        self,
+        id: str,
+        approve: bool,
+        by: str,
+        approvers: Collection[str],
+        reason: str = "",
+        now: float | None = None,
+    ) -> AnswerResult:
+        """Approve or deny once. Only names in `approvers` may answer; an empty list lets nobody answer."""
+        now = time.time() if now is None else now
+        with connect(self.path) as conn, write_tx(conn):
+            current = _fetch(conn, id)
+            if current is None:
+                return AnswerResult("not_found", None, f"no approval with id {id}")
+            if not _is_listed(by, approvers):
+                return AnswerResult("not_approver", current, f"{by!r} is not a listed approver")
+            status = "approved" if approve else "denied"
+            cursor = conn.execute(
+                "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?"
+                " WHERE id = ? AND status = 'pending' AND expires_at > ?",
+                (status, by, now, redact_text(reason), id, now),
+            )
+            if cursor.rowcount == 1:
+                return AnswerResult("ok", _fetch(conn, id), f"{id} {status} by {by}")
+            return _refusal(conn, current, now)
+
+    def expire_due(self, now: float | None = None) -> list[Approval]:
+        """Flip overdue pending approvals to expired (= denied) and return them."""
+        now = time.time() if now is None else now
+        with connect(self.path) as conn, write_tx(conn):
+            rows = conn.execute(
+                "SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ?", (now,)
+            ).fetchall()
+            ids = [row["id"] for row in rows]
+            for approval_id in ids:
+                _mark_expired(conn, approval_id, now)
+            return [a for a in (_fetch(conn, i) for i in ids) if a is not None]
+
+    def set_message_ref(self, id: str, channel: str, ts: str) -> bool:
+        """Remember the Slack message that shows this approval; False when the id is unknown."""
+        with connect(self.path) as conn, write_tx(conn):
+            cursor = conn.execute("UPDATE approvals SET channel = ?, message_ts = ? WHERE id = ?", (channel, ts, id))
+            return cursor.rowcount == 1
+
+    def by_message_ref(self, channel: str, ts: str) -> Approval | None:
+        sql = "SELECT * FROM approvals WHERE channel = ? AND message_ts = ?"
+        with connect(self.path) as conn:
+            row = conn.execute(sql, (channel, ts)).fetchone()
+            return _from_row(row) if row else None
+
+
+OnAnswered = Callable[["Settings", Approval], None]
+
+
+def answer_approval(
+    settings: Settings,
+    id: str,
+    approve: bool,
+    by: str,
+    reason: str = "",
+    *,
+    on_answered: OnAnswered | None = None,
+    approvers: Collection[str] | None = None,
+    now: float | None = None,
+) -> AnswerResult:
+    """The store half of `brainops approve/deny` and the Slack buttons.
+
+    `approvers` defaults to the policy file's list. `on_answered(settings, approval)` runs only after a
+    successful answer; it is where the waiting approval graph gets resumed.
+    """
+    allowed = policy_approvers(settings) if approvers is None else approvers
+    result = ApprovalStore(settings.state_db).answer(id, approve, by, allowed, reason, now)
+    if result.ok and on_answered is not None and result.approval is not None:
+        on_answered(settings, result.approval)
+    return result
+
+
+def policy_approvers(settings: Settings) -> tuple[str, ...]:
+    """Approver names from the policy file (policies.loader is imported lazily: it is another module's)."""
+    from policies.loader import load_policy
+
+    policy: Any = load_policy(settings.policy_path)
+    names = policy.get("approvers") if isinstance(policy, Mapping) else getattr(policy, "approvers", None)
+    if names is None:
+        raise ValueError(f"policy {settings.policy_path} lists no approvers")
+    return tuple(str(n) for n in names)
+
+
+def _is_listed(by: str, approvers: Collection[str]) -> bool:
+    wanted = by.strip().lower()
+    return bool(wanted) and any(wanted == a.strip().lower() for a in approvers)
+
+
+def _refusal(conn: sqlite3.Connection, before: Approval, now: float) -> AnswerResult:
+    current = _fetch(conn, before.id) or before
+    if current.status == "pending":  # still pending, so the UPDATE missed on time: it is overdue
+        _mark_expired(conn, current.id, now)
+        current = _fetch(conn, current.id) or current
+    if current.status == "expired":
+        return AnswerResult("expired", current, f"{current.id} expired at {current.expires_at:.0f}")
+    when = f"{current.decided_at:.0f}" if current.decided_at is not None else "?"
+    message = f"{current.id} was already {current.status} by {current.decided_by} at {when}"
+    return AnswerResult("already_decided", current, message)
+
+
+def _mark_expired(conn: sqlite3.Connection, approval_id: str, now: float) -> None:
+    conn.execute(
+        "UPDATE approvals SET status = 'expired', decided_at = ?, reason = 'expired: no answer in time'"
+        " WHERE id = ? AND status = 'pending'",
+        (now, approval_id),
+    )
+
+
+def _fetch(conn: sqlite3.Connection, id: str) -> Approval | None:
+    row = conn.execute("SELECT * FROM approvals WHERE id = ?", (id,)).fetchone()
+    return _from_row(row) if row else None
+
+
+def _from_row(row: sqlite3.Row) -> Approval:
+    values = dict(row)
+    values["args"] = json.loads(values["args"])
+    values["rule_ids"] = tuple(json.loads(values["rule_ids"]))
+    return Approval(**values)
