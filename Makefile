@@ -27,15 +27,20 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/brainops run
 
+# `make test` runs every test; the quick loop is `make test PYTEST_ARGS='-m "not slow"'` (under a minute).
+PYTEST_ARGS ?=
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# Writes bench/out/ (figures, results, logs: git-ignored) and bench/REPORT.md (committed). BENCH_ARGS=--quick etc.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy core llm brain fleet workers tools policies graphs agent evals

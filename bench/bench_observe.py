@@ -18,7 +18,7 @@ from typing import Any
 from rich.progress import Progress
 
 from fleet.remote import RemoteHost, observe_hosts
-from tests.sshd import SshFleet, sshd_unavailable_reason
+from tests.support.sshd import SshFleet, sshd_unavailable_reason
 
 SIZES = (1, 2, 20)
 TIMEOUT_S = 20.0

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from brain.schema import TABLES
-from brain.seed import (
+from brain.seed_plan import (
     RECLUSTER_AGE_S,
     ScaleSpec,
     SeedReport,

@@ -15,10 +15,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-WorkerKind = Literal["embed", "extract", "dedup", "recluster", "wisdom"]
-SCALABLE_KINDS: tuple[str, ...] = ("extract", "embed", "wisdom")
-STAGES: tuple[str, ...] = ("embed", "extract", "dedup", "recluster", "wisdom")
-
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -65,6 +61,7 @@ class WorkerInfo(Frozen):
 
 
 class BrainStats(Frozen):
+    error: str | None = None  # the brain could not be read: every figure below is unknown, not zero
     records: int = 0
     entities: int = 0
     relationships: int = 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Proposal
+from core.llm_types import LLMResult, Message, Role
 
 
 class Observer(Protocol):
@@ -17,8 +19,9 @@ class Guard(Protocol):
 
 
 class Actor(Protocol):
-    def execute(self, proposal: Proposal, key: str, *, dry_run: bool = False) -> Outcome:
-        """Run the action once per key: a second call with a done key returns the first outcome, runs nothing."""
+    def execute(self, proposal: Proposal, key: str, *, dry_run: bool = False, recovering: bool = False) -> Outcome:
+        """Run the action once per key: a second call with a done key returns the first outcome, runs nothing.
+        `recovering` (a tick a crash left half done): finish only what was claimed; start nothing new."""
         ...
 
 
@@ -32,9 +35,19 @@ class ApprovalRequest:
     observation_digest: str
 
 
+@dataclass(frozen=True)
+class ApprovalTicket:
+    """The approval a request waits on: its own, or one already pending for the same action and arguments."""
+
+    approval_id: str
+    expires_at: float
+    existing: bool = False
+
+
 class ApprovalDesk(Protocol):
-    def open(self, request: ApprovalRequest, now: float) -> float:
-        """Create the durable approval record (idempotent on id); returns its expiry time."""
+    def open(self, request: ApprovalRequest, now: float) -> ApprovalTicket:
+        """Create the durable approval record (idempotent on id). One pending approval per action and
+        arguments: a request for the same thing gets the open one back (`existing`), never a second prompt."""
         ...
 
 
@@ -56,3 +69,30 @@ class Recorder(Protocol):
     def record(self, entry: DecisionEntry, now: float) -> str:
         """Append one decision (idempotent on entry.key); returns the decision id."""
         ...
+
+
+class Effects(Protocol):
+    """What actions do to the world: the dispatcher and the ledger in the agent, the fleet model in evals.
+    Each method is one real effect and returns a line for the decision record."""
+
+    def scale(self, kind: str, host: str, count: int) -> str: ...
+    def start_embedding(self, host: str, shards: int, table: str, job_key: str) -> str: ...
+    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str: ...
+    def set_routing(self, weights: Mapping[str, float]) -> str: ...
+    def restart_worker(self, worker_id: str) -> str: ...
+    def stop_worker(self, worker_id: str) -> str: ...
+
+
+class ChatRouter(Protocol):
+    """What a model planner needs from a model router (llm.router.TierRouter is one): one chat call,
+    routed by role to a model tier, answering with a reply or a typed failure (it never raises for those).
+    `deadline` (a time.monotonic() value) bounds the call: no request outlives it, none starts after it."""
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        role: Role = "routine",
+        tools: Sequence[dict[str, Any]] | None = None,
+        deadline: float | None = None,
+    ) -> LLMResult: ...

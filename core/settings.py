@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,18 +14,28 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.config_errors import ENV_PREFIX, ConfigError, key_lines, toml_syntax_error, validation_problems
+from core.kinds import KINDS
+
 DEFAULT_CONFIG = "brainops.toml"
 # Options each worker kind's command accepts, settable as defaults in [worker_defaults.KIND].
-WORKER_OPTIONS: dict[str, frozenset[str]] = {
-    "extract": frozenset({"batch_size", "item_ms", "limit"}),
-    "wisdom": frozenset({"batch_size", "item_ms", "limit"}),
-    "embed": frozenset({"batch_size", "limit"}),
-    "dedup": frozenset(),
-    "recluster": frozenset(),
-}
+WORKER_OPTIONS: dict[str, frozenset[str]] = {k.name: k.default_options for k in KINDS}
+# BRAINOPS_* variables that are not settings: the config path, the decision key (agent/state/decisions.py), the
+# embedder's cache dir and threads (brain/embedder.py), the test fault seam (core/faults.py). Any other BRAINOPS_*
+# name must map to a setting, or load_settings refuses it (tests/test_strict_config.py checks the code's names).
+OTHER_ENV = frozenset(
+    {"BRAINOPS_CONFIG", "BRAINOPS_DECISION_KEY", "BRAINOPS_CACHE_DIR", "BRAINOPS_EMBED_THREADS", "BRAINOPS_FAULT"}
+)
+MIN_TICK_SECONDS = 1.0
 
 
-class HostConfig(BaseModel):
+class StrictModel(BaseModel):
+    """Every config table: a key it does not declare is an error (a typo must not fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class HostConfig(StrictModel):
     name: str
     address: str = "local"  # "local" means this machine, no SSH
     port: int = 22
@@ -45,7 +55,7 @@ class HostConfig(BaseModel):
         return self.address in ("local", "localhost")
 
 
-class TierConfig(BaseModel):
+class TierConfig(StrictModel):
     name: str
     model: str  # any litellm model string, e.g. "openai/glm-4.5"
     api_base: str | None = None
@@ -56,7 +66,7 @@ class TierConfig(BaseModel):
     timeout_s: float = 30.0
 
 
-class LLMConfig(BaseModel):
+class LLMConfig(StrictModel):
     tiers: list[TierConfig] = Field(default_factory=list)
     routine_tier: str | None = None
     escalation_tier: str | None = None
@@ -68,26 +78,28 @@ class LLMConfig(BaseModel):
     redis_url: str | None = None
 
 
-class BudgetConfig(BaseModel):
+class BudgetConfig(StrictModel):
     window_s: int = 5 * 3600
     window_tokens: int = 800_000_000
     daily_cost_cap: float | None = None
     degrade_at: float = 0.8  # share of the window after which the planner drops to cheaper tiers
 
 
-class CronJob(BaseModel):
+class CronJob(StrictModel):
     name: str
     cron: str  # crontab expression, 5 fields
     action: str
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class ScheduleConfig(BaseModel):
-    tick_seconds: float = 30.0
+class ScheduleConfig(StrictModel):
+    tick_seconds: float = Field(default=30.0, ge=MIN_TICK_SECONDS)  # under 1 s the scheduler cannot keep up
+    # one tick's bound: the model planner stops in time for the rules; past it no mutating action starts
+    tick_deadline_s: float = Field(default=60.0, gt=0)
     cron: list[CronJob] = Field(default_factory=list)
 
 
-class PlannerConfig(BaseModel):
+class PlannerConfig(StrictModel):
     """Rule-planner triggers that are not guardrails (the policy file holds limits and targets)."""
 
     dedup_threshold: float = 0.005
@@ -109,7 +121,7 @@ class PlannerConfig(BaseModel):
     scaled_kinds: list[str] = Field(default_factory=lambda: ["extract", "wisdom"])
 
 
-class SlackConfig(BaseModel):
+class SlackConfig(StrictModel):
     mode: Literal["off", "http", "socket"] = "off"
     bot_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
@@ -121,14 +133,15 @@ class SlackConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="BRAINOPS_", env_nested_delimiter="__", extra="forbid", toml_file=DEFAULT_CONFIG
-    )
+    # The file is chosen in settings_customise_sources (config_path); extra="forbid" here and in every table.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     home: Path = Path(".brainops")
     brain_uri: str | None = None  # LanceDB path or object-store URI; default <home>/brain
     policy_file: Path | None = None  # default: the shipped policies/default.yaml
-    demo_seed: bool = True  # seed a small demo brain when none exists
+    # Seed a small demo brain at <home>/brain when none exists. Left unset, only with no config file at all (a
+    # first run); never at a brain_uri someone wrote (see `seeds_demo_brain`).
+    demo_seed: bool = True
     demo_scale: Literal["small", "seed"] = "small"
     local_host: str = "local"
     hosts: list[HostConfig] = Field(default_factory=lambda: [HostConfig(name="local", role="brain")])
@@ -141,6 +154,10 @@ class Settings(BaseSettings):
     worker_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"  # loopback by default; the brain host's LAN address lets Prometheus scrape
+    # hmac key of the decision log's chain, kept outside `home` (docs/OPERATIONS.md, "Decision log"). None: the
+    # default $XDG_CONFIG_HOME/brainops/decision-log.key (~/.config/...), made 0600 on first use.
+    # $BRAINOPS_DECISION_KEY, when set, is the key itself and wins over the file.
+    decision_key_file: Path | None = None
 
     @field_validator("worker_defaults")
     @classmethod
@@ -159,6 +176,11 @@ class Settings(BaseSettings):
 
     json_logs: bool = False
 
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._config_file = config_path()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -168,9 +190,40 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = os.environ.get("BRAINOPS_CONFIG", DEFAULT_CONFIG)
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
-        return (init_settings, env_settings, toml)
+        path = config_path()
+        if path is None:  # no file at all: defaults and the environment
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path))
+
+    # ---- where the values came from
+    @property
+    def config_file(self) -> Path | None:
+        """The config file these settings were read from; None when there was none (defaults and env only)."""
+        return self._config_file
+
+    @property
+    def seeds_demo_brain(self) -> bool:
+        """May a missing brain be seeded with the demo one? Never at a brain_uri someone wrote (a typo must not
+        grow a demo brain); else when demo_seed is set true, or left unset with no config file at all."""
+        if self.brain_uri and "brain_uri" in self.model_fields_set:
+            return False
+        if "demo_seed" in self.model_fields_set:
+            return self.demo_seed
+        return self.demo_seed and self._config_file is None
+
+    def where(self, key: str) -> str | None:
+        """Where top-level setting `key` was written: "environment BRAINOPS_KEY", "file:line", or None."""
+        env = {name.upper(): name for name in os.environ}
+        if f"{ENV_PREFIX}{key.upper()}" in env:
+            return f"environment {env[ENV_PREFIX + key.upper()]}"
+        if self._config_file is None:
+            return None
+        try:
+            lines, _ = key_lines(self._config_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            return None
+        line = lines.get((key,))
+        return f"{self._config_file}:{line}" if line else None
 
     # ---- derived paths
     @property
@@ -183,6 +236,11 @@ class Settings(BaseSettings):
     @property
     def state_db(self) -> Path:
         return self.home / "state.db"
+
+    @property
+    def last_good_policy(self) -> Path:
+        """The last policy text that loaded, kept for every process while the file fails to load."""
+        return self.home / "policy.last-good.yaml"
 
     @property
     def checkpoint_db(self) -> Path:
@@ -209,7 +267,79 @@ class Settings(BaseSettings):
         self.run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def config_path(config: str | None = None) -> Path | None:
+    """The config file to read: `config` (a --config flag) or $BRAINOPS_CONFIG, which must exist; else
+    ./brainops.toml when there is one; else None (defaults and the environment only)."""
+    named = config or os.environ.get("BRAINOPS_CONFIG")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            origin = "--config" if config else "BRAINOPS_CONFIG"
+            why = "is a directory, not a config file" if path.is_dir() else "does not exist"
+            raise ConfigError([f"{path}: config file {why} (named by {origin})"])
+        return path
+    default = Path(DEFAULT_CONFIG)
+    return default if default.is_file() else None
+
+
 def load_settings(config: str | None = None, **overrides: Any) -> Settings:
-    if config:
-        os.environ["BRAINOPS_CONFIG"] = config
-    return Settings(**overrides)
+    """Settings from the config file (`config_path`) and the BRAINOPS_* environment. Every problem, an unknown
+    key at any level included, raises ConfigError naming the file, the line and the key (or the variable)."""
+    path = config_path(config)
+    if config and path is not None:  # later loads in this process, and the workers it starts, read the same file
+        os.environ["BRAINOPS_CONFIG"] = str(path.resolve())
+    text, data = _read_toml(path) if path is not None else ("", {})
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = validation_problems(exc, Settings, path=path, text=text, data=data, environ=os.environ)
+        raise ConfigError(problems) from None
+    unknown = _unknown_env(settings)
+    if unknown:
+        raise ConfigError(unknown)
+    return settings
+
+
+def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: the config file is not UTF-8: {exc.reason}"]) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise toml_syntax_error(path, text, exc) from None
+
+
+def _unknown_env(settings: Settings) -> list[str]:
+    """BRAINOPS_* variables that name no setting (a top-level one pydantic-settings would silently skip)."""
+    import difflib
+
+    key_envs = {t.api_key_env.upper() for t in settings.llm.tiers if t.api_key_env}  # a tier's key may be one
+    known = _env_names()
+    problems = []
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in OTHER_ENV or upper in key_envs:
+            continue
+        if upper[len(ENV_PREFIX) :].split("__", 1)[0].lower() in Settings.model_fields:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"environment {name}: no such setting{hint}")
+    return problems
+
+
+def _env_names() -> list[str]:
+    """BRAINOPS_KEY for every setting and BRAINOPS_TABLE__KEY for every key of a table setting."""
+    names = []
+    for field, info in Settings.model_fields.items():
+        names.append(f"{ENV_PREFIX}{field.upper()}")
+        table = info.annotation
+        if isinstance(table, type) and issubclass(table, BaseModel):
+            names += [f"{ENV_PREFIX}{field.upper()}__{sub.upper()}" for sub in table.model_fields]
+    return names

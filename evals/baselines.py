@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.domain import PlannerInfo, Proposal
+from core.kinds import SCALABLE_KINDS
 from evals.sim_model import HOME_HOST
 from graphs.planners import PlanContext, PlanResult
 from graphs.rule_planner import RecommendationHistory
@@ -21,7 +22,7 @@ from graphs.rule_planner import RecommendationHistory
 if TYPE_CHECKING:
     from policies.model import Policy
 
-HPA_KINDS: tuple[str, ...] = ("extract", "wisdom", "embed")
+HPA_KINDS: tuple[str, ...] = SCALABLE_KINDS
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.domain import Observation, PlannerInfo
-from core.ports import ApprovalRequest, DecisionEntry
+from core.ports import ApprovalRequest, ApprovalTicket, DecisionEntry
 from evals.scenario import Scenario, merged
 from evals.scoring import Decided, RunScore, percentile, score_run, suite_pass_hat_k
 from graphs.planners import PlanContext, Planner
@@ -169,9 +169,9 @@ class NotingDesk:
 
     requests: list[ApprovalRequest] = field(default_factory=list)
 
-    def open(self, request: ApprovalRequest, now: float) -> float:
+    def open(self, request: ApprovalRequest, now: float) -> ApprovalTicket:
         self.requests.append(request)
-        return now + APPROVAL_TTL_S
+        return ApprovalTicket(request.approval_id, now + APPROVAL_TTL_S)
 
 
 @dataclass
@@ -233,22 +233,20 @@ def scenario_parts(scenario: Scenario, setup: SuiteSetup) -> tuple[Policy, Polic
 def run_scenario_once(scenario: Scenario, setup: SuiteSetup, index: int, runs_db: Any) -> RunResult:
     """One full tick (observe -> plan -> guard -> act -> record) on the scenario's observation."""
     from agent.service.actor import Actor
-    from graphs.tick import build_tick_graph
+    from agent.service.build import TickPorts, build_tick
 
     policy, engine, cfg = scenario_parts(scenario, setup)
     obs = scenario.observation
     effects, desk, recorder = RecordingEffects(), NotingDesk(), MemoryRecorder()
     planner = TimedPlanner(setup.factory(scenario, policy, engine, cfg))
-    graph = build_tick_graph(
+    ports = TickPorts(
         observer=StaticObserver(obs),
-        planner=planner,
-        guard=engine.evaluate,
         actor=Actor(effects=effects, runs=runs_db, clock=lambda: obs.time),
         desk=desk,
         recorder=recorder,
-        policy_summary=lambda: policy.model_dump(mode="json", include={"dry_run", "hosts", "workers", "scaling"}),
         clock=lambda: obs.time,
     )
+    graph = build_tick(ports, planner, policy, engine)
     tick_id = f"eval-{scenario.id}-{index}-{time.monotonic_ns()}"
     state = graph.invoke({"tick_id": tick_id, "now": obs.time, "dry_run": False})
     decided = tuple(
@@ -314,15 +312,15 @@ def _run_all(
 
 def rules_factory(scenario: Scenario, policy: Policy, engine: PolicyEngine, cfg: PlannerConfig) -> Planner:
     """A fresh rule planner per run: scenarios are independent snapshots, no stabilization history carries over."""
-    from agent.service.build import new_history, rule_params
-    from graphs.rule_planner import RulePlanner
+    from agent.service.build import build_planner
 
-    params = rule_params(policy, cfg)
-    return RulePlanner(params, new_history(params))
+    return build_planner(policy, engine, cfg)
 
 
 def llm_factory(settings: Settings, state_dir: Path) -> PlannerFactory:
-    """The model planner over the configured tiers (litellm), with its own token ledger under state_dir."""
+    """The planner production builds from these settings (the model over the configured tiers, the rules behind
+    it), with its own token ledger under state_dir."""
+    from agent.service.build import ModelSetup, build_planner
     from llm.ledger import TokenLedger
     from llm.router import TierRouter
 
@@ -331,15 +329,9 @@ def llm_factory(settings: Settings, state_dir: Path) -> PlannerFactory:
     state_dir.mkdir(parents=True, exist_ok=True)
     budget = settings.budget
     ledger = TokenLedger(state_dir / "eval_ledger.db", window_s=budget.window_s, window_tokens=budget.window_tokens)
-    router = TierRouter.from_settings(settings, ledger)
+    model = ModelSetup.of(TierRouter.from_settings(settings, ledger), settings.llm)
 
     def make(scenario: Scenario, policy: Policy, engine: PolicyEngine, cfg: PlannerConfig) -> Planner:
-        from graphs.llm_planner import make_llm_planner
-        from tools.registry import action_tools, read_only_tools
-
-        llm = settings.llm
-        return make_llm_planner(
-            router, [*read_only_tools(), *action_tools()], engine, llm.max_steps, llm.max_invalid_calls
-        )
+        return build_planner(policy, engine, cfg, model)
 
     return make

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.actions import ACTIONS
 from core.domain import Observation
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "scenario.schema.json"
@@ -97,7 +98,24 @@ def observation_json_schema() -> dict[str, Any]:
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    return with_actions(json.loads(path.read_text(encoding="utf-8")))
+
+
+def with_actions(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema with the action names of core/actions.py, the declaration they belong to. The file keeps
+    a copy for editors; `python -m evals.scenario` rewrites it."""
+    out = copy.deepcopy(dict(schema))
+    out["$defs"]["ActionExpectation"]["properties"]["action"]["enum"] = list(ACTIONS)
+    return out
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> None:
+    """Rewrite the parts of the schema file other declarations own: Observation's models and the actions."""
+    schema = load_schema(path)
+    generated = observation_json_schema()
+    schema["$defs"].update(generated["$defs"])
+    schema["$defs"]["Observation"]["properties"] = generated["properties"]
+    path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
 
 
 def _validator(schema: Mapping[str, Any]) -> Any:
@@ -199,3 +217,7 @@ def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, A
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+if __name__ == "__main__":
+    write_schema()

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from core.ports import DecisionEntry
     from evals.sim_model import FleetState, SimConfig
-    from evals.simulator import CountingRecorder
     from policies.model import HostLimits
 
 DRAIN_HIGH = 1000.0  # an extract backlog above this starts a drain episode ...
@@ -53,6 +53,22 @@ class Timeline:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class CountingRecorder:
+    """The simulator's decision recorder: counts outcomes and the planner's tokens and cost."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    planner_tokens: int = 0
+    planner_cost: float = 0.0
+
+    def record(self, entry: DecisionEntry, now: float) -> str:
+        status = entry.outcome.status
+        self.outcomes[status] = self.outcomes.get(status, 0) + 1
+        self.planner_tokens += entry.planner.tokens_in + entry.planner.tokens_out
+        self.planner_cost += entry.planner.cost
+        return entry.key
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,11 @@ from typing import Literal
 
 import numpy as np
 
+from core.kinds import JOB_KINDS, KINDS, LLM_BOUND_KINDS, SCALABLE_KINDS, STAGE_OF_KIND
+
 TraceKind = Literal["steady", "bursty", "diurnal"]
-LLM_STAGES: tuple[str, ...] = ("extract", "wisdom")
+LLM_STAGES: tuple[str, ...] = tuple(STAGE_OF_KIND[k] for k in LLM_BOUND_KINDS)
+SCALED_STAGES: tuple[str, ...] = tuple(STAGE_OF_KIND[k] for k in SCALABLE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,19 @@ class FaultSpec:
 
 
 DEFAULT_HOSTS = (HostSpec("brain", cpu_count=16, base_cpu=15.0, base_mem=35.0, gpu=True), HostSpec("worker1"))
-DEFAULT_KINDS = (
-    KindSpec("extract", throughput_per_min=50.0, cpu_share=12.0, mem_share=4.0, tokens_per_item=1500),
-    KindSpec("wisdom", throughput_per_min=12.0, cpu_share=10.0, mem_share=4.0, tokens_per_item=3000),
-    KindSpec("embed", throughput_per_min=3000.0, cpu_share=30.0, mem_share=8.0, start_delay_s=60.0),
-    KindSpec("dedup", throughput_per_min=0.0, cpu_share=20.0, mem_share=10.0, start_delay_s=5.0),
-    KindSpec("recluster", throughput_per_min=0.0, cpu_share=20.0, mem_share=10.0, start_delay_s=5.0),
+DEFAULT_KINDS = tuple(
+    KindSpec(
+        k.name,
+        throughput_per_min=k.sim.throughput_per_min,
+        cpu_share=k.sim.cpu_share,
+        mem_share=k.sim.mem_share,
+        start_delay_s=k.sim.start_delay_s,
+        tokens_per_item=k.sim.tokens_per_item,
+    )
+    for k in KINDS
 )
-HOME_HOST = {"extract": "worker1", "wisdom": "brain", "embed": "brain", "dedup": "brain", "recluster": "brain"}
+HOST_OF_ROLE = {"brain": "brain", "worker": "worker1"}  # DEFAULT_HOSTS by role
+HOME_HOST = {k.name: HOST_OF_ROLE[k.sim.home] for k in KINDS}
 TIER_PRICE_PER_MTOK = {"routine": 1.0, "escalation": 6.0, "strategic": 30.0}
 
 
@@ -239,7 +247,7 @@ def advance(state: FleetState, arrived: float) -> dict[str, float]:
     cfg, dt = state.cfg, state.cfg.step_s
     state.backlog["extract"] += arrived
     speed = {h.name: _speed(state, h) for h in cfg.hosts}
-    done = {stage: _work(state, stage, speed, dt) for stage in ("extract", "wisdom", "embed")}
+    done = {stage: _work(state, stage, speed, dt) for stage in SCALED_STAGES}
     state.backlog["embed"] += done["extract"]
     state.backlog["wisdom"] += done["extract"] * cfg.wisdom_per_extract
     new_entities = done["extract"] * ENTITIES_PER_ITEM
@@ -287,7 +295,7 @@ def _finish_jobs(state: FleetState) -> None:
             continue
         if w.kind == "embed" and state.backlog["embed"] <= 0:
             w.done_at = state.now
-        elif w.kind in ("dedup", "recluster") and state.now >= w.ready_at + state.cfg.job_duration_s:
+        elif w.kind in JOB_KINDS and state.now >= w.ready_at + state.cfg.job_duration_s:
             w.done_at = state.now
             if w.kind == "dedup":
                 state.duplicate_estimate = 0.0

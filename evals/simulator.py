@@ -22,14 +22,15 @@ from core.domain import (
     PendingApproval,
     WorkerInfo,
 )
-from core.ports import ApprovalRequest, DecisionEntry
+from core.ports import ApprovalRequest, ApprovalTicket
 from evals.runner import fast_tmp_dir
-from evals.sim_metrics import SimMetrics, Timeline, summarize
+from evals.sim_metrics import CountingRecorder, SimMetrics, Timeline, summarize
 from evals.sim_model import HOME_HOST, FleetState, SimConfig, SimWorker, TokenWindow, advance, arrival_series
 from graphs.planners import PlanContext, Planner, PlanResult
 
 if TYPE_CHECKING:
     from agent.service.actor import ActionRuns, Actor
+    from policies.engine import PolicyEngine
     from policies.model import Policy
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
@@ -107,11 +108,11 @@ class SimDesk:
     waiting: dict[str, tuple[ApprovalRequest, float]] = field(default_factory=dict)
     opened: int = 0
 
-    def open(self, request: ApprovalRequest, now: float) -> float:
+    def open(self, request: ApprovalRequest, now: float) -> ApprovalTicket:
         if request.approval_id not in self.waiting:
             self.waiting[request.approval_id] = (request, now)
             self.opened += 1
-        return now + self.ttl_s
+        return ApprovalTicket(request.approval_id, now + self.ttl_s)
 
     def pending(self) -> tuple[PendingApproval, ...]:
         return tuple(
@@ -127,20 +128,6 @@ class SimDesk:
                 del self.waiting[approval_id]
             elif now - opened_at >= self.ttl_s:
                 del self.waiting[approval_id]
-
-
-@dataclass
-class CountingRecorder:
-    outcomes: dict[str, int] = field(default_factory=dict)
-    planner_tokens: int = 0
-    planner_cost: float = 0.0
-
-    def record(self, entry: DecisionEntry, now: float) -> str:
-        status = entry.outcome.status
-        self.outcomes[status] = self.outcomes.get(status, 0) + 1
-        self.planner_tokens += entry.planner.tokens_in + entry.planner.tokens_out
-        self.planner_cost += entry.planner.cost
-        return entry.key
 
 
 @dataclass
@@ -297,7 +284,7 @@ class DirectController:
                 self.recorder.outcomes[status] = self.recorder.outcomes.get(status, 0) + 1
 
 
-PlannerMaker = Callable[["Policy"], Planner]
+PlannerMaker = Callable[["Policy", "PolicyEngine"], Planner]  # as agent.service.build.build_planner
 
 
 @dataclass(frozen=True)
@@ -365,19 +352,12 @@ def _controller(
     from evals.baselines import FixedWorkers, HpaBaseline
 
     if name == "agent":
-        from graphs.tick import build_tick_graph
+        from agent.service.build import TickPorts, build_tick
         from policies.engine import PolicyEngine
 
         engine = PolicyEngine(policy, known_hosts=[h.name for h in state.cfg.hosts])
-        graph = build_tick_graph(
-            observer=observer,
-            planner=(maker or rules_planner)(policy),
-            guard=engine.evaluate,
-            actor=actor,
-            desk=desk,
-            recorder=recorder,
-            clock=lambda: state.now,
-        )
+        ports = TickPorts(observer=observer, actor=actor, desk=desk, recorder=recorder, clock=lambda: state.now)
+        graph = build_tick(ports, (maker or rules_planner)(policy, engine), policy, engine)
         return AgentController(graph, desk, actor, recorder, state.tokens)
     if name == "hpa":
         return DirectController(HpaBaseline.from_policy(policy), observer, actor, recorder, "hpa")
@@ -386,10 +366,9 @@ def _controller(
     raise ValueError(f"unknown controller {name!r}; use agent, hpa or fixed")
 
 
-def rules_planner(policy: Policy) -> Planner:
-    from agent.service.build import new_history, rule_params
+def rules_planner(policy: Policy, engine: PolicyEngine) -> Planner:
+    """The planner `brainops tick` builds without a model, with the default planner settings."""
+    from agent.service.build import build_planner
     from core.settings import PlannerConfig
-    from graphs.rule_planner import RulePlanner
 
-    params = rule_params(policy, PlannerConfig())
-    return RulePlanner(params, new_history(params))
+    return build_planner(policy, engine, PlannerConfig())

@@ -14,8 +14,9 @@ import shlex
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.kinds import WORKER_KINDS
 from core.settings import HostConfig
-from fleet.hosts import WORKER_KINDS, InvalidWorkerSpec, WorkerSpec, probe_argv
+from fleet.hosts import InvalidWorkerSpec, WorkerSpec, probe_argv
 
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 # Operator-configured paths: plain path characters only, so a typo'd or hostile config cannot inject.
@@ -29,9 +30,9 @@ class UnsafeCommandError(ValueError):
 
 
 class CommandKind(StrEnum):
-    PROBE = "probe"  # metrics + worker states as JSON (workers.probe)
-    START = "start"  # start one worker detached (workers.remote_cli start)
-    STOP = "stop"  # SIGTERM (drain) or stop-and-wait one worker (workers.remote_cli stop)
+    PROBE = "probe"  # metrics + worker states as JSON (fleet.probe)
+    START = "start"  # start one worker detached (fleet.remote_cli start)
+    STOP = "stop"  # SIGTERM (drain) or stop-and-wait one worker (fleet.remote_cli stop)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Time is always a parameter (`now`) or the injected clock, so back-off is tested 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -15,10 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.domain import SCALABLE_KINDS, HostMetrics, WorkerInfo, WorkerState
+from core.domain import HostMetrics, WorkerInfo, WorkerState
+from core.faults import point
+from core.kinds import SCALABLE_KINDS, WORKER_KINDS
 from fleet.hosts import (
     DEFAULT_GRACE_S,
-    WORKER_KINDS,
     Host,
     HostSnapshot,
     InvalidWorkerSpec,
@@ -59,11 +61,12 @@ class ReconcileReport:
     backoff: tuple[tuple[str, float], ...] = ()  # (worker id, restart not before)
     fatal: tuple[str, ...] = ()  # went FATAL this round
     unreachable: tuple[str, ...] = ()  # hosts whose snapshot failed: left untouched
+    orphans: tuple[str, ...] = ()  # processes of ours in a run dir with no registry row: stopped
     errors: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return any((self.started, self.restarted, self.draining, self.retired, self.crashed, self.fatal))
+        return any((self.started, self.restarted, self.draining, self.retired, self.crashed, self.fatal, self.orphans))
 
 
 @dataclass
@@ -88,6 +91,13 @@ def _overlap(a: WorkerOptions, b: WorkerOptions) -> bool:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-.") or "host"
+
+
+def job_worker_id(kind: str, host: str, job_key: str, options: WorkerOptions) -> str:
+    """The id of the job one action started: the same action key always names the same worker."""
+    shard = f"-s{options.shard.replace('/', 'of')}" if options.shard else ""
+    digest = hashlib.sha256(job_key.encode()).hexdigest()[:10]
+    return f"{kind}-{_slug(host)[:16]}-job-{_slug(job_key)[:20]}-{digest}{shard}"
 
 
 class Dispatcher:
@@ -131,25 +141,59 @@ class Dispatcher:
         return {f"{d.kind}@{d.host}": d.count for d in self.registry.desired()}
 
     def run_once(
-        self, kind: str, host: str, options: WorkerOptions | None = None, now: float | None = None
+        self,
+        kind: str,
+        host: str,
+        options: WorkerOptions | None = None,
+        now: float | None = None,
+        job_key: str | None = None,
     ) -> StartResult:
         """Start a one-shot job (dedup / recluster / embed). Refused while a job of that kind still runs on
-        the same rows: other shards (same n) or the other embed table may run side by side."""
+        the same rows: other shards (same n) or the other embed table may run side by side.
+
+        With a `job_key` (the action's idempotency key) the worker id derives from it, so a repeated start
+        of the same action (a retry after a crash mid-effect) finds the job it started and starts nothing."""
         now = self.clock() if now is None else now
         if kind not in WORKER_KINDS:
             raise DispatchError(f"unknown worker kind {kind!r}; known: {', '.join(WORKER_KINDS)}")
         self._check_host(host)
         opts = options or WorkerOptions()
-        busy = [w.id for w in self.registry.live() if w.one_shot and w.kind == kind and _overlap(w.options, opts)]
+        if job_key is not None:
+            worker_id = job_worker_id(kind, host, job_key, opts)
+            earlier = self.registry.get(worker_id)
+            if earlier is not None and earlier.state != "failed":
+                return StartResult(ok=True, worker_id=worker_id, pid=earlier.pid, started_at=earlier.started_at)
+        busy = self._busy_jobs(kind, opts, now)
         if busy:
             return StartResult(ok=False, worker_id=busy[0], error=f"{kind} job {busy[0]} is still running")
         row = self._new_row(kind, host, opts, now, one_shot=True)
+        if job_key is not None:
+            row = row.evolve(id=job_worker_id(kind, host, job_key, opts))
+        self.registry.save(row)  # the intent first (see _start_new)
         result = self._start(row)
+        point("after_spawn")
         if result.ok:
             self.registry.save(row.evolve(pid=result.pid, started_at=result.started_at))
         else:
             self.registry.save(row.evolve(state="failed", ended_at=now))
         return result
+
+    def _busy_jobs(self, kind: str, opts: WorkerOptions, now: float) -> list[str]:
+        """Jobs of this kind on overlapping rows that still run: judged from the live processes, since a
+        registry row is only as fresh as the last reconcile (a job may have finished since)."""
+
+        def busy() -> list[WorkerRow]:
+            return [w for w in self.registry.live() if w.one_shot and w.kind == kind and _overlap(w.options, opts)]
+
+        rows = busy()
+        if rows:
+            with self._lock:
+                snaps = self._observe(_Tally())
+                for row in rows:
+                    if row.host in snaps:
+                        self._settle(row, snaps[row.host].worker(row.id), now, _Tally())
+            rows = busy()
+        return [w.id for w in rows]
 
     def stop(self, worker_id: str, drain: bool = True) -> StopResult:
         """Drain (or stop) one worker for good; a scaled worker's desired count drops by one."""
@@ -185,6 +229,8 @@ class Dispatcher:
             for row in self.registry.live():
                 if row.host in snaps:
                     self._settle(row, snaps[row.host].worker(row.id), now, tally)
+            for host, snap in snaps.items():
+                self._stop_orphans(host, snap, tally)
             for d in self.registry.desired():
                 if d.host in snaps:
                     self._scale(d, now, tally)
@@ -213,6 +259,17 @@ class Dispatcher:
             self.down.pop(name, None)
             snaps[name] = self.last_snapshots[name] = snap
         return snaps
+
+    def _stop_orphans(self, host: str, snap: HostSnapshot, tally: _Tally) -> None:
+        """A process no registry row knows (spawned by a dispatcher that died before its intent record, or
+        by an older version) is nobody's: drain it, and say so."""
+        for w in snap.workers:
+            if w.state in ("starting", "running") and self.registry.get(w.id) is None:
+                result = self.hosts[host].stop_worker(w.id, drain=True)
+                if result.ok:
+                    tally.add("orphans", w.id)
+                else:
+                    tally.add("errors", f"orphan {w.id}: stop failed: {result.error}")
 
     def _settle(self, row: WorkerRow, seen: WorkerInfo | None, now: float, tally: _Tally) -> None:
         if row.state == "backoff":
@@ -272,12 +329,14 @@ class Dispatcher:
 
     def _start_new(self, d: Desired, now: float, tally: _Tally) -> None:
         row = self._new_row(d.kind, d.host, d.options, now, one_shot=False)
+        self.registry.save(row)  # the intent first: a crash right after the spawn leaves a row, not an orphan
         result = self._start(row)
         if not result.ok:
             tally.add("errors", f"{row.id}: start failed: {result.error}")
             self.registry.save(row)
             self._after_crash(row, now, tally)
             return
+        point("after_spawn")
         self.registry.save(row.evolve(pid=result.pid, started_at=result.started_at))
         tally.add("started", row.id)
 

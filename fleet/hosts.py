@@ -1,7 +1,7 @@
 """Hosts that run worker processes: the `Host` protocol, its value types, and `LocalHost`.
 
 A worker command line is made in exactly one place, `worker_argv`, from validated fields; nothing a
-model or a user types is ever spliced into a command. LocalHost and RemoteHost (workers/remote.py)
+model or a user types is ever spliced into a command. LocalHost and RemoteHost (fleet/remote.py)
 both use it, so a spec that is safe here is safe over SSH.
 
 Files a host keeps per worker in its run dir (the probe reads them back):
@@ -28,10 +28,15 @@ from typing import Protocol, runtime_checkable
 
 import psutil
 
-from core.domain import HostMetrics, WorkerInfo
+from core.domain import HostMetrics
+from core.kinds import EMBED_TABLES, WORKER_KINDS
+from core.kinds import kind as kind_spec
+from fleet.probe import kill_overdue_drains, take_snapshot
+from fleet.run_files import RunFiles, kill_session, our_process, read_json
+from fleet.snapshot import HostSnapshot
+from fleet.snapshot import snapshot_from_json as snapshot_from_json  # re-exported: the wire format lived here
+from fleet.snapshot import snapshot_to_json as snapshot_to_json
 
-WORKER_KINDS: tuple[str, ...] = ("embed", "extract", "dedup", "recluster", "wisdom")
-EMBED_TABLES: tuple[str, ...] = ("records", "entities")
 DEFAULT_GRACE_S = 30.0
 
 _WORKER_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
@@ -131,6 +136,9 @@ class WorkerSpec:
             raise InvalidWorkerSpec(f"brain URI may not start with '-' or hold control chars: {self.brain!r}")
         if not isinstance(self.options, WorkerOptions):
             raise InvalidWorkerSpec("options must be a WorkerOptions")
+        foreign = set(self.options.to_json()) - kind_spec(self.kind).options
+        if foreign:
+            raise InvalidWorkerSpec(f"{self.kind} workers take no {', '.join(sorted(foreign))}")
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -148,17 +156,6 @@ def worker_argv(spec: WorkerSpec, *, python: str, status_file: str) -> list[str]
 
 
 # ---------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class HostSnapshot:
-    """Metrics plus the state of every worker the host's run dir knows, taken in one round trip."""
-
-    metrics: HostMetrics
-    workers: tuple[WorkerInfo, ...] = ()
-
-    def worker(self, worker_id: str) -> WorkerInfo | None:
-        return next((w for w in self.workers if w.id == worker_id), None)
 
 
 @dataclass(frozen=True)
@@ -200,36 +197,12 @@ class Host(Protocol):
 
 
 def probe_argv(*, python: str, run_dir: str, host_name: str) -> list[str]:
-    """Command a remote host runs to get its snapshot as JSON (`python -m workers.probe`)."""
+    """Command a remote host runs to get its snapshot as JSON (`python -m fleet.probe`)."""
     if not _WORKER_ID.match(host_name):
         raise InvalidWorkerSpec(f"host name must match {_WORKER_ID.pattern}, got {host_name!r}")
     if not run_dir or run_dir.startswith("-") or any(c in run_dir for c in "\0\n\r"):
         raise InvalidWorkerSpec(f"bad run dir {run_dir!r}")
     return [python, "-m", "fleet.probe", "--run-dir", run_dir, "--host", host_name, "--json"]
-
-
-def snapshot_to_json(snapshot: HostSnapshot) -> str:
-    import json
-
-    return json.dumps(
-        {
-            "metrics": snapshot.metrics.model_dump(mode="json"),
-            "workers": [w.model_dump(mode="json") for w in snapshot.workers],
-        }
-    )
-
-
-def snapshot_from_json(text: str) -> HostSnapshot:
-    """Parse probe output; raises ValueError (pydantic.ValidationError included) on malformed input."""
-    import json
-
-    data = json.loads(text)
-    if not isinstance(data, dict) or "metrics" not in data:
-        raise ValueError("probe output must be a JSON object with 'metrics' and 'workers'")
-    return HostSnapshot(
-        metrics=HostMetrics.model_validate(data["metrics"]),
-        workers=tuple(WorkerInfo.model_validate(w) for w in data.get("workers", [])),
-    )
 
 
 # ---------------------------------------------------------------- local processes
@@ -255,8 +228,6 @@ class LocalHost:
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def snapshot(self, timeout_s: float = 5.0) -> HostSnapshot:
-        from fleet.probe import kill_overdue_drains, take_snapshot
-
         try:
             for worker_id in kill_overdue_drains(self.run_dir, time.time()):
                 self._wait_child(worker_id, 2.0)  # so the snapshot below already has its exit code
@@ -267,8 +238,6 @@ class LocalHost:
             return HostSnapshot(metrics=HostMetrics(host=self.name, reachable=False, error=repr(exc)))
 
     def start_worker(self, spec: WorkerSpec) -> StartResult:
-        from fleet.probe import RunFiles, our_process, read_json
-
         self.reap()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         files = RunFiles(self.run_dir, spec.worker_id)
@@ -298,8 +267,6 @@ class LocalHost:
         return StartResult(ok=True, worker_id=spec.worker_id, pid=proc.pid, started_at=started_at)
 
     def stop_worker(self, worker_id: str, drain: bool = True, grace_s: float = DEFAULT_GRACE_S) -> StopResult:
-        from fleet.probe import RunFiles, kill_session, our_process, read_json
-
         self.reap()
         files = RunFiles(self.run_dir, worker_id)
         meta = read_json(files.pid) or {}
@@ -339,8 +306,6 @@ class LocalHost:
 
     def reap(self) -> None:
         """Collect exit codes of children that ended (no zombies) into <id>.exit (negative = signal)."""
-        from fleet.probe import RunFiles
-
         for worker_id, proc in list(self._children.items()):
             code = proc.poll()
             if code is None:

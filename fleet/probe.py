@@ -1,90 +1,22 @@
 """One-call snapshot of this machine: metrics plus the state of every worker in a run dir.
 
-LocalHost calls `take_snapshot` in process; RemoteHost runs `python -m workers.probe --run-dir D --host H
---json` over SSH and parses the output with `fleet.hosts.snapshot_from_json`. A snapshot also enforces
+LocalHost calls `take_snapshot` in process; RemoteHost runs `python -m fleet.probe --run-dir D --host H
+--json` over SSH and parses the output with `fleet.snapshot.snapshot_from_json`. A snapshot also enforces
 drain deadlines: a worker still alive after its `<id>.stop` deadline gets SIGKILL (one round trip does both).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
-import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from core.domain import WorkerInfo, WorkerState
-from fleet.hosts import HostSnapshot, snapshot_to_json
-
-# psutil derives create_time from boot time + start ticks; the same process always gives the same value,
-# a reused pid almost never does within this tolerance.
-CREATE_TIME_TOLERANCE_S = 0.05
-
-
-@dataclass(frozen=True)
-class RunFiles:
-    """Paths of one worker's files in a run dir."""
-
-    run_dir: Path
-    worker_id: str
-
-    def _path(self, suffix: str) -> Path:
-        return self.run_dir / f"{self.worker_id}{suffix}"
-
-    @property
-    def pid(self) -> Path:
-        return self._path(".pid")
-
-    @property
-    def status(self) -> Path:
-        return self._path(".status.json")
-
-    @property
-    def log(self) -> Path:
-        return self._path(".log")
-
-    @property
-    def stop(self) -> Path:
-        return self._path(".stop")
-
-    @property
-    def exit(self) -> Path:
-        return self._path(".exit")
-
-    def clear_previous_run(self) -> None:
-        for path in (self.pid, self.status, self.stop, self.exit):
-            path.unlink(missing_ok=True)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from path, or None when missing or torn (writers replace atomically, but be safe)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def our_process(pid: int | None, create_time: float | None) -> psutil.Process | None:
-    """The live process with this pid AND this create_time; None if gone, a zombie, or a reused pid."""
-    if not pid or create_time is None:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > CREATE_TIME_TOLERANCE_S:
-            return None
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-    return proc
+from fleet.run_files import RunFiles, kill_session, our_process, read_json
+from fleet.snapshot import HostSnapshot, snapshot_to_json
 
 
 def worker_ids(run_dir: Path) -> list[str]:
@@ -153,14 +85,6 @@ def kill_overdue_drains(run_dir: Path, now: float) -> list[str]:
     return killed
 
 
-def kill_session(pid: int) -> None:
-    # Workers start in their own session (pgid == pid), so this also takes any children they spawned.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-
-
 def take_snapshot(
     run_dir: Path, host: str = "local", *, cpu_interval_s: float = 0.1, enforce_deadlines: bool = True
 ) -> HostSnapshot:
@@ -174,7 +98,7 @@ def take_snapshot(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers.probe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fleet.probe", description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--host", default="local")
     parser.add_argument("--json", action="store_true", help="print the snapshot as one JSON object")

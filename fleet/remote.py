@@ -2,14 +2,17 @@
 
 Host keys are verified against an explicit known_hosts file and unknown keys are refused
 (`HostKeyRejectedError`); nothing is ever auto-added. Adding a host is an operator decision made with
-`brainops hosts trust NAME`. Every remote command comes from the allowlist in workers/commands.py.
+`brainops hosts trust NAME`. Every remote command comes from the allowlist in fleet/commands.py.
 Every step (connect, banner, auth, channel open, command) is bounded by a deadline, so a dead or
-frozen host costs at most its timeout and is reported as `reachable=False`, never as a hang.
+frozen host costs at most its timeout and is reported as `reachable=False`, never as a hang. A host that
+runs another brainops version (no `fleet.probe` module, or another `REMOTE_PROTOCOL`) is reported the same
+way, with a one-line `RemoteVersionMismatch` reason instead of the remote traceback.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +34,7 @@ from fleet.commands import (
 )
 from fleet.host_keys import host_key_fingerprint, known_hosts_path
 from fleet.hosts import DEFAULT_GRACE_S, Host, HostSnapshot, StartResult, StopResult, WorkerSpec
+from fleet.snapshot import REMOTE_PROTOCOL, ProtocolMismatch, snapshot_from_json
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -59,6 +63,13 @@ class RemoteTimeoutError(RemoteError):
 
 class RemoteCommandError(RemoteError):
     """The command ran but failed or printed something that is not the expected JSON."""
+
+
+class RemoteVersionMismatch(RemoteError):
+    """The host runs another brainops version: it lacks our entry module or speaks another remote protocol."""
+
+
+_NO_MODULE = re.compile(r"No module named '?([A-Za-z0-9_.]+)'?")
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,7 @@ class RemoteHost:
         started = time.monotonic()
         try:
             result = self.run(probe_command(self.config), min(timeout_s, self.config.command_timeout_s))
-            snap = _parse_snapshot(result)
+            snap = _parse_snapshot(result, self.name)
         except (RemoteError, UnsafeCommandError) as exc:
             return self._down(exc, started)
         elapsed_ms = (time.monotonic() - started) * 1000
@@ -192,13 +203,15 @@ class RemoteHost:
         deadline = time.monotonic() + timeout_s
         conn = self._connection(deadline)
         try:
-            return _exec(conn.transport, command.shell_line(), deadline)
+            result = _exec(conn.transport, command.shell_line(), deadline)
         except RemoteError:
             self._drop(conn)
             raise
         except (OSError, EOFError, _ssh_exception()) as exc:
             self._drop(conn)
             raise HostUnreachableError(f"{type(exc).__name__}: {exc}") from exc
+        _check_entry_module(self.name, command, result)
+        return result
 
     def close(self) -> None:
         with self._lock:
@@ -339,15 +352,42 @@ def _json_result(result: CommandResult) -> dict[str, Any]:
     return payload
 
 
-def _parse_snapshot(result: CommandResult) -> HostSnapshot:
-    from fleet.hosts import snapshot_from_json
-
+def _parse_snapshot(result: CommandResult, host: str) -> HostSnapshot:
     if result.exit_status != 0:
         raise RemoteCommandError(f"probe exited {result.exit_status}: {result.stderr.strip()[-500:]}")
     try:
         return snapshot_from_json(result.stdout)
+    except ProtocolMismatch as exc:
+        raise RemoteVersionMismatch(_protocol_mismatch_message(host, exc.found)) from exc
     except ValueError as exc:
         raise RemoteCommandError(f"probe printed malformed JSON: {exc}") from exc
+
+
+_UPGRADE_HOST = f"upgrade it to protocol {REMOTE_PROTOCOL} (same version as this agent)"
+
+
+def _check_entry_module(host: str, command: RemoteCommand, result: CommandResult) -> None:
+    """Raise RemoteVersionMismatch when the remote python has no brainops entry module for this command
+    (an older brainops answers `No module named ...` instead of running it)."""
+    argv = command.argv
+    if result.exit_status == 0 or len(argv) < 3 or argv[1] != "-m":
+        return
+    entry = argv[2]  # e.g. fleet.probe; a missing parent package ('fleet') means the same
+    parts = entry.split(".")
+    ours = {".".join(parts[: i + 1]) for i in range(len(parts))}
+    if any(name in ours for name in _NO_MODULE.findall(result.stderr)):
+        raise RemoteVersionMismatch(f"host {host} runs an older brainops (no {entry} module): {_UPGRADE_HOST}")
+
+
+def _protocol_mismatch_message(host: str, found: object) -> str:
+    if found is None:
+        return f"host {host} runs an older brainops (its probe reports no remote protocol): {_UPGRADE_HOST}"
+    if isinstance(found, int) and not isinstance(found, bool) and found > REMOTE_PROTOCOL:
+        return (
+            f"host {host} runs a newer brainops (remote protocol {found}): upgrade this agent to the same "
+            f"version (it speaks protocol {REMOTE_PROTOCOL})"
+        )
+    return f"host {host} runs an older brainops (remote protocol {found!r}): {_UPGRADE_HOST}"
 
 
 # ---------------------------------------------------------------- the fleet

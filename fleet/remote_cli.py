@@ -1,4 +1,4 @@
-"""Remote side of RemoteHost: `python -m workers.remote_cli start|stop ...` on the worker's host.
+"""Remote side of RemoteHost: `python -m fleet.remote_cli start|stop ...` on the worker's host.
 
 It re-validates its arguments into a `WorkerSpec` and hands them to `LocalHost`, so a remote worker is
 started, bookkept (pid + create_time, log, status, stop deadline) and stopped exactly like a local one.
@@ -22,7 +22,7 @@ EXIT_BAD_ARGS = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m workers.remote_cli")
+    parser = argparse.ArgumentParser(prog="python -m fleet.remote_cli")
     sub = parser.add_subparsers(dest="action", required=True)
     for action in ("start", "stop"):
         p = sub.add_parser(action)

@@ -1,7 +1,7 @@
 """Writes grafana/brainops-dashboard.json from the panel list below (run after changing a panel).
 
 `python grafana/build_dashboard.py` rewrites the JSON; `--check` exits 1 if the file is out of date.
-Every expression uses only metric names from agent/metrics.py (tests/test_dashboard.py checks that against
+Every expression uses only metric names from agent/service/metrics.py (tests/test_dashboard.py checks that against
 a real tick's /metrics and validates each expression with promtool).
 """
 
@@ -152,6 +152,23 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 6,
             ),
             ("Approvals pending", "stat", "short", [("brainops_approvals_pending", "pending")], 6),
+            (
+                "Policy file fails to load (last good in force)",
+                "stat",
+                "short",
+                [("brainops_policy_stale", "stale")],
+                6,
+            ),
+            (
+                "Decision chain head (record it: decisions verify --expect-head)",
+                "stat",
+                "short",
+                [
+                    ("brainops_decision_chain_seq", "seq"),
+                    ("max by (seq, hash) (brainops_decision_chain_head)", "{{seq}}:{{hash}}"),
+                ],
+                6,
+            ),
         ],
     ),
     (
@@ -277,7 +294,7 @@ def build() -> dict[str, Any]:
         "__inputs": [{"name": "DS_PROMETHEUS", "label": "Prometheus", "type": "datasource", "pluginId": "prometheus"}],
         "title": "brainops",
         "uid": "brainops-main",
-        "description": "brainops agent: queues, workers, LLM usage and costs, fleet health (agent/metrics.py).",
+        "description": "brainops agent: queues, workers, LLM usage and costs, fleet health (agent/service/metrics.py).",
         "tags": ["brainops"],
         "timezone": "browser",
         "schemaVersion": 39,

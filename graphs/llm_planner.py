@@ -2,12 +2,15 @@
 
 Read-only tools run and their results go back to the model; action tools only build Proposals, which the
 policy engine checks inside the loop so the model can correct a denied or invalid call. Too many invalid
-calls, a provider failure or an exhausted budget end in PlanFailed, and the tick falls back to the rules.
+calls, a provider failure, an exhausted budget or the tick's deadline (its model share, checked before each
+call and passed to the router, which cuts each request's timeout to it) end in PlanFailed, and the tick falls
+back to the rules.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,9 +18,10 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from core.domain import Observation, PlannerInfo, PolicyDecision, Proposal, Verdict
+from core.llm_types import LLMFailure, LLMReply, RawToolCall, Role
+from core.ports import ChatRouter
 from graphs.llm_prompt import anomalies, first_messages, tool_result_text
-from graphs.planners import PlanContext, PlanFailed, Planner, PlanResult, RejectedCall
-from llm.router import LLMFailure, LLMReply, RawToolCall, Role, TierRouter
+from graphs.planners import Deadline, PlanContext, PlanFailed, Planner, PlanResult, RejectedCall
 
 
 class PolicyEngine(Protocol):
@@ -79,7 +83,7 @@ class _Run:
 class LLMPlanner:
     def __init__(
         self,
-        router: TierRouter,
+        router: ChatRouter,
         tools: Sequence[Tool],
         engine: PolicyEngine,
         max_steps: int = 6,
@@ -98,9 +102,15 @@ class LLMPlanner:
 
     def plan(self, ctx: PlanContext) -> PlanResult | PlanFailed:
         run = _Run(role=self.initial_role(ctx), messages=first_messages(ctx.observation, ctx.recent_decisions))
+        deadline = ctx.deadline
+        stop_at = None if deadline is None else deadline.model_at
         for _step in range(self.max_steps):
-            reply = self.router.complete(run.messages, role=run.role, tools=self.schemas)
+            if deadline is not None and _past(stop_at):  # checked before every model call
+                return _out_of_time(deadline, run)
+            reply = self.router.complete(run.messages, role=run.role, tools=self.schemas, deadline=stop_at)
             if isinstance(reply, LLMFailure):
+                if deadline is not None and _past(stop_at):  # the tiers ran out of time, not out of health
+                    return _out_of_time(deadline, run)
                 return PlanFailed(f"llm {reply.kind}: {reply.detail}", run.info(reply.kind), tuple(run.rejected))
             run.count(reply)
             run.messages.append(reply.assistant_message())
@@ -195,7 +205,7 @@ class LLMPlanner:
 
 
 def make_llm_planner(
-    router: TierRouter,
+    router: ChatRouter,
     tools: Sequence[Tool],
     engine: PolicyEngine,
     max_steps: int = 6,
@@ -206,6 +216,15 @@ def make_llm_planner(
 
 
 # ----------------------------------------------------------------- helpers
+
+
+def _past(at: float | None) -> bool:
+    return at is not None and time.monotonic() >= at
+
+
+def _out_of_time(deadline: Deadline, run: _Run) -> PlanFailed:
+    reason = deadline.stopped("model planner")  # the record carries it whether the rules or a noop follow
+    return PlanFailed(reason, run.info(reason), tuple(run.rejected))
 
 
 def _reject(call: RawToolCall, reason: str) -> CallOutcome:

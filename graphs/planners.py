@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,12 +19,48 @@ class RejectedCall:
     reason: str
 
 
+MODEL_SHARE = 0.8  # of the tick deadline the model planner may use; the rest is for the rules and the effects
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the tick must be done (`at`, a time.monotonic() value) and its configured length, for the record.
+    The observation, the planner and the effects share it: the model planner stops at `model_at` (so the rules
+    and the effects still fit), and past `at` no mutating action starts."""
+
+    at: float
+    budget_s: float
+
+    @property
+    def model_at(self) -> float:
+        return self.at - (1.0 - MODEL_SHARE) * self.budget_s
+
+    @classmethod
+    def after(cls, budget_s: float) -> Deadline:
+        return cls(time.monotonic() + budget_s, budget_s)
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.left() <= 0
+
+    def elapsed(self) -> float:
+        """Seconds since the tick started."""
+        return self.budget_s - self.left()
+
+    def stopped(self, what: str) -> str:
+        """E.g. "tick deadline 60s: model planner stopped after 48.1s"."""
+        return f"tick deadline {self.budget_s:g}s: {what} stopped after {self.elapsed():.1f}s"
+
+
 @dataclass(frozen=True)
 class PlanContext:
     observation: Observation
     now: float
     recent_decisions: Sequence[dict[str, Any]] = ()
     policy_summary: dict[str, Any] = field(default_factory=dict)
+    deadline: Deadline | None = None  # None: no bound (evals, replay, the simulator)
 
 
 @dataclass(frozen=True)
@@ -50,7 +87,9 @@ class Planner(Protocol):
 class FallbackPlanner:
     """Try the primary (model) planner; on a typed failure the deterministic fallback decides.
 
-    The fallback's PlannerInfo keeps the primary's token use and the reason, so the record shows both.
+    The fallback's PlannerInfo keeps the primary's token use and the reason, so the record shows both. A model
+    planner that reaches the tick's deadline fails that way too ("tick deadline 60s: ..."): the rules, which
+    need no network, still decide in time.
     """
 
     primary: Planner

@@ -55,6 +55,9 @@ class RulePlanner:
 
     def plan(self, ctx: PlanContext) -> PlanResult:
         obs, now = ctx.observation, ctx.now
+        if obs.brain.error:  # zeros from an unreadable brain would read as "all stages within targets"
+            why = f"{obs.brain.error}; nothing is planned on brain figures until it can be read"
+            return PlanResult(proposals=(Proposal(action="noop", rationale=why),), planner=PlannerInfo(kind="rules"))
         dedup = self._dedup(obs, now)
         proposals = [
             *self._scaling(obs, now),

@@ -3,23 +3,31 @@
 Risky proposals are not executed here: `act` opens a durable approval for each, and the approval graph
 (graphs/approval.py, one thread per approval) waits for the human, then acts and records. So a pending
 approval never holds back the tick's allowed actions.
+
+A tick may carry a deadline (`deadline`, a time.monotonic() value, and `deadline_s`, its length): the planner
+gets it in its PlanContext, and past it `act` starts no mutating action ("skipped: tick deadline passed").
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
+from core.actions import MUTATING_ACTIONS
 from core.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Proposal, Verdict
+from core.faults import point
 from core.ports import Actor, ApprovalDesk, ApprovalRequest, DecisionEntry, Guard, Observer, Recorder
-from graphs.planners import PlanContext, Planner, PlanResult, RejectedCall
+from graphs.planners import Deadline, PlanContext, Planner, PlanResult, RejectedCall
 
 
 class TickState(TypedDict, total=False):
-    tick_id: str
-    now: float
-    dry_run: bool
+    tick_id: Required[str]
+    now: Required[float]
+    dry_run: Required[bool]
+    recovering: bool  # resumed after a crash: unclaimed actions are not run late on a stale observation
+    deadline: float  # time.monotonic() by which the tick must be done (absent: no bound)
+    deadline_s: float  # the deadline's configured length, for the record
     observation: dict[str, Any]
     proposals: list[dict[str, Any]]
     planner: dict[str, Any]
@@ -51,7 +59,7 @@ def build_tick_graph(
 
     def plan(state: TickState) -> dict[str, Any]:
         obs = Observation.model_validate(state["observation"])
-        ctx = PlanContext(obs, state["now"], recent_decisions(20), policy_summary())
+        ctx = PlanContext(obs, state["now"], recent_decisions(20), policy_summary(), _deadline(state))
         result = planner.plan(ctx)
         rejected = [r.__dict__ for r in result.rejected]
         if not isinstance(result, PlanResult):
@@ -85,6 +93,7 @@ def build_tick_graph(
         return {"outcomes": outcomes}
 
     def record(state: TickState) -> dict[str, Any]:
+        point("before_record")
         planner_info = PlannerInfo.model_validate(state["planner"])
         digest = Observation.model_validate(state["observation"]).digest()
         ids = []
@@ -145,15 +154,25 @@ def _act_one(
             planner=planner_info,
             observation_digest=obs.digest(),
         )
-        expires_at = desk.open(request, clock())
-        return Outcome(
-            status="pending",
-            detail=f"waiting for approval {request.approval_id}",
-            data={"approval_id": request.approval_id, "expires_at": expires_at},
-        )
+        ticket = desk.open(request, clock())
+        data = {"approval_id": ticket.approval_id, "expires_at": ticket.expires_at}
+        if ticket.existing:
+            return Outcome(status="skipped", detail=f"already waiting for approval {ticket.approval_id}", data=data)
+        return Outcome(status="pending", detail=f"waiting for approval {ticket.approval_id}", data=data)
     if proposal.action == "noop":
         return Outcome(status="noop", detail=proposal.rationale)
-    return actor.execute(proposal, key, dry_run=decision.dry_run)
+    deadline = _deadline(state)
+    if deadline is not None and deadline.passed() and proposal.action in MUTATING_ACTIONS:
+        late = f"({deadline.budget_s:g}s; {deadline.elapsed():.1f}s in)"
+        return Outcome(status="skipped", detail=f"skipped: tick deadline passed {late}")
+    return actor.execute(proposal, key, dry_run=decision.dry_run, recovering=bool(state.get("recovering")))
+
+
+def _deadline(state: TickState) -> Deadline | None:
+    """The tick's deadline; none for a tick resumed after a crash (it finishes what it had claimed)."""
+    if "deadline" not in state or state.get("recovering"):
+        return None
+    return Deadline(state["deadline"], state.get("deadline_s", 0.0))
 
 
 def _rejected_entry(tick_id: str, index: int, call: RejectedCall, planner: PlannerInfo, digest: str) -> DecisionEntry:

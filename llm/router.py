@@ -4,6 +4,10 @@ Why not litellm.Router: every attempt must reserve tokens in our ledger for the 
 settle or release them), tiers must be skipped by budget state, and litellm's Router does not cool down a
 model group that has a single deployment. So the fallback loop is ours; litellm does the provider call, the
 error mapping, the tool-call parsing and the prices.
+
+Exactly one HTTP attempt per tier and call, whatever the provider (`_no_sdk_retries`): the fallback across
+tiers plus the cooldown is the retry policy. A hanging tier costs at most its `timeout_s`, or what is left
+until the caller's `deadline` (time.monotonic()), whichever is less; past the deadline no tier is tried.
 """
 
 from __future__ import annotations
@@ -16,15 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.domain import BudgetState
+from core.llm_types import Attempt, LLMFailure, LLMReply, LLMResult, Message, RawToolCall, Role
+from core.llm_types import FailureKind as FailureKind  # re-exported with the other call types
 from core.settings import LLMConfig, Settings, TierConfig
+from llm.ledger import BudgetExhausted
 
 log = logging.getLogger(__name__)
-
-Role = Literal["routine", "escalation", "strategic"]
-Message = dict[str, Any]
 
 
 class Ledger(Protocol):
@@ -36,62 +41,7 @@ class Ledger(Protocol):
     def state(self, now: float) -> BudgetState: ...
 
 
-@dataclass(frozen=True)
-class RawToolCall:
-    """A tool call as the model sent it: arguments stay a raw string, the planner validates them."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class Attempt:
-    tier: str
-    error: str | None = None  # None: this attempt answered
-    skipped: bool = False  # True: no HTTP call was made (cooling down, no key, no budget)
-
-
-@dataclass(frozen=True)
-class LLMReply:
-    text: str | None
-    tool_calls: tuple[RawToolCall, ...]
-    tier: str
-    model: str
-    tokens_in: int
-    tokens_out: int
-    cost: float
-    attempts: tuple[Attempt, ...] = ()
-    degraded: bool = False
-
-    def assistant_message(self) -> Message:
-        message: Message = {"role": "assistant", "content": self.text or ""}
-        if self.tool_calls:
-            message["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in self.tool_calls
-            ]
-        return message
-
-
-FailureKind = Literal["no_model", "budget_exhausted", "provider_failed"]
-
-
-@dataclass(frozen=True)
-class LLMFailure:
-    kind: FailureKind
-    detail: str
-    attempts: tuple[Attempt, ...] = ()
-
-
-LLMResult = LLMReply | LLMFailure
-
-
 def is_budget_exhausted(reservation: object) -> bool:
-    try:
-        from llm.ledger import BudgetExhausted
-    except ImportError:  # the ledger module may not be importable in a stripped-down install
-        return type(reservation).__name__ == "BudgetExhausted"
     return isinstance(reservation, BudgetExhausted)
 
 
@@ -205,7 +155,10 @@ class TierRouter:
         tier: str | None = None,
         tools: Sequence[dict[str, Any]] | None = None,
         max_tokens: int | None = None,
+        deadline: float | None = None,
     ) -> LLMResult:
+        """`deadline` (a time.monotonic() value): each tier's request timeout is cut to the time left, and
+        once it has passed the remaining tiers are skipped (no request, no cooldown)."""
         if not self.enabled:
             return LLMFailure("no_model", "no LLM tiers configured")
         now = self.clock()
@@ -214,7 +167,11 @@ class TierRouter:
         attempts: list[Attempt] = []
         saw_budget_limit = False
         for name in self.chain(wanted, degraded):
-            outcome = self._attempt(self._tiers[name], list(messages), tools, max_tokens, degraded)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                attempts.append(Attempt(name, "deadline passed", skipped=True))
+                continue
+            outcome = self._attempt(self._tiers[name], list(messages), tools, max_tokens, degraded, left)
             if isinstance(outcome, LLMReply):
                 return _with_attempts(outcome, [*attempts, Attempt(name)])
             attempts.append(outcome)
@@ -231,6 +188,7 @@ class TierRouter:
         tools: Sequence[dict[str, Any]] | None,
         max_tokens: int | None,
         degraded: bool,
+        time_left: float | None = None,
     ) -> LLMReply | Attempt:
         now = self.clock()
         until = self._cooldowns.active(tier.name, now)
@@ -243,12 +201,16 @@ class TierRouter:
         reservation = self.ledger.reserve(tier.name, _estimate_prompt(tier, messages, tools) + limit, now)
         if is_budget_exhausted(reservation):
             return Attempt(tier.name, "budget exhausted", skipped=True)
+        cut = time_left is not None and time_left < tier.timeout_s
+        timeout = time_left if cut and time_left is not None else tier.timeout_s
         try:
-            response = self._call(tier, messages, tools, limit, api_key)
+            response = self._call(tier, messages, tools, limit, api_key, timeout)
         except Exception as exc:
             self.ledger.release(reservation)
             if not _is_provider_error(exc):
                 raise
+            if cut and _is_timeout(exc):  # stopped by the caller's deadline, not the tier's own timeout: no cooldown
+                return Attempt(tier.name, f"{type(exc).__name__} at the deadline ({timeout:.1f}s)")
             return self._failed(tier, exc)
         reply = _parse(response, tier, degraded)
         self.ledger.settle(reservation, reply.tokens_in, reply.tokens_out, reply.cost, self.clock())
@@ -261,15 +223,17 @@ class TierRouter:
         tools: Sequence[dict[str, Any]] | None,
         max_tokens: int,
         api_key: str | None,
+        timeout: float | None = None,
     ) -> Any:
         litellm = _litellm()
         kwargs: dict[str, Any] = {
             "model": tier.model,
             "messages": messages,
             "max_tokens": max_tokens,
-            "timeout": tier.timeout_s,
+            "timeout": tier.timeout_s if timeout is None else timeout,
             "num_retries": 0,  # fallback across tiers plus cooldown is the retry policy
             "max_retries": 0,
+            **_no_sdk_retries(tier.model, tier.api_base),
         }
         if tools:
             kwargs["tools"] = list(tools)
@@ -288,6 +252,25 @@ class TierRouter:
         self._cooldowns.start(tier.name, self.clock() + pause)
         log.warning("llm tier %s failed with %s (%s); cooling down %.0fs", tier.name, kind, status, pause)
         return Attempt(tier.name, f"{kind} ({status}); cooldown {pause:.0f}s")
+
+
+@lru_cache(maxsize=64)
+def _no_sdk_retries(model: str, api_base: str | None) -> dict[str, Any]:
+    """What makes the provider's SDK try exactly once. litellm hands `max_retries` to the OpenAI SDK only for
+    providers that list it among their supported params; an OpenAI-compatible provider that does not (zai,
+    groq, xai, fireworks_ai, ...) gets the SDK's default of 2 retries, so one call made 3 HTTP requests and a
+    hanging provider cost 3 timeouts. `allowed_openai_params` passes it through for those. Providers with their
+    own HTTP handler (anthropic) make one attempt already and must not get it: it would land in the request body.
+    """
+    litellm = _litellm()
+    try:
+        provider = litellm.get_llm_provider(model=model, api_base=api_base)[1]
+        supported = litellm.get_supported_openai_params(model=model, custom_llm_provider=provider) or []
+    except Exception:  # an unknown provider fails in the call itself, with litellm's own error
+        return {}
+    if provider in litellm.openai_compatible_providers and "max_retries" not in supported:
+        return {"allowed_openai_params": ["max_retries"]}
+    return {}
 
 
 def _with_attempts(reply: LLMReply, attempts: list[Attempt]) -> LLMReply:
@@ -316,6 +299,12 @@ def _is_provider_error(exc: Exception) -> bool:
     import openai  # litellm's exceptions subclass the openai SDK's, whatever the provider
 
     return isinstance(exc, openai.APIError)
+
+
+def _is_timeout(exc: Exception) -> bool:
+    import openai
+
+    return isinstance(exc, openai.APITimeoutError)
 
 
 def _is_bad_request(exc: Exception) -> bool:
@@ -364,3 +353,10 @@ def _cost(response: Any, tier: TierConfig, tokens_in: int, tokens_out: int) -> f
         return float(_litellm().completion_cost(completion_response=response))
     except Exception:  # model not in litellm's price map and no configured price
         return 0.0
+
+
+if TYPE_CHECKING:
+    from core.ports import ChatRouter
+
+    def _is_a_chat_router(router: TierRouter) -> ChatRouter:
+        return router  # mypy checks that TierRouter structurally satisfies core.ports.ChatRouter

@@ -7,15 +7,11 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from core.domain import SCALABLE_KINDS, Observation
-from policies.model import ACTION_ARGS, Policy
-
-EMBED_TABLES: tuple[str, ...] = ("records", "entities")
-OPTIONAL_ARGS: dict[str, frozenset[str]] = {
-    "run_recluster": frozenset({"reason"}),
-    "run_dedup": frozenset({"dry_run", "expected_merges"}),
-    "noop": frozenset({"reason"}),
-}
+from core.actions import ACTION_ARGS
+from core.actions import action as spec
+from core.domain import Observation
+from core.kinds import EMBED_TABLES, SCALABLE_KINDS
+from policies.model import Policy
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,7 @@ def _shape(action: str, args: dict[str, Any]) -> list[Finding]:
     out: list[Finding] = []
     for extra in sorted(set(args) - set(expected)):
         out.append(Finding("args.unexpected", f"{action} takes no argument {extra!r}; it takes {_list(expected)}"))
-    required = set(expected) - OPTIONAL_ARGS.get(action, frozenset())
+    required = set(expected) - spec(action).optional_args
     for missing in sorted(required - set(args)):
         out.append(Finding("args.missing", f"{action} needs argument {missing!r}"))
     return out

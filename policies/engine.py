@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.domain import STAGES, Observation, PolicyDecision, Proposal, Verdict
+from core.actions import ACTION_ARGS, ACTIONS, MUTATING_ACTIONS
+from core.actions import action as action_spec
+from core.domain import Observation, PolicyDecision, Proposal, Verdict
+from core.kinds import STAGES
 from policies.args import ArgContext, Finding, check_args
-from policies.model import ACTION_ARGS, ACTIONS, MUTATING_ACTIONS, RISK_ORDER, ActionPolicy, Op, Policy
+from policies.model import RISK_ORDER, ActionPolicy, Op, Policy
 
 SCALE_ACTIONS: tuple[str, ...] = ("scale_workers", "start_embedding")
 COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
@@ -225,7 +228,7 @@ def _scale_target(proposal: Proposal) -> ScaleTarget | None:
         return ScaleTarget(args["kind"], args["host"], args["count"])
     if proposal.action == "start_embedding":
         # The n shards i/n only cover the table together, so the embed workers on the host become exactly n.
-        return ScaleTarget("embed", args["host"], args["shards"])
+        return ScaleTarget("embed", args["host"], action_spec("start_embedding").complete(args)["shards"])
     return None
 
 

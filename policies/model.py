@@ -13,21 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from pydantic import Strict as StrictMark
 
-from core.domain import STAGES
+from core.actions import ACTION_ARGS, ACTIONS
+from core.kinds import STAGES
 
-# Action names and the arguments each one takes (docs/ARCHITECTURE.md, "Actions").
-ACTION_ARGS: dict[str, tuple[str, ...]] = {
-    "scale_workers": ("kind", "host", "count"),
-    "start_embedding": ("host", "shards", "table"),
-    "run_dedup": ("dry_run", "expected_merges"),
-    "run_recluster": ("reason",),
-    "set_model_routing": ("weights",),
-    "restart_worker": ("worker_id",),
-    "stop_worker": ("worker_id",),
-    "noop": ("reason",),
-}
-ACTIONS: tuple[str, ...] = tuple(ACTION_ARGS)
-MUTATING_ACTIONS: frozenset[str] = frozenset(a for a in ACTIONS if a != "noop")
 DEFAULT_HOST = "*"
 
 Risk = Literal["low", "medium", "high"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fake_llm_server import FakeLLMServer
+from support.fake_llm_server import FakeLLMServer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_brain(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A seeded small brain, made once per test module; tests copy it (`copy_brain`) before changing it."""
+    """A seeded small brain, made once per session; tests copy it (`copy_brain`) before changing it."""
     from brain.seed import seed_brain
 
     path = tmp_path_factory.mktemp("seed") / "brain"
@@ -29,3 +29,12 @@ def server() -> Iterator[FakeLLMServer]:
     """A scripted OpenAI-compatible server on loopback."""
     with FakeLLMServer() as srv:
         yield srv
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _decision_key_outside_the_real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The decision log's hmac key file is made in a per-run config directory, never in ~/.config."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+        patch.delenv("BRAINOPS_DECISION_KEY", raising=False)
+        yield

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, write_policy
-from fake_llm_server import FakeLLMServer, HttpError, three_tier_config, tool_calls
+from support.agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, write_policy
+from support.fake_llm_server import FakeLLMServer, HttpError, three_tier_config, tool_calls
 
 from agent.service.agent import Agent
+
+pytestmark = pytest.mark.slow  # whole ticks on a seeded brain; the planner's own tests are test_llm_planner.py
 
 
 @pytest.fixture

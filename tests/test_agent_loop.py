@@ -9,16 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from agent_rig import (
-    NO_CPU_CEILING,
-    cli,
-    copy_brain,
-    kill_workers,
-    make_settings,
-    wait_for,
-    write_policy,
-    write_toml,
-)
+from support import wait_for
+from support.agent_rig import NO_CPU_CEILING, cli, copy_brain, kill_workers, make_settings, write_policy, write_toml
 
 from agent.service.agent import Agent
 
@@ -44,6 +36,7 @@ def _decisions(agent: Agent, action: str) -> list:
     return [r for r in agent.decisions.all() if r.action == action]
 
 
+@pytest.mark.slow
 def test_backlog_scales_extract_workers_up_within_bounds(rig) -> None:
     agent = rig()
     report = agent.tick()
@@ -68,13 +61,14 @@ def test_backlog_scales_extract_workers_up_within_bounds(rig) -> None:
             )
             == count
             else None
-        )
+        ),
+        f"{count} running extract workers",
     )
     assert all(w.pid for w in running if w.kind == "extract")
     record = _decisions(agent, "scale_workers")[0]
     assert record.verdict == "allow" and record.outcome.status == "done"
     # The real workers drain the real backlog.
-    wait_for(lambda: agent.observe().brain.pending["extract"] < backlog, timeout=60)
+    wait_for(lambda: agent.observe().brain.pending["extract"] < backlog, "the extract backlog to shrink", timeout_s=60)
 
 
 def test_policy_denial_is_recorded_with_rule_id(rig) -> None:
@@ -97,6 +91,7 @@ def _risky_dedup_policy() -> dict:
     }
 
 
+@pytest.mark.slow
 def test_risky_dedup_waits_survives_restart_and_runs_once(rig, tmp_path: Path) -> None:
     agent = rig(**_risky_dedup_policy())
     config = write_toml(agent.settings, tmp_path / "brainops.toml")
@@ -141,23 +136,27 @@ def test_unanswered_approval_expires_as_denial(rig) -> None:
     assert not [w for w in agent.fleet.dispatcher.workers(ended=10) if w.kind == "dedup"]
 
 
+@pytest.mark.slow
 def test_crashed_worker_is_restarted_by_the_next_tick(rig) -> None:
     now = [2_000_000.0]
     agent = rig(clock=lambda: now[0])
     agent.request("scale_workers", {"kind": "extract", "host": "local", "count": 1}, requester="test")
     worker = wait_for(
-        lambda: next((w for w in agent.fleet.dispatcher.workers(refresh=True) if w.kind == "extract" and w.pid), None)
+        lambda: next((w for w in agent.fleet.dispatcher.workers(refresh=True) if w.kind == "extract" and w.pid), None),
+        "an extract worker with a pid",
     )
     os.killpg(worker.pid, signal.SIGKILL)
-    wait_for(lambda: agent.fleet.reconcile(now[0]).crashed or None)
+    wait_for(lambda: agent.fleet.reconcile(now[0]).crashed or None, "reconcile to report the killed worker crashed")
     now[0] += 120  # past the back-off
     agent.tick()
     restarted = wait_for(
-        lambda: next((w for w in agent.fleet.dispatcher.workers(refresh=True) if w.id == worker.id and w.pid), None)
+        lambda: next((w for w in agent.fleet.dispatcher.workers(refresh=True) if w.id == worker.id and w.pid), None),
+        f"{worker.id} restarted with a pid",
     )
     assert restarted.pid != worker.pid and restarted.restarts >= 1
 
 
+@pytest.mark.slow
 def test_decision_log_verifies_and_detects_tampering(rig) -> None:
     agent = rig()
     agent.tick(dry_run=True)
@@ -175,10 +174,12 @@ def test_decision_log_verifies_and_detects_tampering(rig) -> None:
     assert not agent.decisions.verify().ok
 
 
+@pytest.mark.slow
 def test_run_seeds_a_demo_brain_and_ticks(tmp_path: Path) -> None:
     policy = write_policy(tmp_path / "policy.yaml", **NO_CPU_CEILING)
     config = tmp_path / "brainops.toml"
-    config.write_text(f'home = "{tmp_path / "home"}"\npolicy_file = "{policy}"\n')
+    # with a config file the demo brain is opt-in (no config file at all is the other case that seeds it)
+    config.write_text(f'home = "{tmp_path / "home"}"\npolicy_file = "{policy}"\ndemo_seed = true\n')
     try:
         result = cli(config, "run", "--ticks", "2", "--interval", "1", timeout=300)
     finally:

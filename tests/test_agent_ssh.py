@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, wait_for, write_policy
-from sshd import SshFleet, sshd_unavailable_reason
+from support import wait_for
+from support.agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, write_policy
+from support.sshd import SshFleet, sshd_unavailable_reason
 
 from agent.service.agent import Agent
 from core.settings import HostConfig
 
-pytestmark = pytest.mark.ssh
+pytestmark = [pytest.mark.ssh, pytest.mark.slow]  # a seeded brain and two sshd hosts per test
 _skip = sshd_unavailable_reason()
 
 
@@ -47,7 +48,8 @@ def test_tick_sees_every_host_and_dispatches_remotely(fleet_agent) -> None:
     obs = agent.observe()
     assert {h.host for h in obs.hosts if h.reachable} == {"local", *[h.name for h in fleet.hosts]}
     wait_for(
-        lambda: [w for w in agent.fleet.dispatcher.workers(refresh=True) if w.host == remote and w.state == "running"]
+        lambda: [w for w in agent.fleet.dispatcher.workers(refresh=True) if w.host == remote and w.state == "running"],
+        f"a running worker on {remote}",
     )
 
 

@@ -94,9 +94,8 @@ def test_answer_after_ttl_is_expired(store: ApprovalStore) -> None:
 
 
 def test_expire_due_flips_only_overdue_pending(store: ApprovalStore) -> None:
-    _create(store, "short", ttl_s=30)
-    _create(store, "long", ttl_s=3600)
-    _create(store, "answered", ttl_s=30)
+    for count, (approval_id, ttl_s) in enumerate((("short", 30), ("long", 3600), ("answered", 30))):
+        _create(store, approval_id, ttl_s=ttl_s, args={**ARGS, "count": count})
     store.answer("answered", True, "alice", APPROVERS, now=NOW + 1)
     expired = store.expire_due(NOW + 31)
     assert [a.id for a in expired] == ["short"] and expired[0].status == "expired"
@@ -163,3 +162,33 @@ def test_answer_approval_uses_policy_approvers_and_hook(tmp_path: Path) -> None:
     assert result.ok and resumed == ["ap-1:approved"]
     again = answer_approval(settings, "ap-1", True, "alice", on_answered=on_answered, now=NOW + 2)
     assert again.status == "already_decided" and resumed == ["ap-1:approved"]
+
+
+def test_one_pending_approval_per_action_and_arguments(store: ApprovalStore) -> None:
+    first = _create(store, "ap-1")
+    twin = _create(store, "ap-2")  # the same action and arguments, asked again (another tick, another process)
+    assert twin.id == "ap-1" and [a.id for a in store.pending(NOW)] == ["ap-1"]
+    store.answer("ap-1", False, "alice", APPROVERS, now=NOW + 1)
+    assert _create(store, "ap-3").id == "ap-3"  # once answered, the same need may be asked again
+    assert first.args_hash == twin.args_hash
+
+
+def test_concurrent_creates_open_one_approval(tmp_path: Path) -> None:
+    """Eight processes' worth of ticks racing to ask for the same dedup: one prompt (was 8)."""
+    db = tmp_path / "state.db"
+    ApprovalStore(db)
+    barrier = threading.Barrier(8)
+    ids: list[str] = []
+
+    def ask(i: int) -> None:
+        store = ApprovalStore(db)
+        barrier.wait()
+        ids.append(_create(store, f"ap-{i}").id)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(ids) == 8 and len(set(ids)) == 1
+    assert len(ApprovalStore(db).pending(NOW)) == 1

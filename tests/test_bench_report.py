@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from agent_rig import REPO
+from support.agent_rig import REPO
 
 if str(REPO) not in sys.path:  # bench/ is a folder of scripts at the repo root, not an installed package
     sys.path.insert(0, str(REPO))
@@ -51,6 +51,7 @@ def fake_bench_dir(tmp_path: Path) -> Path:
     return package
 
 
+@pytest.mark.slow
 def test_run_all_isolates_failures_and_writes_the_report(fake_bench_dir: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "out", tmp_path / "REPORT.md"
     argv = ["--bench-dir", str(fake_bench_dir), "--out", str(out), "--report", str(report), "--quick"]
@@ -104,6 +105,7 @@ def test_quick_arguments_follow_each_run_signature() -> None:
     assert run_kwargs(dedup, "bench_dedup", quick=False) == {}
 
 
+@pytest.mark.slow
 def test_real_simulator_result_is_drawn_next_to_its_baselines(tmp_path: Path) -> None:
     from bench.bench_simulator import run
 

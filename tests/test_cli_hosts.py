@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sshd import SshFleet, sshd_unavailable_reason
+from support.sshd import SshFleet, sshd_unavailable_reason
 from typer.testing import CliRunner
 
 from agent.cli.main import app
@@ -81,6 +81,7 @@ def test_trust_needs_confirmation_then_records_the_verified_key(fleet: SshFleet,
     assert known_hosts_of(config_file).read_text().splitlines() == lines
 
 
+@pytest.mark.slow
 def test_check_reports_untrusted_host_as_down_until_trusted(fleet: SshFleet, config_file: Path) -> None:
     assert cli("hosts", "trust", "h8", "--yes", "-c", str(config_file))[0] == 0
 

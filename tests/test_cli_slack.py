@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_rig import SECRET, CountingBackend, Rig, rig
+from support.slack_rig import SECRET, CountingBackend, Rig, rig
 
 __all__ = ["rig"]  # the fixture
 
@@ -25,7 +25,8 @@ def _cli(backend: CountingBackend | None) -> Any:
 def test_cli_check_builds_the_app_against_the_api(rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    monkeypatch.setenv("BRAINOPS_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "empty.toml").write_text("")  # a config path must exist
+    monkeypatch.setenv("BRAINOPS_CONFIG", str(tmp_path / "empty.toml"))
     monkeypatch.setenv("BRAINOPS_HOME", str(tmp_path / "home"))
     for key, value in {"MODE": "http", "BOT_TOKEN": "xoxb-cli", "SIGNING_SECRET": SECRET}.items():
         monkeypatch.setenv(f"BRAINOPS_SLACK__{key}", value)
@@ -50,7 +51,8 @@ def test_cli_config_errors_are_clear(
 ) -> None:
     from typer.testing import CliRunner
 
-    monkeypatch.setenv("BRAINOPS_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "empty.toml").write_text("")  # a config path must exist
+    monkeypatch.setenv("BRAINOPS_CONFIG", str(tmp_path / "empty.toml"))
     for key, value in env.items():
         monkeypatch.setenv(f"BRAINOPS_SLACK__{key}", value)
     result = CliRunner().invoke(_cli(None), ["slack", "--check"])

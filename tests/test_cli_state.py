@@ -28,7 +28,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     policy.write_text(re.sub(r"(?m)^approvers:.*$", "approvers: [alice]", text))
     monkeypatch.setenv("BRAINOPS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BRAINOPS_POLICY_FILE", str(policy))
-    monkeypatch.setenv("BRAINOPS_CONFIG", str(tmp_path / "absent.toml"))
+    (tmp_path / "empty.toml").write_text("")  # a config path must exist; this one adds nothing to the env
+    monkeypatch.setenv("BRAINOPS_CONFIG", str(tmp_path / "empty.toml"))
     return tmp_path / "home"
 
 
@@ -68,8 +69,8 @@ def test_decisions_json_and_verify(home: Path) -> None:
 
 def test_approve_deny_and_listing(home: Path) -> None:
     store = ApprovalStore(home / "state.db")
-    for approval_id in ("ap-1", "ap-2"):
-        store.create(approval_id, "t1", "run_dedup", {"dry_run": False}, "dups", "high", ("r",), "rules", 600)
+    for approval_id, dry in (("ap-1", False), ("ap-2", True)):  # one pending approval per action + arguments
+        store.create(approval_id, "t1", "run_dedup", {"dry_run": dry}, "dups", "high", ("r",), "rules", 600)
     resumed: list[str] = []
     runner = CliRunner()
     listed = runner.invoke(_app(resumed), ["approvals"])

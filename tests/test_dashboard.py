@@ -1,4 +1,4 @@
-"""The Grafana dashboard uses only metrics agent/metrics.py really exports, in PromQL that Prometheus accepts."""
+"""The Grafana dashboard uses only metrics agent/service/metrics.py exports, in PromQL that Prometheus accepts."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from agent_rig import NO_CPU_CEILING, REPO, kill_workers, make_settings, write_policy
-from prometheus import prometheus_unavailable_reason
 from prometheus_client.parser import text_string_to_metric_families
+from support.agent_rig import NO_CPU_CEILING, REPO, kill_workers, make_settings, write_policy
+from support.prometheus import prometheus_unavailable_reason
 
 from agent.service.agent import Agent
 from agent.service.metrics import METRIC_NAMES, BrainopsMetrics, tick_callbacks

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from brain_rig import read_status, start_worker, worker_env
+from support.brain_rig import read_status, start_worker, worker_env
 from typer.testing import CliRunner
 
 from agent.cli.main import app
@@ -143,6 +143,7 @@ def test_same_name_different_type_is_never_merged_and_chains_are_not_followed(tm
     assert [len(m.absorbed_ids) for m in report.merges] == [1]
 
 
+@pytest.mark.slow
 def test_merge_then_undo_restores_entities_and_relationships_exactly(brain: str) -> None:
     store = BrainStore(brain)
     before = {t: snapshot(store, t) for t in ("entities", "relationships")}
@@ -179,6 +180,7 @@ def test_undo_refuses_when_a_later_merge_sits_on_top(tmp_path: Path) -> None:
     assert all(r["merged_into"] is None for r in snapshot(store, "entities"))
 
 
+@pytest.mark.slow
 def test_one_batch_undoes_a_whole_run_in_one_commit_per_table(brain: str) -> None:
     store = BrainStore(brain)
     before = {t: snapshot(store, t) for t in ("entities", "relationships")}
@@ -220,6 +222,7 @@ def test_a_relationship_stored_twice_is_repointed_and_restored(tmp_path: Path) -
     assert snapshot(store, "relationships") == before
 
 
+@pytest.mark.slow
 def test_dry_run_writes_nothing_but_the_candidate_count(brain: str) -> None:
     store = BrainStore(brain)
     tables = ("entities", "relationships", "merge_log", "communities")
@@ -231,6 +234,7 @@ def test_dry_run_writes_nothing_but_the_candidate_count(brain: str) -> None:
     assert store.stats().duplicate_candidates >= report.absorbed
 
 
+@pytest.mark.slow
 def test_missing_vectors_are_embedded_with_the_real_model_and_stored(embedded_small: str) -> None:
     entities = snapshot(BrainStore(embedded_small), "entities")
     assert all(r["embedded_hash"] == r["content_hash"] and r["vector"] is not None for r in entities)
@@ -241,6 +245,7 @@ def test_missing_vectors_are_embedded_with_the_real_model_and_stored(embedded_sm
 # ---------------------------------------------------------------- processes and CLI
 
 
+@pytest.mark.slow
 def test_worker_runs_once_as_a_real_process(brain: str, tmp_path: Path) -> None:
     status = tmp_path / "dedup.status.json"
     proc = start_worker(["dedup", "--brain", brain, "--status-file", str(status)], tmp_path / "log", worker_env())
@@ -251,6 +256,7 @@ def test_worker_runs_once_as_a_real_process(brain: str, tmp_path: Path) -> None:
     assert BrainStore(brain).fresh("merge_log").count_rows() == 24
 
 
+@pytest.mark.slow
 def test_cli_dry_run_then_merge_then_undo(brain: str) -> None:
     runner = CliRunner()
     dry = runner.invoke(app, ["dedup", "--dry-run", "--brain", brain, "--json"])

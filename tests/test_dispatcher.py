@@ -6,30 +6,18 @@ import hashlib
 import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import pytest
+from support import wait_for
 
 from fleet.dispatcher import Dispatcher, DispatchError, ReconcileReport, RestartPolicy
 from fleet.hosts import InvalidWorkerSpec, LocalHost, WorkerOptions, WorkerSpec, worker_argv
 from fleet.probe import RunFiles, kill_session, our_process, read_json, worker_info
 
-T = TypeVar("T")
 SLOW_WORK = WorkerOptions(batch_size=2, item_ms=100)  # ~0.2 s batches: drains are quick, work never runs out
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout_s: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 class FakeClock:
@@ -109,7 +97,7 @@ def reconcile_until(d: Dispatcher, field: str, want: int, now: float, timeout_s:
         got.extend(str(x[0] if isinstance(x, tuple) else x) for x in getattr(report, field))
         return got if len(got) >= want else None
 
-    return wait_for(step, f"{want} worker(s) in report.{field}", timeout_s)
+    return wait_for(step, f"{want} worker(s) in report.{field}", timeout_s=timeout_s)
 
 
 # ---------------------------------------------------------------- specs
@@ -154,6 +142,7 @@ def test_dispatcher_rejects_bad_requests(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- real processes
 
 
+@pytest.mark.slow
 def test_scale_up_then_down_drains_newest_first(run_dir: Path, brain: str) -> None:
     clock = FakeClock()
     d = make_dispatcher(run_dir, brain, clock)
@@ -174,6 +163,7 @@ def test_scale_up_then_down_drains_newest_first(run_dir: Path, brain: str) -> No
     assert not d.reconcile().changed  # steady state: nothing to do
 
 
+@pytest.mark.slow
 def test_killed_worker_restarts_after_backoff(run_dir: Path, brain: str) -> None:
     clock = FakeClock()
     d = make_dispatcher(run_dir, brain, clock, backoff_base_s=5.0)
@@ -195,6 +185,7 @@ def test_killed_worker_restarts_after_backoff(run_dir: Path, brain: str) -> None
     assert info.pid != old_pid and info.restarts == 1
 
 
+@pytest.mark.slow
 def test_crash_loop_goes_fatal_then_clear_fatal_restarts(run_dir: Path, tmp_path: Path) -> None:
     clock = FakeClock()
     d = make_dispatcher(run_dir, str(tmp_path / "no-such-brain"), clock, max_restarts=2, backoff_base_s=1.0)
@@ -222,6 +213,7 @@ def test_crash_loop_goes_fatal_then_clear_fatal_restarts(run_dir: Path, tmp_path
     assert d.reconcile().restarted == (worker_id,)
 
 
+@pytest.mark.slow
 def test_one_shot_jobs_run_to_completion_and_are_not_doubled(run_dir: Path, brain: str) -> None:
     clock = FakeClock()
     d = make_dispatcher(run_dir, brain, clock)
@@ -238,6 +230,25 @@ def test_one_shot_jobs_run_to_completion_and_are_not_doubled(run_dir: Path, brai
     assert read_json(RunFiles(run_dir, first.worker_id).status)["processed"] == 4  # type: ignore[index]
 
 
+@pytest.mark.slow
+def test_a_job_started_again_under_its_action_key_is_recognised(run_dir: Path, brain: str) -> None:
+    """A crash between starting a job and recording it: the retry under the same key starts nothing new
+    (job ids used to come from a sequence, so a retry started a second job)."""
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock)
+    options = WorkerOptions(limit=2, batch_size=2)
+    first = d.run_once("extract", "local", options, job_key="t20261201-abc-0")
+    again = d.run_once("extract", "local", options, job_key="t20261201-abc-0")
+    assert first.ok and again.ok and again.worker_id == first.worker_id and again.pid == first.pid
+    assert [w.id for w in d.workers(ended=5)] == [first.worker_id]
+    reconcile_until(d, "finished", 1, clock.t)
+    after = d.run_once("extract", "local", options, job_key="t20261201-abc-0")  # finished: still recognised
+    assert after.worker_id == first.worker_id and len(d.workers(ended=5)) == 1
+    other = d.run_once("extract", "local", options, job_key="t20261201-abc-1")
+    assert other.ok and other.worker_id != first.worker_id
+
+
+@pytest.mark.slow
 def test_drain_past_grace_is_killed(run_dir: Path, brain: str) -> None:
     host = LocalHost(run_dir, cpu_interval_s=0.0)
     spec = WorkerSpec("extract-local-slow", "extract", brain, WorkerOptions(batch_size=50, item_ms=1000))
@@ -263,3 +274,47 @@ def test_reused_pid_is_not_taken_for_our_worker(run_dir: Path) -> None:
 
     files.pid.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time(), "kind": "extract"}))
     assert worker_info(run_dir, "extract-local-9", "local").state == "starting"  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_a_spawn_without_a_registry_row_is_an_orphan_and_is_stopped(run_dir: Path, brain: str) -> None:
+    """What a crash between spawning a worker and registering it used to leave: a process nothing knew."""
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock)
+    host = d.hosts["local"]
+    orphan = WorkerSpec("extract-local-orphan", "extract", brain, SLOW_WORK)
+    assert host.start_worker(orphan).ok
+    wait_for(lambda: host.snapshot(1.0).worker(orphan.worker_id).state == "running", "orphan running")  # type: ignore[union-attr]
+    report = d.reconcile()
+    assert report.orphans == (orphan.worker_id,)
+    wait_for(lambda: host.snapshot(1.0).worker(orphan.worker_id).state == "stopped", "orphan drained", timeout_s=30)  # type: ignore[union-attr]
+
+
+def test_the_intent_is_recorded_before_the_spawn(run_dir: Path, brain: str) -> None:
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock)
+    seen_rows: list[object] = []
+    real_start = d._start
+
+    def start_and_look(row):  # type: ignore[no-untyped-def]
+        seen_rows.append(d.registry.get(row.id))  # what a crash right here would leave behind
+        return real_start(row)
+
+    d._start = start_and_look  # type: ignore[method-assign]
+    d.set_desired("extract", "local", 1, SLOW_WORK)
+    started = d.reconcile().started
+    assert len(started) == 1 and seen_rows and seen_rows[0] is not None
+    assert d.reconcile().orphans == ()  # the crash-window row adopts its process: no orphan
+
+
+@pytest.mark.slow
+def test_a_job_that_finished_since_the_last_reconcile_does_not_block_the_next(run_dir: Path, brain: str) -> None:
+    """No loop refreshed the registry: the job is judged from its live process, not its stale row (this was
+    recorded "failed: still running" and consumed the approval)."""
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock)
+    first = d.run_once("extract", "local", WorkerOptions(limit=2, batch_size=2), job_key="a")
+    host = d.hosts["local"]
+    wait_for(lambda: host.snapshot(1.0).worker(first.worker_id).state == "stopped", "first job exits")  # type: ignore[union-attr]
+    second = d.run_once("extract", "local", WorkerOptions(limit=2, batch_size=2), job_key="b")
+    assert second.ok, second.error

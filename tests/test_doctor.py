@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import typer
-from agent_rig import DEFAULT_POLICY
-from prometheus import free_port
-from sshd import SshFleet, sshd_unavailable_reason
+from support.agent_rig import DEFAULT_POLICY
+from support.prometheus import free_port
+from support.sshd import SshFleet, sshd_unavailable_reason
 from typer.testing import CliRunner
 
 from agent.cli import ops as cli_ops

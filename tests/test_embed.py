@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from brain_rig import read_status, start_worker, wait_for, worker_env
+from support import wait_for
+from support.brain_rig import read_status, start_worker, worker_env
 
 from brain.embedder import CALIBRATION_SENTENCES, Embedder, EmbedderError, calibrate, load_embedder, model_path
 from brain.seed import seed_brain
@@ -30,6 +31,7 @@ def brain(tmp_path: Path) -> str:
     return uri
 
 
+@pytest.mark.slow
 def test_encode_gives_unit_float32_vectors_that_mean_something(embedder: Embedder) -> None:
     vectors = embedder.encode(["IBM", "International Business Machines", "banana bread recipe"])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
@@ -40,6 +42,7 @@ def test_encode_gives_unit_float32_vectors_that_mean_something(embedder: Embedde
         embedder.encode(["x"], batch_size=0)
 
 
+@pytest.mark.slow
 def test_bf16_matches_fp32_and_the_verdict_is_cached(tmp_path: Path) -> None:
     cosine = calibrate(model_path(), "cpu", "bf16")
     assert cosine >= 0.995
@@ -55,6 +58,7 @@ def test_bf16_matches_fp32_and_the_verdict_is_cached(tmp_path: Path) -> None:
     assert float(np.min(np.sum(a * b, axis=1))) >= 0.995
 
 
+@pytest.mark.slow
 def test_impossible_device_or_dtype_is_refused() -> None:
     import torch
 
@@ -71,6 +75,7 @@ def _pending(uri: str, table: str) -> int:
     return BrainStore(uri).fresh(table).count_rows(EMBED_PENDING)
 
 
+@pytest.mark.slow
 def test_two_shards_in_two_processes_cover_everything_without_overlap(
     brain: str, tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -97,6 +102,7 @@ def test_two_shards_in_two_processes_cover_everything_without_overlap(
     assert np.min(np.sum(stored * fresh, axis=1)) > 0.99
 
 
+@pytest.mark.slow
 def test_killed_worker_loses_at_most_its_batch_and_the_rerun_does_only_the_rest(brain: str, tmp_path: Path) -> None:
     # keep ~200 unprocessed records so the rerun stays short on a busy 2-core machine
     BrainStore(brain).table("records").delete("id >= 'rec-0001200'")
@@ -104,7 +110,7 @@ def test_killed_worker_loses_at_most_its_batch_and_the_rerun_does_only_the_rest(
     args = ["embed", "--brain", brain, "--table", "records", "--dtype", "bf16", "--batch-size", "16"]
     pending_at_start = _pending(brain, "records")
     proc = start_worker([*args, "--status-file", str(status)], tmp_path / "first.log")
-    wait_for(lambda: (read_status(status) or {}).get("batches", 0) >= 3, 120, "three committed batches")
+    wait_for(lambda: (read_status(status) or {}).get("batches", 0) >= 3, "three committed batches", timeout_s=120)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     killed = read_status(status)
@@ -123,12 +129,13 @@ def test_killed_worker_loses_at_most_its_batch_and_the_rerun_does_only_the_rest(
     assert _pending(brain, "records") == 0
 
 
+@pytest.mark.slow
 def test_sigterm_drains_the_batch_in_hand(brain: str, tmp_path: Path) -> None:
     status = tmp_path / "drain.json"
     args = ["embed", "--brain", brain, "--table", "records", "--dtype", "bf16", "--batch-size", "16", "--loop"]
     pending_at_start = _pending(brain, "records")
     proc = start_worker([*args, "--status-file", str(status)], tmp_path / "drain.log")
-    wait_for(lambda: (read_status(status) or {}).get("batches", 0) >= 1, 120, "a first batch")
+    wait_for(lambda: (read_status(status) or {}).get("batches", 0) >= 1, "a first batch", timeout_s=120)
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     final = read_status(status)
@@ -138,6 +145,7 @@ def test_sigterm_drains_the_batch_in_hand(brain: str, tmp_path: Path) -> None:
     assert _pending(brain, "records") == pending_at_start - final["processed"]
 
 
+@pytest.mark.slow
 def test_worker_refuses_bad_arguments(tmp_path: Path) -> None:
     bad_table = start_worker(["embed", "--brain", str(tmp_path), "--table", "wisdom"], tmp_path / "a.log")
     assert bad_table.wait(timeout=60) == 2

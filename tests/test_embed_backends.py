@@ -10,7 +10,7 @@ import pytest
 from brain.embed_backends import VERIFY_TEXTS, SentenceTransformerBackend, _differs, compiled_file
 from brain.embedder import Embedder, load_embedder, machine_key, model_path
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # every test loads the real model
 
 TEXTS = [
     "IBM",

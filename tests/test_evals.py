@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fake_llm_server import FakeLLMServer, three_tier_config, tool_calls
+from support.fake_llm_server import FakeLLMServer, three_tier_config, tool_calls
 from typer.testing import CliRunner
 
 from core.domain import Proposal

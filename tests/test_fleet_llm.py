@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fake_llm_server import FakeLLMServer, HttpError, Text, three_tier_config
+from support.fake_llm_server import FakeLLMServer, HttpError, Text, three_tier_config
 
 from core.settings import Settings
 from llm.fleet import (

@@ -95,6 +95,7 @@ def test_reserve_matches_a_simple_model(ops: list[tuple]) -> None:
 # ------------------------------------------------------------ concurrency: threads
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     calls=st.lists(
@@ -175,6 +176,7 @@ _RESERVER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_processes_never_overshoot(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     children = [

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from fake_llm_server import FakeLLMServer, HttpError, RecordedRequest, Text, three_tier_config, tool_calls
+from support.fake_llm_server import FakeLLMServer, HttpError, RecordedRequest, Text, three_tier_config, tool_calls
 
 from core.domain import BrainStats, HostMetrics, Observation, Proposal, WorkerInfo
 from graphs.llm_planner import LLMPlanner, make_llm_planner

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from fake_llm_server import FakeLLMServer, HttpError, Slow, Text, three_tier_config
+from support.fake_llm_server import FakeLLMServer, HttpError, Slow, Text, three_tier_config
 
 from core.settings import LLMConfig, TierConfig
 from llm.ledger import TokenLedger

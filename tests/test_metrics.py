@@ -11,9 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from agent_rig import NO_CPU_CEILING, REPO, copy_brain, kill_workers, make_settings, write_policy, write_toml
-from prometheus import PrometheusServer, free_port, prometheus_unavailable_reason
 from prometheus_client.parser import text_string_to_metric_families
+from support.agent_rig import NO_CPU_CEILING, REPO, copy_brain, kill_workers, make_settings, write_policy, write_toml
+from support.prometheus import PrometheusServer, free_port, prometheus_unavailable_reason
 
 from agent.service.agent import Agent
 from agent.service.metrics import BrainopsMetrics, start_exporter, tick_callbacks, tier_usage
@@ -185,6 +185,7 @@ def test_exporter_serves_on_loopback_and_refuses_a_bad_port() -> None:
 # ---------------------------------------------------------------- real Prometheus against `brainops run`
 
 
+@pytest.mark.slow
 def test_prometheus_scrapes_brainops_run(tmp_path: Path, small_brain: str) -> None:
     reason = prometheus_unavailable_reason()
     if reason:

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.service.actor import ActionRuns, Actor
-from agent.service.build import new_history, rule_params
+from agent.service.build import rule_params
 from agent.state.decisions import DecisionLog
 from core.domain import BrainStats, HostMetrics, Observation
+from core.ports import ApprovalTicket
 from core.settings import PlannerConfig
-from graphs.rule_planner import RulePlanner
+from graphs.rule_planner import RecommendationHistory, RulePlanner
 from graphs.tick import build_tick_graph
-from policies import PolicyEngine, load_policy
+from policies.engine import PolicyEngine
+from policies.loader import load_policy
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 TICK_S = 30.0
@@ -31,9 +33,9 @@ class Fleet:
     approvals_asked: list[object] = field(default_factory=list)
     now: float = 1_000_000.0
 
-    def open(self, request: object, now: float) -> float:  # ApprovalDesk port: nobody answers in this test
+    def open(self, request: object, now: float) -> ApprovalTicket:  # ApprovalDesk port: nobody answers here
         self.approvals_asked.append(request)
-        return now + 900
+        return ApprovalTicket(request.approval_id, now + 900)  # type: ignore[attr-defined]
 
     def observe(self, now: float) -> Observation:
         return Observation(
@@ -72,7 +74,7 @@ def run_ticks(tmp_path: Path, fleet: Fleet, backlogs: list[int]) -> None:
     params = rule_params(policy, PlannerConfig(scaled_kinds=["extract"]))
     graph = build_tick_graph(
         observer=fleet.observe,
-        planner=RulePlanner(params, new_history(params)),
+        planner=RulePlanner(params, RecommendationHistory()),
         guard=PolicyEngine(policy, known_hosts=["local"]).evaluate,
         actor=Actor(effects=fleet, runs=ActionRuns(tmp_path / "state.db"), clock=lambda: fleet.now),  # type: ignore[arg-type]
         desk=fleet,

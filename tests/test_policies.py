@@ -20,7 +20,8 @@ from core.domain import (
     Verdict,
     WorkerInfo,
 )
-from policies import PolicyEngine, PolicyError, load_policy, load_policy_text
+from policies.engine import PolicyEngine
+from policies.loader import PolicyError, load_policy, load_policy_text
 from policies.model import ACTIONS, Policy
 
 DEFAULT_YAML = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
@@ -478,7 +479,8 @@ def test_engine_never_allows_a_scale_up_past_host_capacity(case: tuple[int, int,
 
 def test_dedup_risk_is_judged_on_the_brains_candidates_not_the_claim() -> None:
     from core.domain import BrainStats, HostMetrics, Observation, Proposal
-    from policies import PolicyEngine, load_policy
+    from policies.engine import PolicyEngine
+    from policies.loader import load_policy
 
     engine = PolicyEngine(load_policy(Path(__file__).resolve().parent.parent / "policies" / "default.yaml"))
     obs = Observation(time=0, hosts=(HostMetrics(host="local"),), brain=BrainStats(duplicate_candidates=80))

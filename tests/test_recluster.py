@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from brain_rig import read_status, start_worker, worker_env
+from support.brain_rig import read_status, start_worker, worker_env
 
 from brain.seed import plan_entities, seed_brain
 from brain.store import META_LAST_RECLUSTER_AT, BrainStore
@@ -95,6 +95,7 @@ def test_recluster_recovers_planted_communities_and_ids_are_stable(brain: str) -
         assert row["run_id"] == second.run_id
 
 
+@pytest.mark.slow
 def test_ids_survive_a_dedup_and_meta_makes_stats_fresh(brain: str) -> None:
     from brain.embedder import load_embedder
     from workers.dedup import run_dedup
@@ -134,6 +135,7 @@ def test_bad_config_is_refused() -> None:
         ReclusterConfig("x", resolution=-1)
 
 
+@pytest.mark.slow
 def test_worker_runs_once_as_a_real_process(brain: str, tmp_path: Path) -> None:
     status = tmp_path / "recluster.status.json"
     args = ["recluster", "--brain", brain, "--status-file", str(status)]

@@ -6,14 +6,15 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sshd import SshFleet, sshd_unavailable_reason
+from support import wait_for
+from support.sshd import SshFleet, sshd_unavailable_reason
 
 from fleet.commands import CommandKind, RemoteCommand, UnsafeCommandError, start_command, stop_command
 from fleet.hosts import HostSnapshot, InvalidWorkerSpec, StartResult, StopResult, WorkerOptions, WorkerSpec
@@ -23,15 +24,6 @@ pytestmark = pytest.mark.ssh
 
 _skip_reason = sshd_unavailable_reason()
 needs_sshd = pytest.mark.skipif(_skip_reason is not None, reason=f"sshd unavailable: {_skip_reason}")
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +60,7 @@ def by_name(snaps: list[HostSnapshot]) -> dict[str, HostSnapshot]:
     return {s.metrics.host: s for s in snaps}
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_metrics_read_from_both_hosts(remote_hosts: list[RemoteHost]) -> None:
     snaps = by_name(observe_hosts(remote_hosts, timeout_s=10.0))
@@ -82,6 +75,7 @@ def test_metrics_read_from_both_hosts(remote_hosts: list[RemoteHost]) -> None:
 
 
 @needs_sshd
+@pytest.mark.slow
 def test_worker_started_seen_running_drained_and_stopped(fleet: SshFleet, remote_hosts: list[RemoteHost]) -> None:
     from brain.store import BrainStore
 
@@ -96,7 +90,7 @@ def test_worker_started_seen_running_drained_and_stopped(fleet: SshFleet, remote
     assert os.getsid(started.pid) == started.pid, "worker must run in its own session (detached)"
     assert (fleet.hosts[0].workdir / "run" / "extract-remote-1.pid").exists()
 
-    wait_for(lambda: state_of(host, spec.worker_id) == "running", 60.0, "the remote worker to report running")
+    wait_for(lambda: state_of(host, spec.worker_id) == "running", "the remote worker to report running", timeout_s=60)
     again = host.start_worker(spec)
     assert not again.ok and again.error == "already running"
 
@@ -111,6 +105,7 @@ def test_worker_started_seen_running_drained_and_stopped(fleet: SshFleet, remote
 
 
 @needs_sshd
+@pytest.mark.slow
 def test_stop_without_drain_waits_until_gone(fleet: SshFleet, remote_hosts: list[RemoteHost]) -> None:
     from brain.store import BrainStore
 
@@ -120,7 +115,7 @@ def test_stop_without_drain_waits_until_gone(fleet: SshFleet, remote_hosts: list
     spec = WorkerSpec("extract-remote-2", "extract", str(brain), WorkerOptions(loop=True))
     started = host.start_worker(spec)
     assert started.ok, started.error
-    wait_for(lambda: state_of(host, spec.worker_id) == "running", 60.0, "the remote worker to report running")
+    wait_for(lambda: state_of(host, spec.worker_id) == "running", "the remote worker to report running", timeout_s=60)
     stopped = host.stop_worker(spec.worker_id, drain=False, grace_s=20.0)
     assert stopped.ok and stopped.state == "stopped", stopped
     assert started.pid is not None
@@ -147,6 +142,7 @@ class SignalsStart:
 
 
 @needs_sshd
+@pytest.mark.slow
 def test_host_killed_mid_observation_is_reported_down_within_timeout(own_fleet: SshFleet) -> None:
     good, bad = (RemoteHost(c) for c in own_fleet.configs())
     assert all(s.metrics.reachable for s in observe_hosts([good, bad], 10.0))  # connections now open
@@ -235,12 +231,13 @@ def test_shell_metacharacters_rejected_before_any_ssh_call(fleet: SshFleet) -> N
 
 
 @needs_sshd
+@pytest.mark.slow
 def test_quoted_free_text_arguments_never_reach_a_shell(fleet: SshFleet, remote_hosts: list[RemoteHost]) -> None:
     marker = fleet.base / "pwned"
     brain = f"{fleet.base}/nobrain $(touch {marker}) `touch {marker}`;touch {marker}"
     result = remote_hosts[0].start_worker(WorkerSpec("quoting-1", "extract", brain))
     assert result.ok  # the worker starts, then fails to find that (literal) brain path
-    wait_for(lambda: state_of(remote_hosts[0], "quoting-1") == "crashed", 60.0, "the worker to fail")
+    wait_for(lambda: state_of(remote_hosts[0], "quoting-1") == "crashed", "the worker to fail", timeout_s=60)
     assert not marker.exists()
 
 

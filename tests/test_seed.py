@@ -154,6 +154,7 @@ def test_planted_communities_are_connected_and_mostly_closed() -> None:
     assert ig.compare_communities(found.membership, list(plan.community), method="adjusted_rand") > 0.9
 
 
+@pytest.mark.slow
 def test_seed_scale_plan_has_the_target_shape() -> None:
     spec = spec_for("seed")
     plan = plan_entities("seed", seed=0)

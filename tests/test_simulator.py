@@ -30,6 +30,7 @@ def side_by_side() -> dict[str, SimResult]:
     return {name: run_simulation(cfg, name) for name in ("agent", "hpa", "fixed")}
 
 
+@pytest.mark.slow
 def test_deterministic_per_seed(side_by_side: dict[str, SimResult]) -> None:
     again = run_simulation(short(), "agent")
     other_seed = run_simulation(short(seed=8), "agent")
@@ -40,6 +41,7 @@ def test_deterministic_per_seed(side_by_side: dict[str, SimResult]) -> None:
     assert (arrival_series(short()) == arrival_series(short())).all()
 
 
+@pytest.mark.slow
 def test_agent_and_baselines_metrics_side_by_side(side_by_side: dict[str, SimResult], tmp_path: Path) -> None:
     agent, hpa, fixed = side_by_side["agent"].metrics, side_by_side["hpa"].metrics, side_by_side["fixed"].metrics
     for m in (agent, hpa, fixed):
@@ -76,10 +78,10 @@ def test_budget_window_is_never_overshot_when_it_binds() -> None:
 def test_faults_reach_the_planner_and_the_effects() -> None:
     seen: list[Observation] = []
 
-    def recording_rules(policy: object) -> object:
+    def recording_rules(policy: object, engine: object) -> object:
         from evals.simulator import rules_planner
 
-        inner = rules_planner(policy)  # type: ignore[arg-type]
+        inner = rules_planner(policy, engine)  # type: ignore[arg-type]
 
         class Spy:
             def plan(self, ctx: object) -> object:

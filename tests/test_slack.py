@@ -13,7 +13,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from slack_rig import APPROVER, OPS, STRANGER, CountingBackend, Rig, posted_prompt, rig
+from support.slack_rig import APPROVER, OPS, STRANGER, CountingBackend, Rig, posted_prompt, rig
 
 from agent.slack.app import build_app, mark_expired, notify_tick
 from agent.slack.blocks import APPROVE_ACTION_ID, DENY_ACTION_ID

@@ -172,6 +172,7 @@ def _write_disjoint(uri: str, start: int) -> None:
         store.upsert("relationships", [{"id": f"r{i:03d}", "src": "a", "dst": "b", "created_at": float(i)}])
 
 
+@pytest.mark.slow
 def test_concurrent_writers_in_two_processes_lose_nothing(tmp_path: Path) -> None:
     uri = str(tmp_path / "b")
     BrainStore(uri).open_or_create()
@@ -211,6 +212,7 @@ def _insert_same_new_keys(uri: str, ready: object, go: object) -> None:
     with_conflict_retry(insert_missing)
 
 
+@pytest.mark.slow
 def test_writers_racing_to_insert_the_same_new_keys_store_each_once(tmp_path: Path) -> None:
     uri = str(tmp_path / "b")
     BrainStore(uri).open_or_create()

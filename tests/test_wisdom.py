@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fake_llm_server import FakeLLMServer, Text, three_tier_config
+from support.fake_llm_server import FakeLLMServer, Text, three_tier_config
 
 from brain.store import BrainStore
 from llm.fleet import DiskResponseCache, FleetLLM
@@ -32,6 +32,7 @@ def _pending(uri: str) -> int:
     return BrainStore(uri).stats().pending["wisdom"]
 
 
+@pytest.mark.slow
 def test_worker_process_covers_every_community_once(brain: str, tmp_path: Path) -> None:
     before = _pending(brain)
     assert before > 0

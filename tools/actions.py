@@ -1,18 +1,42 @@
-"""Action tools. Calling one only PROPOSES the action: the policy guard (and maybe a human) decides if it runs."""
+"""Action tools. Calling one only PROPOSES the action: the policy guard (and maybe a human) decides if it runs.
+
+Each tool's argument schema is its action's argument model (core/actions.py) plus the rationale; the
+docstrings are the model's tool descriptions, and their "Args:" sections describe each parameter.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, cast
 
-from langchain_core.tools import tool
-from pydantic import Field
+from langchain_core.tools import BaseTool, StructuredTool, tool
+from pydantic import BaseModel, Field, create_model
+from pydantic_core import PydanticUndefined
 
+from core.actions import Count, EmbedTable, Merges, ScalableKind, Shards, action
 from core.domain import Proposal
 
-# Docstrings are the model's tool descriptions; "Args:" sections become parameter descriptions.
-action_tool = tool(parse_docstring=True, error_on_invalid_docstring=False)
-ScalableKind = Literal["extract", "embed", "wisdom"]
-Count = Annotated[int, Field(ge=0, le=256)]
+EXTRA_PARAMS = frozenset({"rationale"})  # what a tool takes beyond its action's arguments
+
+
+def action_tool(fn: Callable[..., Proposal]) -> BaseTool:
+    """A tool named after its action, whose parameters must be exactly the action's arguments (+ rationale)."""
+    spec = action(fn.__name__)
+    parsed = tool(parse_docstring=True, error_on_invalid_docstring=True)(fn)
+    params = cast(type[BaseModel], parsed.get_input_schema()).model_fields
+    declared = spec.args.model_fields
+    if set(declared) - set(params) or set(params) - set(declared) - EXTRA_PARAMS:
+        raise TypeError(
+            f"tool {fn.__name__} takes {sorted(params)}; its action declares {sorted(declared)} (+ rationale)"
+        )
+    fields: dict[str, Any] = {}
+    for name, info in params.items():
+        base = declared.get(name, info)  # the action's type and bounds; the tool's own default and words
+        default = PydanticUndefined if info.is_required() else info.default
+        kind = Annotated[(base.annotation, *base.metadata)] if base.metadata else base.annotation
+        fields[name] = (kind, Field(default, description=info.description))
+    schema = create_model(fn.__name__, __base__=spec.args, **fields)
+    return StructuredTool.from_function(fn, name=fn.__name__, description=parsed.description, args_schema=schema)
 
 
 @action_tool
@@ -32,12 +56,7 @@ def scale_workers(kind: ScalableKind, host: str, count: Count, rationale: str) -
 
 
 @action_tool
-def start_embedding(
-    host: str,
-    rationale: str,
-    shards: Annotated[int, Field(ge=1, le=16)] = 1,
-    table: Literal["records", "entities"] = "records",
-) -> Proposal:
+def start_embedding(host: str, rationale: str, shards: Shards = 1, table: EmbedTable = "records") -> Proposal:
     """Start a one-shot embedding job that fills missing vectors, split over shards (GPU host preferred).
 
     Use when many rows lack vectors and no embedding job or embed worker is already running.
@@ -54,7 +73,7 @@ def start_embedding(
 
 
 @action_tool
-def run_dedup(rationale: str, expected_merges: Annotated[int, Field(ge=0)] = 0, dry_run: bool = False) -> Proposal:
+def run_dedup(rationale: str, expected_merges: Merges = 0, dry_run: bool = False) -> Proposal:
     """Run entity resolution (merge duplicate entities of the same type; every merge is logged and undoable).
 
     Use when the duplicate estimate is above threshold. Large merges need human approval by policy.
@@ -140,4 +159,3 @@ ACTION_TOOLS = (
     stop_worker,
     noop,
 )
-MUTATING_ACTIONS = frozenset(t.name for t in ACTION_TOOLS) - {"noop"}

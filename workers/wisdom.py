@@ -1,7 +1,8 @@
 """The wisdom worker: one short insight per community that has none yet.
 
 With model tiers configured (brainops.toml / BRAINOPS_* env, inherited from the agent that started the
-worker) the text comes from the fleet LLM call (budgeted, cached, routed by the fleet's tier weights).
+worker) the text comes from the fleet LLM call (budgeted, cached, routed by the fleet's tier weights); the
+entry point (`brainops worker wisdom`) loads those settings and passes the built fleet LLM in.
 Without a model it writes an extractive summary (central entities by degree, types, link count), so the
 pipeline stays complete and testable offline.
 """
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from brain.schema import WISDOM
+from llm.fleet import FleetLLMUnavailable
 from workers.runtime import WorkerRun, bucket_of
 
 if TYPE_CHECKING:
@@ -59,9 +61,7 @@ class WisdomWorker:
             return 0
         try:
             rows = [self._wisdom_row(view) for view in self._views(todo)]
-        except Exception as exc:
-            if type(exc).__name__ != "FleetLLMUnavailable":
-                raise
+        except FleetLLMUnavailable as exc:
             # Provider down or budget gone: keep the process (no crash loop), write nothing, retry later.
             print(f"wisdom: model unavailable, will retry: {exc}", file=sys.stderr)
             return 0
@@ -141,19 +141,6 @@ def _select_in(store: BrainStore, table: str, keys: tuple[str, ...], values: lis
     for key in keys[1:]:
         mask = pc.or_(mask, pc.is_in(data.column(key), value_set=wanted))
     return data.filter(mask)
-
-
-def fleet_llm_or_none() -> Any:
-    """The fleet LLM when the inherited settings configure model tiers; None means extractive summaries."""
-    from core.settings import load_settings
-
-    settings = load_settings()
-    if not settings.llm.tiers:
-        return None
-    from llm.fleet import fleet_llm_from_settings
-    from llm.ledger import TokenLedger
-
-    return fleet_llm_from_settings(settings, TokenLedger.from_settings(settings))
 
 
 def run_wisdom(config: WisdomConfig, run: WorkerRun, llm: Any = None) -> int:

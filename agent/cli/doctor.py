@@ -66,12 +66,8 @@ def fail(name: str, detail: str, fix: str) -> Check:
 
 
 def load_config(config: str | None) -> tuple[Settings | None, Check]:
-    """Settings from brainops.toml + BRAINOPS_* env, or a FAIL naming the file and the bad fields."""
-    import tomllib
-
-    from pydantic import ValidationError
-
-    from core.settings import DEFAULT_CONFIG, load_settings
+    """Settings from brainops.toml + BRAINOPS_* env, or a FAIL naming the file, the line and the bad keys."""
+    from core.settings import DEFAULT_CONFIG, ConfigError, load_settings
 
     path = Path(config or os.environ.get("BRAINOPS_CONFIG") or DEFAULT_CONFIG)
     if config and not path.is_file():
@@ -82,11 +78,11 @@ def load_config(config: str | None) -> tuple[Settings | None, Check]:
         )
     try:
         settings = load_settings(config)
-    except tomllib.TOMLDecodeError as exc:
-        return None, fail("config", f"{path}: TOML syntax error: {exc}", f"fix the syntax at that line of {path}")
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
-        return None, fail("config", f"{path}: {problems}", f"correct those fields in {path} (or the BRAINOPS_* env)")
+    except ConfigError as exc:  # each problem reads file:line: key: reason (or names the BRAINOPS_* variable)
+        fix = f"correct those keys in {path} (or the BRAINOPS_* env)"
+        if not config and os.environ.get("BRAINOPS_CONFIG") and not path.is_file():
+            fix = "point BRAINOPS_CONFIG at the config file, or unset it to use ./brainops.toml"
+        return None, fail("config", "; ".join(exc.problems), fix)
     if not path.is_file():
         return settings, warn(
             "config",
@@ -119,7 +115,7 @@ def check_brain(settings: Settings) -> Check:
     try:
         store = BrainStore(uri)
         if not store.exists():
-            if settings.demo_seed:
+            if settings.seeds_demo_brain:
                 return warn(
                     "brain store",
                     f"no brain at {uri}; `brainops run` will seed a small demo brain",
@@ -223,7 +219,7 @@ def _probe(host: HostConfig, name: str, fingerprint: str, timeout_s: float) -> C
         return fail(
             name,
             f"key verified ({fingerprint}) but the probe failed: {snap.metrics.error}",
-            f"check user/key_file for {host.name} and that `{host.python} -m workers.probe` runs there",
+            f"check user/key_file for {host.name} and that `{host.python} -m fleet.probe` runs there",
         )
     return ok(
         name, f"key verified ({fingerprint}); probe {snap.metrics.observed_in_ms:.0f} ms, {len(snap.workers)} workers"

@@ -162,7 +162,7 @@ def _empty_observation() -> Any:
 
 
 def sim(
-    hours: float = typer.Option(24.0, "--hours", help="Simulated time."),
+    hours: float = typer.Option(24.0, "--hours", help="Simulated time in hours (more than 0)."),
     seeds: str = typer.Option("1", "--seeds", help="Comma-separated seeds; every controller runs on each."),
     trace: str = typer.Option("bursty", "--trace", help="steady | bursty | diurnal"),
     controllers: str = typer.Option(",".join(CONTROLLERS), "--controllers", help="agent,hpa,fixed"),
@@ -176,6 +176,8 @@ def sim(
     from evals.sim_model import SimConfig, TraceSpec
     from evals.simulator import DEFAULT_POLICY, run_simulation
 
+    if not hours > 0:  # also NaN
+        raise typer.BadParameter(f"must be more than 0 hours, got {hours:g}", param_hint="--hours")
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     unknown = sorted(set(names) - set(CONTROLLERS))
     if unknown or trace not in ("steady", "bursty", "diurnal"):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 console = make_console()
+# The shortest tick interval, core.settings.MIN_TICK_SECONDS (not imported at module level: --help stays instant).
+MIN_INTERVAL_S = 1.0
 
 _STYLE = {"done": "green", "pending": "yellow", "denied": "red", "failed": "bold red", "expired": "red"}
 
@@ -53,30 +57,87 @@ def _agent(settings: Settings) -> Agent:
     return Agent(settings)
 
 
-def ensure_demo_brain(settings: Settings) -> None:
-    """A fresh machine has no brain: seed a small demo one (with ground truth) so the loop has work."""
+def brain_exists(settings: Settings) -> bool:
+    """Whether the brain exists. A missing one that may not be seeded with the demo brain (`Settings.
+    seeds_demo_brain`: never at a brain_uri someone wrote) is a ConfigError naming where brain_uri was written."""
     from brain.store import BrainStore
+    from core.config_errors import ConfigError
 
-    if BrainStore(settings.brain_path).exists() or not settings.demo_seed:
-        return
+    if BrainStore(settings.brain_path).exists():
+        return True
+    if not settings.seeds_demo_brain:
+        raise ConfigError([_missing_brain(settings)])
+    return False
+
+
+def ensure_brain(settings: Settings, *, dry_run: bool = False) -> bool:
+    """True when the brain exists or was just seeded as the small demo one (a first run on a fresh machine: no
+    config file, no brain_uri). A dry run seeds nothing: without a brain it says so and returns False."""
+    if brain_exists(settings):
+        return True
+    path = settings.brain_path
+    if dry_run:
+        console.print(f"No brain at {path}: a tick would seed a small demo brain there; dry run, nothing written.")
+        return False
     from brain.seed import seed_brain
 
-    console.print(f"[bold]No brain at {settings.brain_path}: seeding a {settings.demo_scale} demo brain[/]")
-    seed_brain(settings.brain_path, settings.demo_scale, seed=7)
+    console.print(f"[bold]No brain at {path}: seeding a {settings.demo_scale} demo brain[/]")
+    seed_brain(path, settings.demo_scale, seed=7)
+    return True
+
+
+def _missing_brain(settings: Settings) -> str:
+    path = settings.brain_path
+    seed = f"`brainops brain seed --path {path}` creates one"
+    if settings.brain_uri and "brain_uri" in settings.model_fields_set:
+        where = settings.where("brain_uri") or "brain_uri"
+        return (
+            f"{where}: brain_uri: no brain at {path}; fix brain_uri, or {seed} (never a demo brain at a set brain_uri)"
+        )
+    where = settings.where("demo_seed") or str(settings.config_file or "settings")
+    return (
+        f"{where}: no brain at {path} (brain_uri not set: <home>/brain); set brain_uri, {seed}, or set demo_seed = true"
+    )
 
 
 def run(
     config: str = typer.Option(None, "--config", "-c", help="brainops.toml (default: ./brainops.toml)"),
-    ticks: int = typer.Option(0, "--ticks", help="Stop after this many ticks (0 = run until stopped)."),
-    interval: float = typer.Option(0.0, "--interval", help="Override schedule.tick_seconds."),
+    ticks: int | None = typer.Option(
+        None, "--ticks", min=1, help="Stop after this many ticks (default: run until stopped)."
+    ),
+    interval: float | None = typer.Option(
+        None,
+        "--interval",
+        min=MIN_INTERVAL_S,
+        help=f"Seconds between ticks, at least {MIN_INTERVAL_S:g} (default: schedule.tick_seconds).",
+    ),
 ) -> None:
+    settings = _settings(config)
+    if interval is not None:
+        settings.schedule.tick_seconds = interval
+    brain_exists(settings)  # a mistyped brain_uri fails here, before anything is written
+    settings.ensure_dirs()
+    with _one_loop(settings):
+        _run_loop(settings, ticks)
+
+
+@contextlib.contextmanager
+def _one_loop(settings: Settings) -> Iterator[None]:
+    """One `brainops run` per home: a second one exits 2 naming the pid that holds the home."""
+    from agent.service.locks import LoopAlreadyRunning, LoopLock
+
+    try:
+        with LoopLock(settings.home / "loop.lock"):
+            yield
+    except LoopAlreadyRunning as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run_loop(settings: Settings, ticks: int | None) -> None:
     from agent.service.scheduler import AgentLoop
 
-    settings = _settings(config)
-    if interval > 0:
-        settings.schedule.tick_seconds = interval
-    settings.ensure_dirs()
-    ensure_demo_brain(settings)
+    ensure_brain(settings)
     agent = _agent(settings)
     _attach_slack(agent)
     console.print(
@@ -127,8 +188,9 @@ def tick(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     settings = _settings(config)
+    if not ensure_brain(settings, dry_run=dry_run):
+        return
     settings.ensure_dirs()
-    ensure_demo_brain(settings)
     report = _agent(settings).tick(dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps(_report_json(report), indent=2))
@@ -193,13 +255,20 @@ def status(config: str = typer.Option(None, "--config", "-c"), as_json: bool = t
     workers = _live_workers(settings)
     approvals = _pending_approvals(settings)
     if as_json:
+        from policies.live import policy_status
+
         payload = {
+            "policy_problem": policy_status(settings),
             "observation": obs.model_dump(mode="json") if obs else None,
             "workers": workers,
             "pending_approvals": approvals,
         }
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
+    from policies.live import policy_status
+
+    if problem := policy_status(settings):
+        console.print(f"[bold red]{problem}[/]")
     paused = _agent(settings).paused_by()
     if paused:
         console.print(f"[bold yellow]Autonomous loop paused by {paused}[/] (`brainops resume`)")
@@ -208,6 +277,8 @@ def status(config: str = typer.Option(None, "--config", "-c"), as_json: bool = t
     else:
         console.print(f"[dim]last observation {time.time() - obs.time:.0f}s ago[/]")
         console.print(_hosts_table(obs))
+        if obs.brain.error:
+            console.print(f"[bold red]brain: {obs.brain.error}[/] (the figures below are unknown, not zero)")
         console.print(_brain_table(obs))
         console.print(_budget_line(obs))
     console.print(_workers_table(workers))

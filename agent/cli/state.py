@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from agent.state.approvals import AnswerResult, OnAnswered
-    from agent.state.decisions import DecisionRecord
+    from agent.state.decisions import DecisionRecord, ExpectedHead, VerifyReport
     from core.settings import Settings
 
 
@@ -23,8 +23,11 @@ def register(app: typer.Typer, on_answered: OnAnswered | None = None) -> None:
     after a successful `approve`/`deny` (the lead wires it; without it only the store is updated)."""
     decisions_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
     decisions_app.callback()(_decisions_list)
-    decisions_app.command("verify", help="Check the hash chain of the decision log.")(_decisions_verify)
-    app.add_typer(decisions_app, name="decisions", help="The decision log: newest records, or `verify`.")
+    decisions_app.command(
+        "verify", help="Check the decision log's hash and hmac chains (read-only), optionally against a recorded head."
+    )(_decisions_verify)
+    decisions_app.command("head", help="Print the chain head N:HASH, to record outside state.db.")(_decisions_head)
+    app.add_typer(decisions_app, name="decisions", help="The decision log: newest records, `verify` or `head`.")
     app.command("approvals", help="Pending approvals.")(_approvals)
     app.command("approve", help="Approve a pending action.")(_answer_command(True, on_answered))
     app.command("deny", help="Deny a pending action.")(_answer_command(False, on_answered))
@@ -54,16 +57,81 @@ def _decisions_list(
     _print(_decisions_table(records))
 
 
-def _decisions_verify() -> None:
-    from agent.state.decisions import DecisionLog
+def _decisions_verify(
+    expect_head: str | None = typer.Option(
+        None,
+        "--expect-head",
+        metavar="N:HASH",
+        help="A head recorded elsewhere (`decisions head`, the metric, the log line, the Slack digest): "
+        "fails if the log no longer reaches it unchanged (truncated, wiped, rewritten).",
+    ),
+) -> None:
+    """Exit 0: one `ok:` line. Exit 1: one `TAMPERED at seq N` line. Exit 2: the log or key cannot be read.
+    Only reads: no schema set up, no key created, a read-only connection."""
+    import sqlite3
 
-    report = DecisionLog(_settings().state_db).verify()
+    from agent.state.decisions import DecisionKeyError, ExpectedHead, verify_log
+
+    try:
+        expected = ExpectedHead.parse(expect_head) if expect_head is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--expect-head") from None
+    settings = _settings()
+    try:
+        report = verify_log(settings.state_db, key_file=settings.decision_key_file, expect_head=expected)
+    except DecisionKeyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except sqlite3.Error as exc:
+        typer.echo(f"error: cannot read the decision log {settings.state_db}: {exc}", err=True)
+        raise typer.Exit(2) from None
     if report.ok:
-        typer.echo(f"ok: {report.checked} records, chain intact")
+        typer.echo(_verified_line(report, expected))
         return
-    where = f" at record {report.first_bad_id}" if report.first_bad_id else ""
-    typer.echo(f"TAMPERED{where} after {report.checked} good records: {report.reason}", err=True)
+    where = f" (record {report.first_bad_id})" if report.first_bad_id else ""
+    typer.echo(
+        f"TAMPERED at seq {report.first_bad_seq}{where} after {report.checked} good records: {report.reason}", err=True
+    )
     raise typer.Exit(1)
+
+
+def _verified_line(report: VerifyReport, expected: ExpectedHead | None) -> str:
+    """One line: the count, which chains cover what (legacy unkeyed records said so), the head to record."""
+    head = report.head
+    if head is None:
+        scheme = "empty log (pass --expect-head to tell an empty log from a wiped one)"
+    elif report.legacy_through == 0:
+        scheme = "chain intact, hmac-sha256 keyed"
+    elif report.legacy_through < head.seq:
+        scheme = (
+            f"chain intact, legacy unkeyed sha256 up to seq {report.legacy_through}, "
+            f"hmac-sha256 keyed from seq {report.legacy_through + 1}"
+        )
+    else:
+        scheme = (
+            f"chain intact, legacy unkeyed sha256 up to seq {report.legacy_through} "
+            "(no hmac yet: anyone who can write state.db could have rewritten it)"
+        )
+    matched = f"; matches the expected head {expected}" if expected is not None else ""
+    shown = f"; head {head}" if head is not None else ""
+    return f"ok: {report.checked} records, {scheme}{shown}{matched}"
+
+
+def _decisions_head() -> None:
+    import sqlite3
+
+    from agent.state.decisions import read_head
+
+    settings = _settings()
+    try:
+        head = read_head(settings.state_db)
+    except sqlite3.Error as exc:
+        typer.echo(f"error: cannot read the decision log {settings.state_db}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if head is None:
+        typer.echo("no decision records yet", err=True)
+        raise typer.Exit(1)
+    typer.echo(str(head))
 
 
 def _approvals(all_recent: bool = typer.Option(False, "--all", help="Also decided and expired ones.")) -> None:
@@ -104,8 +172,12 @@ def _answer(approval_id: str, approve: bool, by: str, reason: str, on_answered: 
     from agent.state.approvals import answer_approval
 
     result: AnswerResult = answer_approval(_settings(), approval_id, approve, by, reason, on_answered=on_answered)
+    ran = result.outcome
+    if result.ok and approve and ran is not None and ran.status not in ("done", "dry_run"):
+        typer.echo(f"{result.message}, but the action did not run: {ran.status}: {ran.detail}", err=True)
+        raise typer.Exit(1)
     if result.ok:
-        typer.echo(result.message)
+        typer.echo(result.message + (f": {ran.detail}" if ran is not None and ran.detail else ""))
         return
     typer.echo(f"{result.status}: {result.message}", err=True)
     raise typer.Exit(1)

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
+from core.kinds import kind
+
 if TYPE_CHECKING:
+    from llm.fleet import FleetLLM
     from workers.runtime import WorkerRun
 
 T = TypeVar("T")
@@ -16,7 +19,7 @@ T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True)
 
 
-@app.command("extract")
+@app.command("extract", help=kind("extract").summary)
 def extract(
     brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
     shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the records."),
@@ -26,7 +29,6 @@ def extract(
     item_ms: int = typer.Option(0, "--item-ms", min=0, help="Simulated per-record LLM latency (ms)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many records."),
 ) -> None:
-    """Extract entities and relationships from records not yet extracted."""
     from workers.extract import ExtractConfig, run_extract
     from workers.runtime import WorkerRun, parse_shard
 
@@ -40,7 +42,7 @@ def extract(
     raise typer.Exit(code)
 
 
-@app.command("embed")
+@app.command("embed", help=kind("embed").summary)
 def embed(
     brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
     table: str = typer.Option("records", "--table", help="records or entities (entities embed their name)."),
@@ -52,7 +54,6 @@ def embed(
     status_file: Path | None = typer.Option(None, "--status-file"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many rows."),
 ) -> None:
-    """Embed rows that have no vector or whose text changed since they were embedded."""
     from brain.embedder import EmbedderError
     from brain.store import StoreError
     from workers.embed import EmbedConfig, run_embed
@@ -79,14 +80,13 @@ def embed(
     raise typer.Exit(code)
 
 
-@app.command("dedup")
+@app.command("dedup", help=kind("dedup").summary)
 def dedup(
     brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Find merges, write only the candidate count."),
     loop: bool = typer.Option(False, "--loop", help="Run again whenever the entities change."),
     status_file: Path | None = typer.Option(None, "--status-file"),
 ) -> None:
-    """Merge duplicate live entities of the same type; every merge is logged and undoable."""
     from workers.dedup import DedupConfig, run_dedup_worker
 
     try:
@@ -102,7 +102,7 @@ def dedup(
     raise typer.Exit(code)
 
 
-@app.command("recluster")
+@app.command("recluster", help=kind("recluster").summary)
 def recluster(
     brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
     seed: int = typer.Option(42, "--seed", help="Leiden seed: the same graph and seed give the same partition."),
@@ -110,7 +110,6 @@ def recluster(
     loop: bool = typer.Option(False, "--loop", help="Run again whenever relationships or entities change."),
     status_file: Path | None = typer.Option(None, "--status-file"),
 ) -> None:
-    """Rebuild communities with Leiden; matching communities keep their ids (and their wisdom)."""
     from workers.recluster import ReclusterConfig, run_recluster_worker
 
     try:
@@ -150,7 +149,21 @@ def _guarded(kind: str, run: WorkerRun, body: Callable[[], T]) -> T:
         raise typer.Exit(1) from exc
 
 
-@app.command("wisdom")
+def _fleet_llm_or_none() -> FleetLLM | None:
+    """The fleet LLM when the inherited settings (brainops.toml / BRAINOPS_* env) configure model tiers;
+    None means extractive summaries. The worker gets it built: settings are loaded here, at the entry point."""
+    from core.settings import load_settings
+
+    settings = load_settings()
+    if not settings.llm.tiers:
+        return None
+    from llm.fleet import fleet_llm_from_settings
+    from llm.ledger import TokenLedger
+
+    return fleet_llm_from_settings(settings, TokenLedger.from_settings(settings))
+
+
+@app.command("wisdom", help=kind("wisdom").summary)
 def wisdom(
     brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
     shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the communities."),
@@ -160,15 +173,14 @@ def wisdom(
     item_ms: int = typer.Option(0, "--item-ms", min=0, help="Simulated per-community latency without a model."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many communities."),
 ) -> None:
-    """Write one insight per community that has none (fleet LLM when configured, else extractive)."""
     from workers.runtime import WorkerRun, parse_shard
-    from workers.wisdom import WisdomConfig, fleet_llm_or_none, run_wisdom
+    from workers.wisdom import WisdomConfig, run_wisdom
 
     try:
         config = WisdomConfig(brain, parse_shard(shard), batch_size, loop, item_ms, limit)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     run = WorkerRun(kind="wisdom", status_file=status_file)
-    code = _guarded("wisdom", run, lambda: run_wisdom(config, run, fleet_llm_or_none()))
+    code = _guarded("wisdom", run, lambda: run_wisdom(config, run, _fleet_llm_or_none()))
     typer.echo(f"wisdom: {run.processed} communities in {run.batches} batches, exit {code}")
     raise typer.Exit(code)

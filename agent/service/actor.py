@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
+from core.actions import action, cooldown_key
 from core.domain import Outcome, Proposal
+from core.faults import point
+from core.ports import Effects
 from core.statedb import connect, init_schema, resolve_db_path, write_tx
 
 _DDL = """
@@ -22,6 +26,13 @@ CREATE TABLE IF NOT EXISTS action_runs (
     outcome TEXT
 );
 """
+OWNER = f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    earlier: Outcome | None = None  # the key already finished: its stored outcome, nothing runs again
+    taken_over_from: str | None = None  # claimed by an owner that died mid-effect: run again, say so
 
 
 class ActionRuns:
@@ -30,23 +41,31 @@ class ActionRuns:
     def __init__(self, db_path: str | Path) -> None:
         self.path = resolve_db_path(db_path)
         init_schema(self.path, _DDL)
-
-    def claim(self, key: str, proposal: Proposal, now: float) -> Outcome | None:
-        """None: the caller owns the key and must run the action. Else: the outcome of the earlier run."""
         with connect(self.path) as conn, write_tx(conn):
-            row = conn.execute("SELECT finished_at, outcome FROM action_runs WHERE key = ?", (key,)).fetchone()
+            columns = {r["name"] for r in conn.execute("PRAGMA table_info(action_runs)")}
+            if "owner" not in columns:
+                conn.execute("ALTER TABLE action_runs ADD COLUMN owner TEXT")
+
+    def claim(self, key: str, proposal: Proposal, now: float) -> Claim:
+        """Take the key before the effect. Callers hold the home lock (agent.service.locks), so a claim
+        left unfinished by another owner means that owner died mid-effect: it is taken over, and the effect
+        runs again, which converges (a job's worker id derives from the key; scaling sets a count)."""
+        with connect(self.path) as conn, write_tx(conn):
+            row = conn.execute("SELECT outcome, owner FROM action_runs WHERE key = ?", (key,)).fetchone()
             if row is None:
                 conn.execute(
-                    "INSERT INTO action_runs(key, action, args, started_at) VALUES (?, ?, ?, ?)",
-                    (key, proposal.action, json.dumps(proposal.args, sort_keys=True), now),
+                    "INSERT INTO action_runs(key, action, args, started_at, owner) VALUES (?, ?, ?, ?, ?)",
+                    (key, proposal.action, json.dumps(proposal.args, sort_keys=True), now, OWNER),
                 )
-                return None
-        if row["outcome"]:
-            earlier = Outcome.model_validate_json(row["outcome"])
-            return Outcome(status="skipped", detail=f"already ran under {key}: {earlier.detail}", data=earlier.data)
-        # Claimed but never finished: a crash mid-effect. Effects are idempotent at the dispatcher (worker
-        # ids derive from the key), so running again converges instead of duplicating.
-        return None
+                return Claim()
+            if row["outcome"]:
+                return Claim(earlier=Outcome.model_validate_json(row["outcome"]))
+            conn.execute("UPDATE action_runs SET owner = ? WHERE key = ?", (OWNER, key))
+        return Claim(taken_over_from=row["owner"] or "an earlier process")
+
+    def claimed(self, key: str) -> bool:
+        with connect(self.path) as conn:
+            return conn.execute("SELECT 1 FROM action_runs WHERE key = ?", (key,)).fetchone() is not None
 
     def finish(self, key: str, outcome: Outcome, now: float) -> None:
         with connect(self.path) as conn, write_tx(conn):
@@ -67,39 +86,25 @@ class ActionRuns:
         return out
 
 
-def cooldown_key(action: str, args: Mapping[str, Any]) -> str:
-    if action == "scale_workers":
-        return f"scale_workers:{args.get('kind')}@{args.get('host')}"
-    if action == "start_embedding":
-        return f"start_embedding:embed@{args.get('host')}"
-    return action
-
-
-class Effects(Protocol):
-    """What actions do to the world: the dispatcher and the ledger in the agent, the fleet model in evals."""
-
-    def scale(self, kind: str, host: str, count: int) -> str: ...
-    def start_embedding(self, host: str, shards: int, table: str, job_key: str) -> str: ...
-    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str: ...
-    def set_routing(self, weights: Mapping[str, float]) -> str: ...
-    def restart_worker(self, worker_id: str) -> str: ...
-    def stop_worker(self, worker_id: str) -> str: ...
-
-
 @dataclass
 class Actor:
     effects: Effects
     runs: ActionRuns
     clock: Callable[[], float] = time.time
 
-    def execute(self, proposal: Proposal, key: str, *, dry_run: bool = False) -> Outcome:
+    def execute(self, proposal: Proposal, key: str, *, dry_run: bool = False, recovering: bool = False) -> Outcome:
         if dry_run:
             return Outcome(status="dry_run", detail=f"dry run: would {proposal.action} {proposal.args}")
-        earlier = self.runs.claim(key, proposal, self.clock())
-        if earlier is not None:
-            return earlier
+        if recovering and not self.runs.claimed(key):
+            return Outcome(status="skipped", detail="recovered: not done (the tick stopped before this action)")
+        claim = self.runs.claim(key, proposal, self.clock())
+        if claim.earlier is not None:
+            return _ran_before(key, claim.earlier, recovering)
+        point("after_claim")
         try:
             detail = self._apply(proposal, key)
+            if claim.taken_over_from:
+                detail = f"recovered: done (claimed by {claim.taken_over_from}, which stopped mid-effect): {detail}"
             outcome = Outcome(status="done", detail=detail)
         except Exception as exc:  # one boundary for effect failures: recorded, the tick goes on
             outcome = Outcome(status="failed", detail=f"{type(exc).__name__}: {exc}")
@@ -107,25 +112,15 @@ class Actor:
         return outcome
 
     def _apply(self, proposal: Proposal, key: str) -> str:
-        a, fx = proposal.args, self.effects
-        job_key = key.replace(":", "-")
-        match proposal.action:
-            case "scale_workers":
-                return fx.scale(str(a["kind"]), str(a["host"]), int(a["count"]))
-            case "start_embedding":
-                return fx.start_embedding(
-                    str(a["host"]), int(a.get("shards", 1)), str(a.get("table", "records")), job_key
-                )
-            case "run_dedup":
-                return fx.run_job("dedup", a.get("host"), job_key, dry_run=bool(a.get("dry_run", False)))
-            case "run_recluster":
-                return fx.run_job("recluster", a.get("host"), job_key)
-            case "set_model_routing":
-                return fx.set_routing({str(k): float(v) for k, v in dict(a["weights"]).items()})
-            case "restart_worker":
-                return fx.restart_worker(str(a["worker_id"]))
-            case "stop_worker":
-                return fx.stop_worker(str(a["worker_id"]))
-            case "noop":
-                return proposal.rationale
-        raise ValueError(f"unknown action {proposal.action!r}")
+        spec = action(proposal.action)
+        if spec.effect is None:
+            return proposal.rationale
+        return spec.effect(self.effects, spec.complete(proposal.args), key.replace(":", "-"))
+
+
+def _ran_before(key: str, earlier: Outcome, recovering: bool) -> Outcome:
+    """A key that already finished. Finishing a crashed tick, its record must say what the effect did (the
+    crash came between the effect and the record); a plain re-run is a skip."""
+    if recovering:
+        return earlier.model_copy(update={"detail": f"recovered: done before the crash: {earlier.detail}"})
+    return Outcome(status="skipped", detail=f"already ran under {key}: {earlier.detail}", data=earlier.data)

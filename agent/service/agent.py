@@ -6,7 +6,6 @@ Heavy parts (LanceDB, langgraph, litellm) are built on first use, so `brainops s
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -15,14 +14,28 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from core.domain import Observation, Outcome, PlannerInfo, Proposal
-from core.ports import ApprovalRequest
+from core.ports import ApprovalRequest, ApprovalTicket
 from graphs.planners import PlanContext, PlanResult
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+    from agent.service.actor import ActionRuns, Actor
+    from agent.service.approval_threads import ApprovalThreads
+    from agent.service.effects import Fleet
+    from agent.service.locks import HomeLock
+    from agent.service.observer import FleetObserver
+    from agent.service.policy_state import PolicyInForce
     from agent.state.approvals import AnswerResult, Approval, ApprovalStore
     from agent.state.decisions import DecisionLog
     from core.settings import Settings
+    from fleet.dispatcher import ReconcileReport
+    from graphs.planners import Planner
     from policies.engine import PolicyEngine
+    from policies.live import PolicyFailure
     from policies.model import Policy
 
 
@@ -55,12 +68,11 @@ class Agent:
     settings: Settings
     clock: Callable[[], float] = time.time
     notifiers: list[Notifier] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ------------------------------------------------------------ pause
 
     @property
-    def _pause_file(self) -> Any:
+    def _pause_file(self) -> Path:
         return self.settings.home / "paused.json"
 
     def pause(self, by: str) -> None:
@@ -85,22 +97,62 @@ class Agent:
     # ------------------------------------------------------------ parts
 
     @cached_property
-    def policy(self) -> Policy:
-        from policies.loader import load_policy
+    def lock(self) -> HomeLock:
+        """Held by whatever changes state on this home, in any process: ticks, approval answers, supervision."""
+        from agent.service.locks import HomeLock
 
-        return load_policy(self.settings.policy_path)
+        return HomeLock(self.settings.home / "tick.lock")
 
     @cached_property
-    def engine(self) -> PolicyEngine:
-        from policies.engine import PolicyEngine
+    def in_force(self) -> PolicyInForce:
+        from agent.service.build import ModelSetup, build_planner
+        from agent.service.policy_state import PolicyInForce
+        from graphs.scaling import RecommendationHistory
+        from policies.live import live_policy
 
-        return PolicyEngine(self.policy, known_hosts=[h.name for h in self.settings.hosts])
+        history, model = RecommendationHistory(), ModelSetup.from_settings(self.settings)
+        return PolicyInForce(
+            live=live_policy(self.settings, on_failure=self._policy_failed, clock=self.clock),
+            known_hosts=[h.name for h in self.settings.hosts],
+            make_planner=lambda policy, engine: build_planner(policy, engine, self.settings.planner, model, history),
+        )
+
+    @property
+    def policy(self) -> Policy:
+        """The policy file as it is now (the last good version while the file fails to load)."""
+        return self.in_force.policy()
+
+    @property
+    def engine(self) -> PolicyEngine:
+        return self.in_force.engine()
+
+    @property
+    def policy_failure(self) -> PolicyFailure | None:
+        self.in_force.policy()
+        return self.in_force.live.failure
+
+    def _policy_failed(self, failure: PolicyFailure) -> None:
+        """A policy edit that does not load: the error log, a decision record, a notification (Slack)."""
+        import logging
+
+        logging.getLogger("brainops").error(
+            "policy %s fails to load; the last good policy stays in force: %s", failure.where, failure.error
+        )
+        self.decisions.append(
+            tick_id="policy",
+            action="policy.reload_failed",
+            args={"file": failure.where},
+            rationale="the policy file fails to load; the last good policy stays in force",
+            outcome=Outcome(status="failed", detail=str(failure.error)),
+            now=failure.since,
+        )
+        self._notify("policy_reload_failed", {"failure": failure})
 
     @cached_property
     def decisions(self) -> DecisionLog:
         from agent.state.decisions import DecisionLog
 
-        return DecisionLog(self.settings.state_db)
+        return DecisionLog.from_settings(self.settings)
 
     @cached_property
     def approvals(self) -> ApprovalStore:
@@ -109,61 +161,57 @@ class Agent:
         return ApprovalStore(self.settings.state_db)
 
     @cached_property
-    def fleet(self) -> Any:
+    def fleet(self) -> Fleet:
         from agent.service.effects import Fleet
 
         return Fleet.from_settings(self.settings)
 
     @cached_property
-    def runs(self) -> Any:
+    def runs(self) -> ActionRuns:
         from agent.service.actor import ActionRuns
 
         return ActionRuns(self.settings.state_db)
 
     @cached_property
-    def actor(self) -> Any:
+    def actor(self) -> Actor:
         from agent.service.actor import Actor
 
         return Actor(effects=self.fleet, runs=self.runs, clock=self.clock)
 
     @cached_property
-    def observer(self) -> Any:
+    def observer(self) -> FleetObserver:
         from agent.service.observer import FleetObserver
 
         return FleetObserver(settings=self.settings, fleet=self.fleet, approvals=self.approvals, runs=self.runs)
 
-    @cached_property
-    def planner(self) -> Any:
-        from agent.service.build import build_planner
-
-        return build_planner(self.settings, self.policy, self.engine)
+    @property
+    def planner(self) -> Planner:
+        return self.in_force.planner()
 
     @cached_property
-    def checkpointer(self) -> Any:
+    def checkpointer(self) -> SqliteSaver:
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         self.settings.ensure_dirs()
         conn = sqlite3.connect(self.settings.checkpoint_db, check_same_thread=False)
         return SqliteSaver(conn)
 
-    def _tick_graph(self, planner: Any) -> Any:
-        from graphs.tick import build_tick_graph
+    def _tick_graph(self, planner: Planner) -> CompiledStateGraph:
+        from agent.service.build import TickPorts, build_tick
 
-        return build_tick_graph(
+        ports = TickPorts(
             observer=self.observer,
-            planner=planner,
-            guard=self.engine.evaluate,
             actor=self.actor,
             desk=self,
             recorder=self.decisions,
             recent_decisions=lambda n: [r.to_dict() for r in self.decisions.last(n)],
-            policy_summary=self._policy_summary,
             checkpointer=self.checkpointer,
             clock=self.clock,
         )
+        return build_tick(ports, planner, self.policy, self.engine)
 
     @cached_property
-    def approval_graph(self) -> Any:
+    def approval_graph(self) -> CompiledStateGraph:
         from graphs.approval import build_approval_graph
 
         return build_approval_graph(
@@ -171,35 +219,42 @@ class Agent:
         )
 
     @cached_property
-    def approval_threads(self) -> Any:
+    def approval_threads(self) -> ApprovalThreads:
         from agent.service.approval_threads import ApprovalThreads
 
         return ApprovalThreads(
             graph=self.approval_graph,
             store=self.approvals,
-            lock=self._lock,
+            lock=self.lock,
             clock=self.clock,
             notify=self._notify,
             policy_blocks=lambda: "the policy is now read-only" if self.policy.read_only else None,
         )
 
-    def _policy_summary(self) -> dict[str, Any]:
-        return self.policy.model_dump(mode="json", include={"dry_run", "read_only", "hosts", "workers", "scaling"})
-
     # ------------------------------------------------------------ ticks
 
-    def tick(self, *, dry_run: bool = False, planner: Any = None, tick_id: str | None = None) -> TickReport:
+    def tick(self, *, dry_run: bool = False, planner: Planner | None = None, tick_id: str | None = None) -> TickReport:
         """One observe -> plan -> guard -> act -> record pass. Approvals it opens wait in their own threads."""
         started = self.clock()
         tick_id = tick_id or f"t{time.strftime('%Y%m%d%H%M%S', time.gmtime(started))}-{uuid.uuid4().hex[:6]}"
-        with self._lock:
-            self.expire_due()
-            self.approval_threads.settle()
-            self.supervise(started)
+        with self.lock:
+            budget = self.settings.schedule.tick_deadline_s  # from here: supervise, observe, plan, act share it
+            deadline = time.monotonic() + budget
             dry = dry_run or self.policy.dry_run
+            if dry:  # records only: no finished crashed tick, no resumed approval, no restarted worker
+                self.fleet.look()
+                self.observer.notes = []
+            else:
+                self.recover()
+                self.expire_due()
+                self.approval_threads.settle()
+                self.supervise(started)
             graph = self._tick_graph(planner or self.planner)
+            # Each step's checkpoint is on disk before the next runs, so a crash mid-act can be finished later.
             state = graph.invoke(
-                {"tick_id": tick_id, "now": started, "dry_run": dry}, {"configurable": {"thread_id": tick_id}}
+                {"tick_id": tick_id, "now": started, "dry_run": dry, "deadline": deadline, "deadline_s": budget},
+                {"configurable": {"thread_id": tick_id}},
+                durability="sync",
             )
             self.approval_threads.start_from_tick(state)
             self.checkpointer.delete_thread(tick_id)  # the tick is recorded; its checkpoints would only pile up
@@ -215,7 +270,17 @@ class Agent:
         self._notify("tick", {"report": report})
         return report
 
-    def supervise(self, now: float) -> Any:
+    def recover(self) -> int:
+        """Finish ticks a crashed process left half done (agent/service/recovery.py); how many there were."""
+        from agent.service.recovery import recover_ticks
+
+        with self.lock:
+            return recover_ticks(self.checkpointer, lambda: self._tick_graph(self.planner), self._started_approvals)
+
+    def _started_approvals(self, state: dict[str, Any]) -> None:
+        self.approval_threads.start_from_tick(state)
+
+    def supervise(self, now: float) -> ReconcileReport:
         """Restart crashed workers and converge to desired counts; its events become observation notes."""
         from agent.service.observer import supervise_notes
 
@@ -233,7 +298,7 @@ class Agent:
 
     # ------------------------------------------------------------ approvals
 
-    def open(self, request: ApprovalRequest, now: float) -> float:
+    def open(self, request: ApprovalRequest, now: float) -> ApprovalTicket:
         """ApprovalDesk port: the durable approval record (idempotent on id), then a prompt to humans."""
         requested_by = "planner:" + (request.planner.tier or request.planner.kind)
         approval = self.approvals.create(
@@ -248,9 +313,10 @@ class Agent:
             self.policy.approval_ttl_s,
             now,
         )
-        if approval.message_ts is None:
+        existing = approval.id != request.approval_id
+        if approval.message_ts is None and not existing:
             self._notify("approval_opened", {"approval": approval})
-        return approval.expires_at
+        return ApprovalTicket(approval.id, approval.expires_at, existing)
 
     def answer(self, approval_id: str, approve: bool, by: str, reason: str = "") -> AnswerResult:
         """Answer once (listed approvers only, before expiry); an approval resumes its graph and acts once."""
@@ -259,9 +325,10 @@ class Agent:
             self.resume_answered(result.approval)  # a late answer still closes the thread, as expired
         return result
 
-    def resume_answered(self, approval: Approval) -> None:
-        """Resume the approval's waiting graph with the stored answer. The action runs under the approval id."""
-        self.approval_threads.resume(approval)
+    def resume_answered(self, approval: Approval) -> Outcome | None:
+        """Resume the approval's waiting graph with the stored answer; the action runs under the approval id.
+        Returns what it did (None when another process had already resumed it)."""
+        return self.approval_threads.resume(approval)
 
     def expire_due(self) -> list[Approval]:
         """Overdue approvals become denials: their threads resume as expired and record it."""
@@ -269,8 +336,9 @@ class Agent:
 
     def maintain(self) -> None:
         """What must go on even while autonomous ticks are paused: expiries, answers, crashed workers."""
-        with self._lock:
+        with self.lock:
             now = self.clock()
+            self.recover()
             self.expire_due()
             self.approval_threads.settle()
             self.supervise(now)

@@ -8,12 +8,12 @@ answer landing after the TTL, a CLI answer racing the tick that opened the appro
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.domain import Observation, PlannerInfo, PolicyDecision, Verdict
+from core.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Verdict
 
 if TYPE_CHECKING:
     from agent.state.approvals import Approval, ApprovalStore
@@ -25,7 +25,7 @@ EXPIRED_REASON = "approval expired: default deny"
 class ApprovalThreads:
     graph: Any  # compiled graphs.approval graph with a checkpointer
     store: ApprovalStore
-    lock: threading.RLock
+    lock: AbstractContextManager[Any]  # the home lock: one process at a time resumes a thread
     clock: Callable[[], float]
     notify: Callable[[str, dict[str, Any]], None]
     policy_blocks: Callable[[], str | None] = lambda: None  # reason approved actions may not run now (read-only)
@@ -46,8 +46,9 @@ class ApprovalThreads:
                 }
                 self._start(initial)
 
-    def resume(self, approval: Approval) -> bool:
-        """Resume the thread with the record's decision; False when nothing was waiting (never runs twice)."""
+    def resume(self, approval: Approval) -> Outcome | None:
+        """Resume the thread with the record's decision and return what it did; None when nothing was waiting
+        (it never runs twice)."""
         from langgraph.types import Command
 
         from agent.state.approvals import verify_binding
@@ -58,12 +59,12 @@ class ApprovalThreads:
                 self._start(_initial_from_record(approval))
             snapshot = self.graph.get_state(config)
             if not snapshot.next:
-                return False
+                return None
             proposal = snapshot.values.get("proposal", {})
             bound = verify_binding(approval, proposal.get("action", ""), proposal.get("args", {}))
-            self.graph.invoke(Command(resume=self._answer(approval, bound)), config)
+            state = self.graph.invoke(Command(resume=self._answer(approval, bound)), config, durability="sync")
         self.notify("approval_closed", {"approval": approval})
-        return True
+        return Outcome.model_validate(state["outcome"])
 
     def expire_due(self) -> list[Approval]:
         """Overdue pending approvals become denials, recorded as expired."""
@@ -76,7 +77,7 @@ class ApprovalThreads:
         """Resume threads still waiting on an already decided (or late-expired) record."""
         resumed = 0
         for approval in self.store.recent(recent):
-            if approval.status != "pending" and self.resume(approval):
+            if approval.status != "pending" and self.resume(approval) is not None:
                 resumed += 1
         return resumed
 
@@ -95,7 +96,7 @@ class ApprovalThreads:
     def _start(self, initial: dict[str, Any]) -> None:
         config = _config(initial["approval_id"])
         if not self.graph.get_state(config).values:
-            self.graph.invoke(initial, config)
+            self.graph.invoke(initial, config, durability="sync")
 
 
 def _config(approval_id: str) -> dict[str, Any]:

@@ -1,17 +1,28 @@
-"""Builds the planner the settings ask for: rules always, the model planner in front of it when configured."""
+"""The one way a tick is wired: the planner the settings and policy ask for, and the tick graph around it.
+
+`brainops tick` / `run` (agent/service/agent.py), the eval runner and the fleet simulator all build through
+these functions, so a scenario runs the planner exactly as production configures it.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from graphs.rule_planner import RecommendationHistory, RuleParams, ScalingParams
+from core.kinds import LLM_BOUND_KINDS, STAGE_OF_KIND
+from graphs.rule_planner import RecommendationHistory, RuleParams, RulePlanner, ScalingParams
 
 if TYPE_CHECKING:
-    from core.settings import PlannerConfig
+    from core.ports import Actor, ApprovalDesk, ChatRouter, Observer, Recorder
+    from core.settings import LLMConfig, PlannerConfig, Settings
+    from graphs.planners import Planner
+    from llm.ledger import TokenLedger
+    from policies.engine import PolicyEngine
     from policies.model import Policy
 
-STAGE_OF_KIND = {"extract": "extract", "embed": "embed", "wisdom": "wisdom"}
-LLM_BOUND_KINDS = ("extract", "wisdom")  # their work is LLM calls paid from the token budget
+POLICY_SUMMARY_KEYS = {"dry_run", "read_only", "hosts", "workers", "scaling"}
 
 
 def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
@@ -53,41 +64,88 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
     )
 
 
-def new_history(params: RuleParams) -> RecommendationHistory:
-    return RecommendationHistory()
+@dataclass(frozen=True)
+class ModelSetup:
+    """What the model planner runs on: a router over the configured tiers and the loop's bounds."""
+
+    router: ChatRouter
+    max_steps: int = 6
+    max_invalid: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings, ledger: TokenLedger | None = None) -> ModelSetup | None:
+        """None when no tiers are configured or no tier has its key: then the rules decide."""
+        if not settings.llm.tiers:
+            return None
+        from llm.ledger import TokenLedger
+        from llm.router import TierRouter
+
+        router = TierRouter.from_settings(settings, ledger or TokenLedger.from_settings(settings))
+        return cls.of(router, settings.llm) if router.enabled else None
+
+    @classmethod
+    def of(cls, router: ChatRouter, llm: LLMConfig) -> ModelSetup:
+        return cls(router, max_steps=llm.max_steps, max_invalid=llm.max_invalid_calls)
 
 
-def build_planner(settings: Any, policy: Policy, engine: Any) -> Any:
-    """Rules always decide when nothing better is available; a configured model planner goes in front."""
-    from graphs.rule_planner import RulePlanner
-
-    params = rule_params(policy, settings.planner)
-    rules = RulePlanner(params, new_history(params))
-    model = _model_planner(settings, engine)
+def build_planner(
+    policy: Policy,
+    engine: PolicyEngine,
+    cfg: PlannerConfig,
+    model: ModelSetup | None = None,
+    history: RecommendationHistory | None = None,
+) -> Planner:
+    """Rules always decide when nothing better is available; a configured model planner goes in front.
+    `history` carries the scale-down stabilization window across planners rebuilt for a policy edit."""
+    rules = RulePlanner(rule_params(policy, cfg), history or RecommendationHistory())
     if model is None:
         return rules
-    from graphs.planners import FallbackPlanner
-
-    return FallbackPlanner(primary=model, fallback=rules)
-
-
-def _model_planner(settings: Any, engine: Any) -> Any:
-    """The LLM planner when tiers are configured and a key is present; else None (rules decide)."""
-    if not settings.llm.tiers:
-        return None
     from graphs.llm_planner import make_llm_planner
-    from llm.ledger import TokenLedger
-    from llm.router import TierRouter
+    from graphs.planners import FallbackPlanner
     from tools.registry import action_tools, read_only_tools
 
-    router = TierRouter.from_settings(settings, TokenLedger.from_settings(settings))
-    if not router.enabled:
-        return None
-    return make_llm_planner(
-        router,
+    primary = make_llm_planner(
+        model.router,
         [*read_only_tools(), *action_tools()],
         engine,
-        max_steps=settings.llm.max_steps,
-        max_invalid=settings.llm.max_invalid_calls,
-        allow_strategic="strategic" in engine.policy.routing.allowed_tiers,
+        max_steps=model.max_steps,
+        max_invalid=model.max_invalid,
+        allow_strategic="strategic" in policy.routing.allowed_tiers,
+    )
+    return FallbackPlanner(primary=primary, fallback=rules)
+
+
+def policy_summary(policy: Policy) -> dict[str, Any]:
+    """The policy as the model sees it through get_policy_limits."""
+    return policy.model_dump(mode="json", include=POLICY_SUMMARY_KEYS)
+
+
+@dataclass(frozen=True)
+class TickPorts:
+    """What a tick acts on: real parts in the agent, recording or simulated ones in evals."""
+
+    observer: Observer
+    actor: Actor
+    desk: ApprovalDesk
+    recorder: Recorder
+    recent_decisions: Callable[[int], list[dict[str, Any]]] = field(default=lambda _n: [])
+    checkpointer: Any = None
+    clock: Callable[[], float] = time.time
+
+
+def build_tick(ports: TickPorts, planner: Planner, policy: Policy, engine: PolicyEngine) -> Any:
+    """The compiled tick graph: observe -> plan -> guard (this engine) -> act -> record."""
+    from graphs.tick import build_tick_graph
+
+    return build_tick_graph(
+        observer=ports.observer,
+        planner=planner,
+        guard=engine.evaluate,
+        actor=ports.actor,
+        desk=ports.desk,
+        recorder=ports.recorder,
+        recent_decisions=ports.recent_decisions,
+        policy_summary=lambda: policy_summary(policy),
+        checkpointer=ports.checkpointer,
+        clock=ports.clock,
     )

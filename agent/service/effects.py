@@ -95,7 +95,8 @@ class Fleet:
             refused: list[str] = []
             for i in range(shards):
                 shard = f"{i}/{shards}" if shards > 1 else None
-                result = self.dispatcher.run_once("embed", host, self.worker_options("embed", shard=shard, table=table))
+                options = self.worker_options("embed", shard=shard, table=table)
+                result = self.dispatcher.run_once("embed", host, options, job_key=job_key)
                 if result.ok:
                     started.append(result.worker_id)
                 else:
@@ -110,7 +111,7 @@ class Fleet:
         with self.exclusive():
             target = host or self.brain_host
             extra = {"dry_run": True} if dry_run else {}
-            result = self.dispatcher.run_once(kind, target, self.worker_options(kind, **extra))
+            result = self.dispatcher.run_once(kind, target, self.worker_options(kind, **extra), job_key=job_key)
             if not result.ok:
                 raise RuntimeError(result.error or f"{kind} job did not start")
             return f"{kind} job {result.worker_id} started on {target}"
@@ -127,10 +128,18 @@ class Fleet:
 
     def stop_worker(self, worker_id: str) -> str:
         with self.exclusive():
+            row = self.dispatcher.registry.get(worker_id)
+            if row is not None and row.state in ("draining", "retired"):  # a retry after a crash finds it done
+                return f"{worker_id} already {row.state}"
             result = self.dispatcher.stop(worker_id, drain=True)
             if not result.ok:
                 raise RuntimeError(result.error or f"could not stop {worker_id}")
             return f"{worker_id} draining"
+
+    def look(self) -> None:
+        """Fresh snapshots for an observation that changes nothing (a dry run): no restarts, no convergence."""
+        self.dispatcher.workers(refresh=True)
+        self.last_unreachable = {h: m.error or "unreachable" for h, m in self.dispatcher.down.items()}
 
     def reconcile(self, now: float | None = None) -> ReconcileReport:
         """Supervise: one snapshot per host, restart crashed workers, converge to desired counts."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from agent.service.agent import Agent, TickReport
+    from agent.state.decisions import ChainHead
 
 P = "brainops_"
 TICK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -63,7 +64,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "budget_cost_today_dollars": ("gauge", "LLM cost since UTC midnight."),
     "budget_daily_cost_cap_dollars": ("gauge", "Daily cost cap (absent when none is set)."),
     "approvals_pending": ("gauge", "Approvals waiting for a human."),
+    "policy_stale": ("gauge", "1 while the policy file fails to load and its last good version is in force."),
     "last_tick_timestamp_seconds": ("gauge", "Unix time the last tick finished."),
+    "decision_chain_seq": ("gauge", "Seq of the decision log's newest record (the chain head)."),
+    "decision_chain_head": (
+        "gauge",
+        "Always 1; labels seq and hash (32 hex of the head record's hmac) name the chain head, for "
+        "`brainops decisions verify --expect-head SEQ:HASH`.",
+    ),
     "decisions": ("counter", "Decisions by action and policy verdict."),
     "decision_outcomes": ("counter", "Decisions by action and outcome status."),
     "ticks": ("counter", "Ticks finished, by planner kind."),
@@ -176,8 +184,10 @@ class BrainopsMetrics:
         tiers: Sequence[TierUsage] = (),
         approvals_pending: int | None = None,
         now: float | None = None,
+        chain_head: ChainHead | None = None,
+        policy_stale: bool = False,
     ) -> None:
-        """Replace every gauge with the fleet state of this observation."""
+        """Replace every gauge with the fleet state of this observation (and the decision log's head)."""
         fam = _Families()
         _stages(fam, obs)
         _workers(fam, obs)
@@ -185,7 +195,11 @@ class BrainopsMetrics:
         _budget(fam, obs, tiers)
         pending = len(obs.pending_approvals) if approvals_pending is None else approvals_pending
         fam.set("approvals_pending", pending)
+        fam.set("policy_stale", 1 if policy_stale else 0)
         fam.set("last_tick_timestamp_seconds", time.time() if now is None else now)
+        if chain_head is not None:  # scraped into Prometheus, where rewriting state.db cannot reach it
+            fam.set("decision_chain_seq", chain_head.seq)
+            fam.set("decision_chain_head", 1, seq=str(chain_head.seq), hash=chain_head.short)
         with self._lock:
             self._snapshot.swap(fam.families.values())
 
@@ -284,7 +298,14 @@ def refresh_from_agent(metrics: BrainopsMetrics, agent: Agent, obs: Observation 
     obs = obs.model_copy(update={"desired": dispatcher.desired(), "workers": tuple(dispatcher.workers())})
     tiers = tier_usage(settings.state_db, now, settings.budget.window_s)
     pending = len(agent.approvals.pending(now))
-    metrics.update_state(obs, tiers, approvals_pending=pending, now=now)
+    metrics.update_state(
+        obs,
+        tiers,
+        approvals_pending=pending,
+        now=now,
+        chain_head=agent.decisions.head(),
+        policy_stale=agent.policy_failure is not None,
+    )
 
 
 def tick_callbacks(

@@ -65,7 +65,7 @@ class FleetObserver:
     def _recent_actions(self) -> dict[str, float]:
         """Last done time per cooldown key, plus "refused:<key>" for actions a human denied or let expire,
         so the planner does not ask the same question again every tick."""
-        from agent.service.actor import cooldown_key
+        from core.actions import cooldown_key
 
         recent = self.runs.last_done()
         for approval in self.approvals.recent(50):
@@ -93,11 +93,13 @@ class FleetObserver:
         store = BrainStore(self.settings.brain_path)
         try:
             if not store.exists():
-                return BrainStats(), f"no brain at {self.settings.brain_path}"
+                missing = f"no brain at {self.settings.brain_path}"
+                return BrainStats(error=missing), missing
             return store.stats(now), None
         except Exception as exc:  # a broken store degrades the tick; the planner sees the note
             log.warning("brain stats failed: %s", exc)
-            return BrainStats(), f"brain stats failed: {exc}"
+            broken = f"brain unreadable: {type(exc).__name__}: {exc}"
+            return BrainStats(error=broken[:500]), broken
 
     def _budget(self, now: float) -> BudgetState:
         try:
@@ -116,6 +118,8 @@ def supervise_notes(report: Any) -> list[str]:
         notes.append(f"workers gone FATAL (crash loop): {', '.join(report.fatal)}")
     if report.unreachable:
         notes.append(f"unreachable hosts: {', '.join(report.unreachable)}")
+    if report.orphans:
+        notes.append(f"orphan worker processes stopped (no registry row): {', '.join(report.orphans)}")
     return notes
 
 

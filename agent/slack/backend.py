@@ -129,8 +129,20 @@ class SlackNotifier:
                 mark_decided(self.client, fresh)
         elif event == "tick" and self.channel:
             summary = tick_summary(payload["report"])
+            if (failure := self.agent.policy_failure) is not None:  # said on every digest until it is fixed
+                summary["errors"].append(f"policy {failure.where} fails to load; the last good one is in force")
             if summary["decisions"] or summary["errors"]:
+                summary["chain_head"] = self._chain_head()
                 notify_tick(self.client, self.channel, summary)
+
+    def _chain_head(self) -> str | None:
+        """The decision log's head `N:HASH`, posted with each digest: one more copy outside state.db."""
+        try:
+            head = self.agent.decisions.head()
+        except Exception as exc:  # a digest without the head beats no digest
+            log.warning("cannot read the decision chain head: %s", exc)
+            return None
+        return str(head) if head else None
 
 
 def tick_summary(report: TickReport) -> dict[str, Any]:

@@ -156,7 +156,7 @@ def tick_digest(tick_summary: Any) -> tuple[str, list[Block]]:
     """Concise digest of one tick: counts, then one line per non-noop decision (failures first).
 
     Accepts a mapping or pydantic model with `tick_id` and `decisions` (each with action, args and
-    an `outcome` {status, detail}); optional `planner` and `errors` (strings) are shown when present.
+    an `outcome` {status, detail}); optional `planner`, `errors` (strings) and `chain_head` are shown when present.
     """
     summary = _as_mapping(tick_summary)
     decisions = [_as_mapping(d) for d in summary.get("decisions", ())]
@@ -174,5 +174,7 @@ def tick_digest(tick_summary: Any) -> tuple[str, list[Block]]:
     if not lines:
         lines = ["nothing to do"]
     blocks = [_section(header), _section("\n".join(lines))]
+    if summary.get("chain_head"):  # optional `chain_head` ("N:HASH"): the decision log's head, recorded here too
+        blocks.append(_context(f"decision chain head `{summary['chain_head']}`"))
     text = f"Tick {summary.get('tick_id', '?')}: {len(acted)} action(s), {len(failures)} failed"
     return text, blocks

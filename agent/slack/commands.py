@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.domain import SCALABLE_KINDS
+from core.kinds import SCALABLE_KINDS
 
 MAX_DECISIONS = 50
 DEFAULT_DECISIONS = 10

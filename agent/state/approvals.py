@@ -11,10 +11,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from core.domain import Outcome
 from core.redact import redact, redact_text
 from core.statedb import canonical_json, connect, init_schema, resolve_db_path, sha256_hex, write_tx
 
@@ -45,6 +46,20 @@ CREATE TABLE IF NOT EXISTS approvals (
     message_ts TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
+"""
+# One pending approval per action and arguments, enforced by SQLite rather than a read-then-write, so
+# concurrent ticks (or a tick and a chat request) cannot open two prompts for one need.
+_ONE_PENDING = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS approvals_one_pending ON approvals(args_hash) WHERE status = 'pending'"
+)
+# Stores made before the index may hold such twins already: all but the newest count as expired.
+_EXPIRE_TWINS = """
+UPDATE approvals SET status = 'expired', reason = 'superseded by a newer approval for the same action'
+WHERE status = 'pending' AND EXISTS (
+    SELECT 1 FROM approvals newer WHERE newer.args_hash = approvals.args_hash AND newer.status = 'pending'
+    AND (newer.created_at > approvals.created_at
+         OR (newer.created_at = approvals.created_at AND newer.id > approvals.id))
+)
 """
 
 
@@ -81,6 +96,7 @@ class AnswerResult:
     status: AnswerStatus
     approval: Approval | None = None
     message: str = ""
+    outcome: Outcome | None = None  # what the resumed action did, where the caller resumed it
 
     @property
     def ok(self) -> bool:
@@ -109,6 +125,10 @@ class ApprovalStore:
     def __init__(self, db_path: str | Path) -> None:
         self.path = resolve_db_path(db_path)
         init_schema(self.path, _DDL)
+        with connect(self.path) as conn, write_tx(conn):
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'approvals_one_pending'").fetchone():
+                conn.execute(_EXPIRE_TWINS)
+                conn.execute(_ONE_PENDING)
 
     def create(
         self,
@@ -123,7 +143,8 @@ class ApprovalStore:
         ttl_s: float,
         now: float | None = None,
     ) -> Approval:
-        """Create a pending approval; the same id again returns the stored row (graph nodes may re-run)."""
+        """Create a pending approval; the same id again returns the stored row (graph nodes may re-run), and
+        so does a request for the action and arguments of another approval still pending (check the id)."""
         if not id or not action:
             raise ValueError("an approval needs an id and an action")
         if ttl_s <= 0:
@@ -144,12 +165,23 @@ class ApprovalStore:
             now + ttl_s,
         )
         with connect(self.path) as conn, write_tx(conn):
+            # An overdue twin no longer blocks: it is expired now (its thread records that on settle).
+            conn.execute(
+                "UPDATE approvals SET status = 'expired' WHERE args_hash = ? AND status = 'pending'"
+                " AND expires_at <= ? AND id != ?",
+                (binding, now, id),
+            )
             conn.execute(
                 "INSERT OR IGNORE INTO approvals (id, tick_id, action, args, args_hash, rationale, risk,"
                 " rule_ids, requested_by, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 values,
             )
             approval = _fetch(conn, id)
+            if approval is None:  # the unique index kept it out: the same action is already waiting
+                twin = conn.execute(
+                    "SELECT id FROM approvals WHERE args_hash = ? AND status = 'pending'", (binding,)
+                ).fetchone()
+                approval = _fetch(conn, twin["id"])
         assert approval is not None
         if approval.args_hash != binding:
             raise ValueError(f"approval {id} already exists for a different action or arguments")
@@ -222,7 +254,7 @@ class ApprovalStore:
             return _from_row(row) if row else None
 
 
-OnAnswered = Callable[["Settings", Approval], None]
+OnAnswered = Callable[["Settings", Approval], "Outcome | None"]
 
 
 def answer_approval(
@@ -238,21 +270,28 @@ def answer_approval(
 ) -> AnswerResult:
     """The store half of `brainops approve/deny` and the Slack buttons.
 
-    `approvers` defaults to the policy file's list. `on_answered(settings, approval)` runs only after a
-    successful answer; it is where the waiting approval graph gets resumed.
+    `approvers` defaults to the policy file's list. `on_answered(settings, approval)` resumes the waiting
+    approval graph after a successful answer, and after one that found the approval expired, so the expiry is
+    recorded by whoever notices it; its outcome comes back in the result.
     """
     allowed = policy_approvers(settings) if approvers is None else approvers
     result = ApprovalStore(settings.state_db).answer(id, approve, by, allowed, reason, now)
-    if result.ok and on_answered is not None and result.approval is not None:
-        on_answered(settings, result.approval)
+    if (result.ok or result.status == "expired") and on_answered is not None and result.approval is not None:
+        return replace(result, outcome=on_answered(settings, result.approval))
     return result
 
 
 def policy_approvers(settings: Settings) -> tuple[str, ...]:
-    """Approver names from the policy file (policies.loader is imported lazily: it is another module's)."""
-    from policies.loader import load_policy
+    """Approver names from the policy file as it is now; while it fails to load, from its last good copy
+    (said on stderr: an answer must not silently follow a policy the operator believes replaced)."""
+    import sys
 
-    policy: Any = load_policy(settings.policy_path)
+    from policies.live import live_policy
+
+    live = live_policy(settings)
+    policy: Any = live.current()
+    if live.failure is not None:
+        print(f"warning: {live.failure.error}; using the last good policy's approvers", file=sys.stderr)
     names = policy.get("approvers") if isinstance(policy, Mapping) else getattr(policy, "approvers", None)
     if names is None:
         raise ValueError(f"policy {settings.policy_path} lists no approvers")

@@ -1,0 +1,171 @@
+"""The actions: the one declaration every other list of actions is derived from.
+
+Each action declares its argument model (the tool schema the model sees, the policy's argument shape check
+and the eval scenario schema are derived from it), whether it changes anything, the key its cooldown is
+counted under, and its effect in terms of the `Effects` port. Adding an action: docs/ARCHITECTURE.md,
+"Adding an action"; tests/test_registries.py fails while a declaration is incomplete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+
+from core.kinds import EMBED_TABLES, SCALABLE_KINDS
+from core.ports import Effects
+
+
+def _one_of(names: tuple[str, ...]) -> Any:
+    """A string that must be one of `names`, shown to the model (and in JSON Schema) as an enum."""
+
+    def check(value: str) -> str:
+        if value not in names:
+            raise ValueError(f"must be one of {', '.join(names)}, got {value!r}")
+        return value
+
+    return Annotated[str, AfterValidator(check), WithJsonSchema({"enum": list(names), "type": "string"})]
+
+
+# Argument types shared by the models below and the tool functions in tools/actions.py.
+if TYPE_CHECKING:
+    ScalableKind = str
+    EmbedTable = str
+else:
+    ScalableKind = _one_of(SCALABLE_KINDS)
+    EmbedTable = _one_of(EMBED_TABLES)
+Count = Annotated[int, Field(ge=0, le=256)]
+Shards = Annotated[int, Field(ge=1, le=16)]
+Merges = Annotated[int, Field(ge=0)]
+
+
+class ActionArgs(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScaleWorkersArgs(ActionArgs):
+    kind: ScalableKind
+    host: str
+    count: Count
+
+
+class StartEmbeddingArgs(ActionArgs):
+    host: str
+    shards: Shards = 1
+    table: EmbedTable = "records"
+
+
+class RunDedupArgs(ActionArgs):
+    dry_run: bool = False
+    expected_merges: Merges = 0
+
+
+class ReasonArgs(ActionArgs):
+    reason: str = ""
+
+
+class SetModelRoutingArgs(ActionArgs):
+    weights: dict[str, float]
+
+
+class WorkerRefArgs(ActionArgs):
+    worker_id: str
+
+
+Effect = Callable[[Effects, Mapping[str, Any], str], str]  # (effects, complete args, job key) -> detail
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    args: type[ActionArgs]
+    mutates: bool
+    effect: Effect | None  # None: nothing to do (the rationale is the record)
+    cooldown: Callable[[Mapping[str, Any]], str] | None = None  # None: counted under the action's name
+
+    @property
+    def arg_names(self) -> tuple[str, ...]:
+        return tuple(self.args.model_fields)
+
+    @property
+    def optional_args(self) -> frozenset[str]:
+        return frozenset(n for n, f in self.args.model_fields.items() if not f.is_required())
+
+    def complete(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments with every default this declaration gives filled in (the values are not checked)."""
+        defaults = {n: f.default for n, f in self.args.model_fields.items() if not f.is_required()}
+        return {**defaults, **args}
+
+    def cooldown_key(self, args: Mapping[str, Any]) -> str:
+        return self.cooldown(args) if self.cooldown else self.name
+
+
+def _scale(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.scale(str(a["kind"]), str(a["host"]), int(a["count"]))
+
+
+def _embed(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.start_embedding(str(a["host"]), int(a["shards"]), str(a["table"]), job_key)
+
+
+def _job(kind: str) -> Effect:
+    def run(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+        return fx.run_job(kind, a.get("host"), job_key, dry_run=bool(a.get("dry_run", False)))
+
+    return run
+
+
+def _routing(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.set_routing({str(k): float(v) for k, v in dict(a["weights"]).items()})
+
+
+def _restart(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.restart_worker(str(a["worker_id"]))
+
+
+def _stop(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.stop_worker(str(a["worker_id"]))
+
+
+ACTION_SPECS: tuple[ActionSpec, ...] = (
+    ActionSpec(
+        "scale_workers",
+        ScaleWorkersArgs,
+        mutates=True,
+        effect=_scale,
+        cooldown=lambda a: f"scale_workers:{a.get('kind')}@{a.get('host')}",
+    ),
+    ActionSpec(
+        "start_embedding",
+        StartEmbeddingArgs,
+        mutates=True,
+        effect=_embed,
+        cooldown=lambda a: f"start_embedding:embed@{a.get('host')}",
+    ),
+    ActionSpec("run_dedup", RunDedupArgs, mutates=True, effect=_job("dedup")),
+    ActionSpec("run_recluster", ReasonArgs, mutates=True, effect=_job("recluster")),
+    ActionSpec("set_model_routing", SetModelRoutingArgs, mutates=True, effect=_routing),
+    ActionSpec("restart_worker", WorkerRefArgs, mutates=True, effect=_restart),
+    ActionSpec("stop_worker", WorkerRefArgs, mutates=True, effect=_stop),
+    ActionSpec("noop", ReasonArgs, mutates=False, effect=None),
+)
+
+BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ACTION_SPECS}
+ACTIONS: tuple[str, ...] = tuple(BY_NAME)
+MUTATING_ACTIONS: frozenset[str] = frozenset(a.name for a in ACTION_SPECS if a.mutates)
+ACTION_ARGS: dict[str, tuple[str, ...]] = {a.name: a.arg_names for a in ACTION_SPECS}
+
+
+def action(name: str) -> ActionSpec:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown action {name!r}; known: {', '.join(ACTIONS)}") from None
+
+
+def cooldown_key(name: str, args: Mapping[str, Any]) -> str:
+    """Where an action's cooldown is counted: "scale_workers:kind@host", "start_embedding:embed@host", or its name."""
+    spec = BY_NAME.get(name)
+    return spec.cooldown_key(args) if spec else name

@@ -1,0 +1,23 @@
+"""Fault-injection seams for the crash and race tests: named points where a process can be made to die
+(`BRAINOPS_FAULT=after_claim`) or to pause (`BRAINOPS_FAULT=after_claim:0.5`, widening a race window).
+Unset, as in production, a point is one dictionary look-up."""
+
+from __future__ import annotations
+
+import os
+import time
+
+POINTS = ("after_claim", "after_spawn", "before_record")
+
+
+def point(name: str) -> None:
+    spec = os.environ.get("BRAINOPS_FAULT")
+    if not spec:
+        return
+    where, _, pause = spec.partition(":")
+    if where != name:
+        return
+    if pause:
+        time.sleep(float(pause))
+        return
+    os._exit(137)  # as kill -9 would: no cleanup, no finally blocks
