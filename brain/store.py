@@ -122,6 +122,9 @@ class BrainStore:
                 table = self.db.open_table(name)
             except (FileNotFoundError, ValueError) as exc:
                 raise StoreError(f"table {name!r} missing in {self.uri}: run `brainops brain seed`") from exc
+            except (RuntimeError, OSError) as exc:  # lance's IO errors: a damaged manifest or data file
+                first = str(exc).splitlines()[0][:200]
+                raise StoreError(f"table {name!r} in {self.uri} cannot be read (corrupt?): {first}") from exc
             declare_primary_key(table, KEYS.get(name, "id"))
             self._tables[name] = table
         return self._tables[name]

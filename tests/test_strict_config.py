@@ -333,3 +333,29 @@ def test_key_lines_follow_tables_arrays_and_multiline_values() -> None:
     assert lines[("hosts", 1, "adress")] == 12
     assert lines[("schedule", "jobs", 0, "args", "a", "b")] == 15 and lines[("schedule", "jobs", 0, "args")] == 14
     assert repeats == []
+
+
+@pytest.mark.slow
+def test_a_policy_typo_is_one_line_with_file_and_line(tmp_path: Path, cwd: Path, small_brain: str) -> None:
+    """Was a 60-190 line traceback."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DEFAULT_POLICY.read_text().replace("approval_ttl_s: 900", "approval_tll_s: 900"))
+    line = next(i for i, text in enumerate(policy.read_text().splitlines(), 1) if "approval_tll_s" in text)
+    config = write(tmp_path, brain=Path(small_brain))
+    config.write_text(config.read_text().replace(str(DEFAULT_POLICY), str(policy)))
+    done = brainops(cwd, "--config", str(config), "tick", "--dry-run")
+    assert_clean_error(done, f"{policy}:{line}:", "approval_tll_s")
+    assert len(done.stderr.strip().splitlines()) <= 3
+
+
+@pytest.mark.slow
+def test_a_corrupt_brain_is_one_sentence(tmp_path: Path, cwd: Path, small_brain: str) -> None:
+    import shutil
+
+    brain = tmp_path / "brain"
+    shutil.copytree(small_brain, brain)
+    for manifest in brain.glob("*.lance/_versions/*"):
+        manifest.write_bytes(b"garbage")
+    done = brainops(cwd, "--config", str(write(tmp_path, brain=brain)), "brain", "stats", "--path", str(brain))
+    assert_clean_error(done, f"in {brain} cannot be read (corrupt?)")
+    assert len(done.stderr.strip().splitlines()) == 1
