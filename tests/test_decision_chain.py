@@ -512,14 +512,18 @@ def test_verify_does_not_set_up_the_schema_or_make_directories(
 ) -> None:
     """The write paths a full disk breaks are never taken: no schema DDL, no mkdir, no write transaction."""
     _append(log, 2)
+    import agent.state.decision_chain as decision_chain
     import agent.state.decisions as decisions
+    import core.statedb as statedb
 
     def refuse(*_a: Any, **_k: Any) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(decisions, "init_schema", refuse)
-    monkeypatch.setattr(decisions, "write_tx", refuse)
-    monkeypatch.setattr(decisions, "resolve_db_path", refuse)
+    for module in (statedb, decisions, decision_chain):  # wherever verify might reach them from
+        for name in ("init_schema", "write_tx", "resolve_db_path"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(Path, "mkdir", refuse)
     result = _cli("verify")
     assert result.exit_code == 0 and "ok: 2 records" in result.output, result.output
     assert _cli("head").exit_code == 0
