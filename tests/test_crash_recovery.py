@@ -86,3 +86,20 @@ def test_24_random_kill_9s_leave_no_unrecorded_effect_and_no_orphan(tmp_path: Pa
         assert last
     finally:
         kill_workers(settings.run_dir)
+
+
+def test_a_tick_stopped_before_it_decided_is_dropped_not_replayed(tmp_path: Path, small_brain: str) -> None:
+    """What a kill during the first step leaves: a thread with no input values (it crashed the next tick)."""
+    policy = write_policy(tmp_path / "p.yaml", **NO_CPU_CEILING)
+    settings = make_settings(tmp_path, copy_brain(small_brain, tmp_path), policy)
+    agent = Agent(settings)
+    try:
+        graph = agent._tick_graph(agent.planner)
+        config = {"configurable": {"thread_id": "t-killed-while-observing"}}
+        graph.update_state(config, {"recovering": False}, as_node="__start__")
+        assert graph.get_state(config).next == ("observe",)
+        agent.tick()
+        assert unfinished_ticks(agent.checkpointer) == []
+        assert {r.tick_id for r in agent.decisions.all()} == {agent.decisions.all()[0].tick_id}
+    finally:
+        kill_workers(settings.run_dir)
