@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from support.fake_llm_server import FakeLLMServer, HttpError, RecordedRequest, Text, three_tier_config, tool_calls
+from support.observations import NOW, extract_backlog
 
-from core.domain import BrainStats, HostMetrics, Observation, Proposal, WorkerInfo
+from core.domain import HostMetrics, Observation, Proposal, WorkerInfo
 from graphs.llm_planner import LLMPlanner, make_llm_planner
 from graphs.planners import FallbackPlanner, PlanContext, PlanFailed, PlanResult
 from graphs.rule_planner import RuleParams, RulePlanner
@@ -21,7 +22,6 @@ from tools.registry import action_tools, read_only_tools
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 pytestmark = pytest.mark.usefixtures("fake_llm_key")
-NOW = 1_800_000_000.0
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 
 
@@ -39,15 +39,7 @@ def planner(server: FakeLLMServer, ledger: TokenLedger, max_invalid: int = 2) ->
 
 
 def observation(**changes: object) -> Observation:
-    base = Observation(
-        time=NOW,
-        hosts=(HostMetrics(host="brain", cpu_count=8), HostMetrics(host="worker1", cpu_count=8, cpu_percent=20)),
-        workers=(WorkerInfo(id="extract-worker1-1", kind="extract", host="worker1", started_at=NOW - 600),),
-        brain=BrainStats(records=10_000, pending={"extract": 1_500}),
-        rates={"extract": 20.0},
-        desired={"extract@worker1": 1},
-    )
-    return base.model_copy(update=changes)
+    return extract_backlog(**changes)
 
 
 def context(obs: Observation | None = None) -> PlanContext:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
+from support.observations import NOW, extract_backlog
 from support.scripted_chat import ProviderDown, ScriptedChatModel, ai_text, ai_tool_calls
 
-from core.domain import BrainStats, HostMetrics, Observation, Proposal, WorkerInfo
+from core.domain import HostMetrics, Proposal
 from graphs.llm_planner import LLMPlanner
 from graphs.planners import FallbackPlanner, PlanContext, PlanFailed, PlanResult
 from graphs.rule_planner import RuleParams, RulePlanner
@@ -18,20 +19,11 @@ from policies.engine import PolicyEngine
 from policies.loader import load_policy
 from tools.registry import action_tools, read_only_tools
 
-NOW = 1_800_000_000.0
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 
 
 def context(**changes: object) -> PlanContext:
-    obs = Observation(
-        time=NOW,
-        hosts=(HostMetrics(host="brain", cpu_count=8), HostMetrics(host="worker1", cpu_count=8, cpu_percent=20)),
-        workers=(WorkerInfo(id="extract-worker1-1", kind="extract", host="worker1", started_at=NOW - 600),),
-        brain=BrainStats(records=10_000, pending={"extract": 1_500}),
-        rates={"extract": 20.0},
-        desired={"extract@worker1": 1},
-    )
-    return PlanContext(observation=obs.model_copy(update=changes), now=NOW)
+    return PlanContext(observation=extract_backlog(**changes), now=NOW)
 
 
 def planner(model: ScriptedChatModel) -> LLMPlanner:
