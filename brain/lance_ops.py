@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from brain.schema import PRIMARY_KEY
@@ -39,6 +40,32 @@ def with_conflict_retry(op: Callable[[], T], attempts: int = 8, base_s: float = 
                 raise
             time.sleep(base_s * (2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
+
+
+def add_missing_columns(table: Table, schema: pa.Schema) -> list[str]:
+    """Brains made before a nullable column joined workers.schema get it on first open, all null.
+
+    Same best-effort rules as declare_primary_key: a handle that may not write still reads.
+    """
+
+    def missing() -> list[pa.Field]:
+        have = set(table.schema.names)
+        return [f for f in schema if f.name not in have and f.nullable]
+
+    def add() -> None:
+        table.checkout_latest()
+        if fields := missing():
+            table.add_columns(fields)
+
+    added = [f.name for f in missing()]
+    if not added:
+        return []
+    try:
+        with_conflict_retry(add)
+    except Exception as exc:  # reading must not depend on this upgrade succeeding
+        log.warning("could not add columns %s to %s: %s", added, table.name, exc)
+        return []
+    return added
 
 
 def declare_primary_key(table: Table, key: str) -> None:

@@ -38,6 +38,9 @@ ENTITIES = pa.schema(
         pa.field("name", pa.string()),
         pa.field("type", pa.string()),
         pa.field("description", pa.string()),
+        # JSON object of what the extractor knows besides the name ({"birth_date": "1980-02-01", ...});
+        # dedup compares it key by key: disagreement on an identifying attribute keeps two entities apart.
+        pa.field("attributes", pa.string()),
         pa.field("bucket", pa.int32()),
         pa.field("content_hash", pa.string()),
         pa.field("vector", VECTOR),
@@ -65,6 +68,8 @@ COMMUNITIES = pa.schema(
         pa.field("run_id", pa.string()),
         pa.field("members", pa.list_(pa.string())),  # entity ids
         pa.field("size", pa.int32()),
+        pa.field("level", pa.int32()),  # 0 = the coarsest partition; level k+1 splits communities of level k
+        pa.field("parent", pa.string()),  # id of the level-(k-1) community this one splits; null at level 0
         pa.field("created_at", pa.float64()),  # when this community (with these members) first appeared
         pa.field("updated_at", pa.float64()),  # run that last confirmed it
     ]
@@ -88,6 +93,8 @@ MERGE_LOG = pa.schema(
         pa.field("score", pa.float32()),
         pa.field("reason", pa.string()),
         pa.field("payload", pa.string()),  # JSON: the rows and relationship endpoints before the merge
+        # JSON: why the pairs matched (match probability, the comparison levels, any model adjudication)
+        pa.field("evidence", pa.string()),
         pa.field("undone_at", pa.float64()),
     ]
 )

@@ -252,6 +252,7 @@ def entity_table(plan: EntityPlan, seed: int, now: float, vectors: np.ndarray | 
             "description": [
                 f"{n} ({t}) as mentioned in team notes." for n, t in zip(plan.names, plan.types, strict=True)
             ],
+            "attributes": pa.nulls(len(plan.ids), pa.string()),
             "bucket": pa.array([zlib.crc32(i.encode()) % schema.BUCKETS for i in plan.ids], pa.int32()),
             "content_hash": hashes,
             "vector": _vector_array(vectors) if vectors is not None else pa.nulls(len(plan.ids), schema.VECTOR),
@@ -339,6 +340,7 @@ def _record_batch(
             "id": ids,
             "text": texts,
             "source": [rng.choice(V.SOURCES) for _ in range(m)],
+            "attributes": pa.nulls(len(plan.ids), pa.string()),
             "bucket": pa.array([zlib.crc32(i.encode()) % schema.BUCKETS for i in ids], pa.int32()),
             "content_hash": hashes,
             "vector": vectors,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from brain.lance_ops import declare_primary_key, drop_repeated_keys, sql_list, with_conflict_retry
+from brain.lance_ops import add_missing_columns, declare_primary_key, drop_repeated_keys, sql_list, with_conflict_retry
 from brain.schema import KEYS, TABLES
 from core.domain import BrainStats
 
@@ -126,6 +126,7 @@ class BrainStore:
                 first = str(exc).splitlines()[0][:200]
                 raise StoreError(f"table {name!r} in {self.uri} cannot be read (corrupt?): {first}") from exc
             declare_primary_key(table, KEYS.get(name, "id"))
+            add_missing_columns(table, TABLES[name])
             self._tables[name] = table
         return self._tables[name]
 
