@@ -34,7 +34,12 @@ test: $(STAMP)
 
 # Writes bench/out/ (figures, results, logs: git-ignored) and bench/REPORT.md (committed). BENCH_ARGS=--quick etc.
 BENCH_ARGS ?=
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 lint: $(STAMP)
