@@ -1,5 +1,6 @@
 """Recluster on the seed-scale graph (21,138 entities, 21,008 relationships): the worker's seconds incl.
-I/O, and igraph Leiden vs networkx Louvain on the same graph (seconds, modularity, NMI vs the planted plan).
+I/O and its community levels, and igraph Leiden vs networkx Louvain on the same graph (seconds, modularity, NMI
+vs the planted plan); "partitions" sets the worker's hierarchical leaves beside the flat (one-pass) Leiden.
 
 Run: `.venv/bin/python -m bench.bench_recluster` (writes bench/out/bench_recluster.json).
 """
@@ -20,6 +21,31 @@ def _nmi(membership: list[int], planted: list[int]) -> float:
     import igraph
 
     return round(float(igraph.compare_communities(membership, planted, method="nmi")), 4)
+
+
+def _levels(hierarchy: Any, graph: Any, planted: list[int], seconds: float) -> dict[str, Any]:
+    sizes = sorted(len(hierarchy.communities[i].members) for i in hierarchy.leaves()) or [0]
+    mean = round(sum(sizes) / len(sizes), 2)
+    return {
+        "seconds": round(seconds, 3),
+        "levels": list(hierarchy.level_counts()),
+        "leaves": len(hierarchy.leaves()),
+        "leaf_size_min_median_mean_max": [sizes[0], sizes[len(sizes) // 2], mean, sizes[-1]],
+        "splits": {"tested": hierarchy.splits_tested, "kept": hierarchy.splits_kept, "forced": hierarchy.splits_forced},
+        "nmi_vs_planted": _nmi(hierarchy.leaf_membership(graph.vcount()), planted),
+    }
+
+
+def _partitions(graph: Any, planted: list[int], seed: int) -> dict[str, Any]:
+    """The worker's pure partitioning with its default config, hierarchical vs flat, on the same graph."""
+    from workers.recluster import ReclusterConfig, communities_of
+
+    out = {}
+    for method in ("hierarchical", "flat"):
+        started = time.perf_counter()
+        hierarchy = communities_of(graph, ReclusterConfig("bench", seed=seed, method=method))
+        out[method] = _levels(hierarchy, graph, planted, time.perf_counter() - started)
+    return out
 
 
 def _leiden_vs_louvain(store: Any, planted_of: dict[str, int], seed: int) -> dict[str, Any]:
@@ -63,6 +89,8 @@ def _leiden_vs_louvain(store: Any, planted_of: dict[str, int], seed: int) -> dic
             "nmi_vs_planted": _nmi(louvain, planted),
         },
         "planted_modularity": round(q_planted, 4),
+        "planted_communities": len(set(planted)),
+        "partitions": _partitions(graph, planted, seed),
     }
 
 
@@ -91,6 +119,8 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         "worker_first_run": {
             "seconds": round(first_s, 2),
             "communities": first.communities,
+            "levels": list(first.levels),
+            "leaf_sizes_min_median_max": list(first.leaf_sizes),
             "new_ids": first.new_ids,
             "modularity": round(first.modularity, 4),
             **{k: round(v, 3) for k, v in first.timings.items()},
@@ -98,6 +128,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         "worker_second_run": {
             "seconds": round(second_s, 2),
             "communities": second.communities,
+            "levels": list(second.levels),
             "kept_ids": second.kept_ids,
             "new_ids": second.new_ids,
         },

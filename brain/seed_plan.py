@@ -278,6 +278,8 @@ def community_tables(plan: EntityPlan, seed: int, now: float) -> tuple[pa.Table,
                 "run_id": "seed-previous",
                 "members": group,
                 "size": len(group),
+                "level": 0,  # one level: the planted communities, each its own leaf
+                "parent": None,
                 "created_at": last - rng.uniform(1, 30) * DAY,
                 "updated_at": last,
             }

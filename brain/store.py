@@ -6,13 +6,15 @@ Meta keys other workers read or write (all values are strings in the `meta` tabl
 - ``META_LAST_RECLUSTER_AT``: unix time of the last recluster run (recluster writes it).
 - ``META_REWIRED_SINCE_RECLUSTER``: relationships rewritten by merges since then (dedup adds, recluster resets).
 - ``META_DEDUP_CANDIDATES`` / ``META_DEDUP_AT``: candidate count of the last dedup dry run and its time.
+- ``META_DEDUP_PLAN`` / ``META_DEDUP_PLAN_SUMMARY``: the last dry run's merge plan (workers/dedup_plan.py owns
+  both) and its small summary, which `stats` reports as `BrainStats.dedup_plan`.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ import pyarrow.compute as pc
 
 from brain.lance_ops import add_missing_columns, declare_primary_key, drop_repeated_keys, sql_list, with_conflict_retry
 from brain.schema import KEYS, TABLES
-from core.domain import BrainStats
+from core.domain import BrainStats, DedupPlanSummary
 
 if TYPE_CHECKING:
     from lancedb.db import DBConnection
@@ -33,6 +35,8 @@ META_LAST_RECLUSTER_AT = "last_recluster_at"
 META_REWIRED_SINCE_RECLUSTER = "relationships_rewired_since_recluster"
 META_DEDUP_CANDIDATES = "dedup_candidates"
 META_DEDUP_AT = "dedup_dry_run_at"
+META_DEDUP_PLAN = "dedup_plan"  # JSON, can be large: stats never reads it
+META_DEDUP_PLAN_SUMMARY = "dedup_plan_summary"  # JSON of core.domain.DedupPlanSummary
 
 # Rows whose vector is missing or was made from older text. Works on both records and entities.
 EMBED_PENDING = "embedded_hash IS NULL OR embedded_hash != content_hash"
@@ -70,6 +74,18 @@ def last_row_per_key(rows: pa.Table, on: str) -> pa.Table:
         return rows
     last = {k: i for i, k in enumerate(values)}
     return rows.take(sorted(last.values()))
+
+
+def dedup_plan_summary(meta: Mapping[str, str], entities_version: int) -> DedupPlanSummary | None:
+    """The stored dedup plan's summary, stale when the entities table moved past the version it was made on."""
+    raw = meta.get(META_DEDUP_PLAN_SUMMARY)
+    if not raw:
+        return None
+    try:
+        summary = DedupPlanSummary.model_validate_json(raw)
+    except ValueError:  # a summary from another version of brainops: as if there were no plan
+        return None
+    return summary.model_copy(update={"stale": summary.entities_version != entities_version})
 
 
 def normalize_name(name: str) -> str:
@@ -193,8 +209,10 @@ class BrainStore:
         hit = tbl.search().where(f"key = {sql_list([key])}").select(["value"]).limit(1).to_arrow()
         return None if hit.num_rows == 0 else hit.column("value")[0].as_py()
 
-    def meta_all(self) -> dict[str, str]:
-        data = self.fresh("meta").to_arrow()
+    def meta_all(self, skip: Collection[str] = ()) -> dict[str, str]:
+        """Every meta key and value, but those in `skip` (large values a caller does not need)."""
+        where = f"key NOT IN ({sql_list(skip)})" if skip else None
+        data = self.fresh("meta").to_lance().to_table(columns=["key", "value"], filter=where)
         return dict(zip(data.column("key").to_pylist(), data.column("value").to_pylist(), strict=True))
 
     def meta_set(self, key: str, value: object) -> None:
@@ -272,12 +290,13 @@ class BrainStore:
             "extract": lambda: tables["records"].count_rows("extracted = false OR extracted IS NULL"),
             "collisions": self._name_collisions,
             "live": lambda: tables["entities"].count_rows(LIVE_ENTITY),
+            "communities": lambda: len(self._leaf_community_ids()),
             "covered": self._communities_with_wisdom,
             "wisdom": lambda: self.fresh("wisdom").count_rows(),
         }
         with ThreadPoolExecutor(max_workers=3) as pool:
             futures = {name: pool.submit(job) for name, job in jobs.items()}
-            meta = self.meta_all()
+            meta = self.meta_all(skip=(META_DEDUP_PLAN,))
             last_recluster = self.meta_float(META_LAST_RECLUSTER_AT, meta)
             n_rels = tables["relationships"].count_rows()
             rels_changed = self._relationships_changed(last_recluster, n_rels, meta)
@@ -294,8 +313,13 @@ class BrainStore:
         last_recluster: float | None,
         now: float,
     ) -> BrainStats:
-        n_live, n_comms, covered = got["live"], tables["communities"].count_rows(), got["covered"]
-        candidates = max(got["collisions"], int(self.meta_float(META_DEDUP_CANDIDATES, meta) or 0))
+        # communities = leaf communities (the finest partition); coarser levels are not counted
+        n_live, n_comms, covered = got["live"], got["communities"], got["covered"]
+        plan = dedup_plan_summary(meta, tables["entities"].version)
+        if plan is not None and not plan.stale:
+            candidates = plan.absorbed  # what a dry run on these very entities found
+        else:  # an estimate: name collisions, or what the last dry run found if that was more
+            candidates = max(got["collisions"], int(self.meta_float(META_DEDUP_CANDIDATES, meta) or 0))
         return BrainStats(
             records=tables["records"].count_rows(),
             entities=tables["entities"].count_rows(),
@@ -317,6 +341,7 @@ class BrainStore:
             community_age_s=None if last_recluster is None else max(0.0, now - last_recluster),
             wisdom_coverage=round(covered / n_comms, 6) if n_comms else 0.0,
             relationship_density=round(n_rels / n_live, 6) if n_live else 0.0,
+            dedup_plan=plan,
         )
 
     def _relationships_changed(self, last_recluster: float | None, total: int, meta: Mapping[str, str]) -> int:
@@ -327,11 +352,31 @@ class BrainStore:
         return min(total, created + rewired)
 
     def _communities_with_wisdom(self) -> int:
-        """Current communities that have wisdom (a recluster can retire communities that had some)."""
+        """Current leaf communities that have wisdom (a recluster can retire communities that had some)."""
         ids = self.fresh("wisdom").to_lance().to_table(columns=["community_id"])
         covered = pc.unique(ids.column("community_id").drop_null())
-        current = self.fresh("communities").to_lance().to_table(columns=["id"]).column("id")
+        current = self._leaf_community_ids()
         return int(pc.sum(pc.is_in(current, value_set=covered)).as_py() or 0)
+
+    # ------------------------------------------------------------ communities
+
+    def _leaf_community_ids(self) -> pa.Array:
+        """Ids of the communities no other community has as parent (ids and parents only: no members read)."""
+        data = self.fresh("communities").to_lance().to_table(columns=["id", "parent"])
+        ids = data.column("id").combine_chunks()
+        parents = pc.unique(data.column("parent").drop_null())
+        return ids.filter(pc.invert(pc.is_in(ids, value_set=parents)))
+
+    def leaf_communities(self) -> list[tuple[str, list[str]]]:
+        """(id, members) of the finest level, sorted by id: the leaf communities, those no other community has
+        as parent. Together they are the partition (an entity is in at most one) that wisdom summarises, that
+        `stats` counts, and that an entity's community label should come from. Coarser levels (level 0 is the
+        coarsest; `parent` links a community to the one it splits) are in the same table for who wants them.
+        """
+        data = self.fresh("communities").to_lance().to_table(columns=["id", "members", "parent"])
+        rows = zip(data.column("id").to_pylist(), data.column("members").to_pylist(), strict=True)
+        parents = set(data.column("parent").drop_null().to_pylist())
+        return sorted((cid, list(members or ())) for cid, members in rows if cid not in parents)
 
     def _name_collisions(self) -> int:
         """Live entities whose (type, normalized name) another live entity already has (vectorized)."""

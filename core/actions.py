@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from core.domain import PLAN_HASH
 from core.kinds import EMBED_TABLES, SCALABLE_KINDS
 from core.ports import Effects
 
@@ -39,6 +40,7 @@ else:
 Count = Annotated[int, Field(ge=0, le=256)]
 Shards = Annotated[int, Field(ge=1, le=16)]
 Merges = Annotated[int, Field(ge=0)]
+PlanHash = Annotated[str, Field(pattern=f"^{PLAN_HASH}$")]  # a dedup dry run's plan (workers/dedup_plan.py)
 
 
 class ActionArgs(BaseModel):
@@ -60,6 +62,7 @@ class StartEmbeddingArgs(ActionArgs):
 class RunDedupArgs(ActionArgs):
     dry_run: bool = False
     expected_merges: Merges = 0
+    plan: PlanHash | None = None  # live runs: merge only this dry run's plan, stop above expected_merges
 
 
 class ReasonArgs(ActionArgs):
@@ -117,6 +120,19 @@ def _job(kind: str) -> Effect:
     return run
 
 
+def _dedup(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    """A dry run stores a plan; a live run naming one is held to it and to the approved count."""
+    if a.get("dry_run") or a.get("plan") is None:
+        return fx.run_job("dedup", a.get("host"), job_key, dry_run=bool(a.get("dry_run", False)))
+    plan, most = str(a["plan"]), int(a.get("expected_merges", 0))
+    return fx.run_job("dedup", a.get("host"), job_key, plan=plan, max_merges=most)
+
+
+def dedup_cooldown_key(a: Mapping[str, Any]) -> str:
+    """Dry runs cool down apart from live runs, so the live run a dry run planned need not wait for it."""
+    return "run_dedup:dry_run" if a.get("dry_run") else "run_dedup"
+
+
 def _routing(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
     return fx.set_routing({str(k): float(v) for k, v in dict(a["weights"]).items()})
 
@@ -144,7 +160,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         effect=_embed,
         cooldown=lambda a: f"start_embedding:embed@{a.get('host')}",
     ),
-    ActionSpec("run_dedup", RunDedupArgs, mutates=True, effect=_job("dedup")),
+    ActionSpec("run_dedup", RunDedupArgs, mutates=True, effect=_dedup, cooldown=dedup_cooldown_key),
     ActionSpec("run_recluster", ReasonArgs, mutates=True, effect=_job("recluster")),
     ActionSpec("set_model_routing", SetModelRoutingArgs, mutates=True, effect=_routing),
     ActionSpec("restart_worker", WorkerRefArgs, mutates=True, effect=_restart),
@@ -166,6 +182,7 @@ def action(name: str) -> ActionSpec:
 
 
 def cooldown_key(name: str, args: Mapping[str, Any]) -> str:
-    """Where an action's cooldown is counted: "scale_workers:kind@host", "start_embedding:embed@host", or its name."""
+    """Where an action's cooldown is counted: "scale_workers:kind@host", "start_embedding:embed@host",
+    "run_dedup:dry_run", or its name."""
     spec = BY_NAME.get(name)
     return spec.cooldown_key(args) if spec else name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -60,6 +61,51 @@ class WorkerInfo(Frozen):
     rss_mb: float = 0.0
 
 
+PLAN_HASH = r"[0-9a-f]{64}"  # a dedup plan's name: sha256 hex of its merges (workers/dedup_plan.plan_hash)
+
+
+def is_plan_hash(value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(PLAN_HASH, value) is not None
+
+
+class DedupPairSample(Frozen):
+    kept: str  # the surviving entity's name
+    absorbed: str  # the name of an entity merged into it
+    score: float  # the merge's score (its weakest pair)
+
+
+class DedupPlanSummary(Frozen):
+    """The dedup plan the last dry run stored in the brain (workers/dedup_plan.py), as the planner and approvers
+    see it. A live run given its hash merges only the plan's merges, and stops if it would merge more."""
+
+    hash: str  # sha256 of the planned merges: what a live run_dedup names in its `plan` argument
+    absorbed: int  # entities the plan merges away
+    merges: int = 0  # surviving entities (one per merge group)
+    created_at: float = 0.0
+    entities_version: int = 0  # the entities table version the plan was computed on
+    stale: bool = False  # the entities changed since the plan was made
+    sample: tuple[DedupPairSample, ...] = ()  # strongest pairs first, then the weakest
+
+    def lines(self) -> list[str]:
+        """What an approver reads: the planned count, whether it is current, and the sample with scores."""
+        state = "STALE: the entities changed since this dry run" if self.stale else "current"
+        head = f"dedup plan {self.hash[:12]}: {self.absorbed} entities merged into {self.merges} survivors ({state})"
+        pairs = [f"  {p.absorbed!r} -> {p.kept!r} (score {p.score:.3f})" for p in self.sample]
+        return [head, *pairs]
+
+
+def approval_context_lines(context: dict[str, Any]) -> list[str]:
+    """The facts an approval was opened with (graphs/tick.py), as lines for the CLI and Slack prompts."""
+    lines: list[str] = []
+    plan = context.get("dedup_plan")
+    if isinstance(plan, dict):
+        lines += DedupPlanSummary.model_validate(plan).lines()
+    unknown = context.get("dedup_plan_unknown")
+    if isinstance(unknown, str):
+        lines.append(f"dedup plan {unknown[:12]} is not the brain's current plan: the job will refuse to run")
+    return lines
+
+
 class BrainStats(Frozen):
     error: str | None = None  # the brain could not be read: every figure below is unknown, not zero
     records: int = 0
@@ -69,11 +115,12 @@ class BrainStats(Frozen):
     wisdom: int = 0
     pending: dict[str, int] = Field(default_factory=dict)  # stage -> items waiting
     duplicate_estimate: float = 0.0  # fraction of live entities that look duplicated
-    duplicate_candidates: int = 0
+    duplicate_candidates: int = 0  # the current dedup plan's count; without one, an estimate from name collisions
     relationships_changed_since_recluster: int = 0
     community_age_s: float | None = None
     wisdom_coverage: float = 0.0
     relationship_density: float = 0.0
+    dedup_plan: DedupPlanSummary | None = None  # the last dry run's plan, None when there is none
 
 
 class BudgetState(Frozen):

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# WorkerOptions fields (fleet/hosts.py) a kind's command may take. The dispatcher sets shard, loop, table
-# and dry_run itself; the rest may also be given as defaults in brainops.toml's [worker_defaults.KIND].
-OptionName = Literal["shard", "batch_size", "loop", "item_ms", "limit", "table", "dry_run"]
-DISPATCHER_OPTIONS: frozenset[str] = frozenset({"shard", "loop", "table", "dry_run"})
+# WorkerOptions fields (fleet/hosts.py) a kind's command may take. The dispatcher sets shard, loop, table,
+# dry_run, plan and max_merges itself; the rest may also be given as defaults in brainops.toml's
+# [worker_defaults.KIND].
+OptionName = Literal["shard", "batch_size", "loop", "item_ms", "limit", "table", "dry_run", "plan", "max_merges"]
+DISPATCHER_OPTIONS: frozenset[str] = frozenset({"shard", "loop", "table", "dry_run", "plan", "max_merges"})
 HomeRole = Literal["brain", "worker"]
 
 
@@ -81,13 +82,13 @@ KINDS: tuple[WorkerKindSpec, ...] = (
         summary="Merge duplicate live entities of the same type; every merge is logged and undoable.",
         scalable=False,
         llm_bound=False,
-        options=frozenset({"loop", "dry_run"}),
+        options=frozenset({"loop", "dry_run", "plan", "max_merges"}),
         sim=SimProfile(throughput_per_min=0.0, cpu_share=20.0, mem_share=10.0, start_delay_s=5.0),
     ),
     WorkerKindSpec(
         "recluster",
         stage="recluster",
-        summary="Rebuild communities with Leiden; matching communities keep their ids (and their wisdom).",
+        summary="Rebuild community levels with Leiden; matching communities keep their ids (and their wisdom).",
         scalable=False,
         llm_bound=False,
         options=frozenset({"loop"}),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Proposal
@@ -33,6 +33,9 @@ class ApprovalRequest:
     decision: PolicyDecision
     planner: PlannerInfo
     observation_digest: str
+    # Observed facts shown to the approver beside the arguments (e.g. the dedup plan a run_dedup names); the
+    # approval is bound to the arguments, not to these.
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,18 @@ class Effects(Protocol):
 
     def scale(self, kind: str, host: str, count: int) -> str: ...
     def start_embedding(self, host: str, shards: int, table: str, job_key: str) -> str: ...
-    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str: ...
+    def run_job(
+        self,
+        kind: str,
+        host: str | None,
+        job_key: str,
+        dry_run: bool = False,
+        plan: str | None = None,
+        max_merges: int | None = None,
+    ) -> str:
+        """A one-shot job. dedup: `plan` (a dry run's hash) and `max_merges` hold a live run to what was approved."""
+        ...
+
     def set_routing(self, weights: Mapping[str, float]) -> str: ...
     def restart_worker(self, worker_id: str) -> str: ...
     def stop_worker(self, worker_id: str) -> str: ...

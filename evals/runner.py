@@ -150,8 +150,17 @@ class RecordingEffects:
     def start_embedding(self, host: str, shards: int, table: str, job_key: str) -> str:
         return self._note(f"start_embedding {table}@{host} x{shards}")
 
-    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str:
-        return self._note(f"run_job {kind}@{host or '-'} dry_run={dry_run}")
+    def run_job(
+        self,
+        kind: str,
+        host: str | None,
+        job_key: str,
+        dry_run: bool = False,
+        plan: str | None = None,
+        max_merges: int | None = None,
+    ) -> str:
+        held = f" plan={plan[:12]} max_merges={max_merges}" if plan else ""
+        return self._note(f"run_job {kind}@{host or '-'} dry_run={dry_run}{held}")
 
     def set_routing(self, weights: Mapping[str, float]) -> str:
         return self._note(f"set_routing {dict(weights)}")

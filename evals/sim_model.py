@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from core.domain import DedupPlanSummary
 from core.kinds import JOB_KINDS, KINDS, LLM_BOUND_KINDS, SCALABLE_KINDS, STAGE_OF_KIND
 
 TraceKind = Literal["steady", "bursty", "diurnal"]
@@ -181,6 +182,8 @@ class FleetState:
     cost: float = 0.0
     throttled_items: float = 0.0
     duplicate_estimate: float = 0.001
+    # The last dedup dry run's plan; its entities_version is the entity count then (the sim's version stand-in).
+    dedup_plan: DedupPlanSummary | None = None
     entities: int = 20_000
     relationships: int = 40_000
     relationships_changed: int = 0
@@ -299,6 +302,7 @@ def _finish_jobs(state: FleetState) -> None:
             w.done_at = state.now
             if w.kind == "dedup":
                 state.duplicate_estimate = 0.0
+                state.dedup_plan = None  # spent
             else:
                 state.relationships_changed = 0
                 state.community_built_at = state.now

@@ -6,6 +6,7 @@ through the same Actor but without the policy engine, on the same seeds and trac
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.domain import (
     BrainStats,
     BudgetState,
+    DedupPlanSummary,
     GpuInfo,
     HostMetrics,
     Observation,
@@ -70,12 +72,30 @@ class SimEffects:
         started = [self.state.new_worker("embed", host, job=True).id for _ in range(shards)]
         return f"embedding {table} on {host}: started {', '.join(started)}"
 
-    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str:
+    def run_job(
+        self,
+        kind: str,
+        host: str | None,
+        job_key: str,
+        dry_run: bool = False,
+        plan: str | None = None,
+        max_merges: int | None = None,
+    ) -> str:
         target = host or HOME_HOST[kind]
         self._require_up(target)
+        s = self.state
+        if dry_run and kind == "dedup":  # the plan is there at once (a real dry run takes a job's time)
+            found = int(s.duplicate_estimate * s.entities)
+            digest = hashlib.sha256(f"{s.now}:{s.entities}:{found}".encode()).hexdigest()
+            s.dedup_plan = DedupPlanSummary(
+                hash=digest, absorbed=found, merges=found, created_at=s.now, entities_version=s.entities
+            )
+            return f"dedup dry run on {target}: plan {digest[:12]} merges {found}"
         if dry_run:
             return f"{kind} dry run on {target}: nothing changed"
-        return f"{kind} job {self.state.new_worker(kind, target, job=True).id} started on {target}"
+        if plan is not None and (s.dedup_plan is None or s.dedup_plan.hash != plan):
+            raise SimFault(f"dedup plan {plan[:12]} is no longer current")
+        return f"{kind} job {s.new_worker(kind, target, job=True).id} started on {target}"
 
     def set_routing(self, weights: Mapping[str, float]) -> str:
         self.calls += 1
@@ -160,6 +180,9 @@ class SimObserver:
                 pending={k: int(v) for k, v in s.backlog.items()},
                 duplicate_estimate=round(s.duplicate_estimate, 6),
                 duplicate_candidates=int(s.duplicate_estimate * s.entities),
+                dedup_plan=s.dedup_plan.model_copy(update={"stale": s.dedup_plan.entities_version != s.entities})
+                if s.dedup_plan
+                else None,
                 relationships_changed_since_recluster=s.relationships_changed,
                 community_age_s=now - s.community_built_at,
             ),

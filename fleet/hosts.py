@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 
 import psutil
 
-from core.domain import HostMetrics
+from core.domain import HostMetrics, is_plan_hash
 from core.kinds import EMBED_TABLES, WORKER_KINDS
 from core.kinds import kind as kind_spec
 from fleet.probe import kill_overdue_drains, take_snapshot
@@ -68,6 +68,8 @@ class WorkerOptions:
     limit: int | None = None
     table: str | None = None  # embed: "records" | "entities"
     dry_run: bool = False  # dedup
+    plan: str | None = None  # dedup: the approved plan's hash (workers/dedup_plan.py)
+    max_merges: int | None = None  # dedup: stop, merging nothing, above this many
 
     def __post_init__(self) -> None:
         if self.shard is not None:
@@ -79,6 +81,9 @@ class WorkerOptions:
         _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("item_ms", self.item_ms, minimum=0)
         _check_int("limit", self.limit, minimum=1)
+        _check_int("max_merges", self.max_merges, minimum=0)
+        if self.plan is not None and not is_plan_hash(self.plan):
+            raise InvalidWorkerSpec(f"plan must be 64 lowercase hex digits, got {self.plan!r}")
         if self.table is not None and self.table not in EMBED_TABLES:
             raise InvalidWorkerSpec(f"table must be one of {EMBED_TABLES}, got {self.table!r}")
         for flag in ("loop", "dry_run"):
@@ -101,6 +106,10 @@ class WorkerOptions:
             out.append("--loop")
         if self.dry_run:
             out.append("--dry-run")
+        if self.plan is not None:
+            out += ["--plan", self.plan]
+        if self.max_merges is not None:
+            out += ["--max-merges", str(self.max_merges)]
         return tuple(out)
 
     def to_json(self) -> dict[str, object]:

@@ -60,6 +60,7 @@ def observation_summary(obs: Observation) -> dict[str, Any]:
             "entities": obs.brain.entities,
             "duplicate_estimate": round(obs.brain.duplicate_estimate, 4),
             "duplicate_candidates": obs.brain.duplicate_candidates,
+            "dedup_plan": _dedup_plan(obs),
             "relationships_changed_since_recluster": obs.brain.relationships_changed_since_recluster,
             "community_age_s": obs.brain.community_age_s,
         },
@@ -72,6 +73,21 @@ def observation_summary(obs: Observation) -> dict[str, Any]:
         "pending_approvals": [{"action": p.action, "args": p.args} for p in obs.pending_approvals],
         "recent_actions": dict(obs.recent_actions),
         "notes": list(obs.notes),
+    }
+
+
+def _dedup_plan(obs: Observation) -> dict[str, Any] | None:
+    """The last dry run's plan: a live run_dedup passes its hash as `plan` and its absorbed count. Its sample
+    (entity names: text from the records, so untrusted) is for human approvers and stays out of the prompt."""
+    plan = obs.brain.dedup_plan
+    if plan is None:
+        return None
+    return {
+        "hash": plan.hash,
+        "absorbed": plan.absorbed,
+        "survivors": plan.merges,
+        "age_s": round(max(0.0, obs.time - plan.created_at)),
+        "stale": plan.stale,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from core.actions import cooldown_key
 from core.domain import Observation, PlannerInfo, Proposal
 from graphs.planners import PlanContext, PlanResult
 from graphs.scaling import (
@@ -30,7 +31,8 @@ __all__ = ["RecommendationHistory", "RuleParams", "RulePlanner", "ScalingParams"
 class RuleParams:
     scaling: dict[str, ScalingParams]
     dedup_threshold: float = 0.005  # duplicate share of live entities that triggers a dedup run
-    dedup_cooldown_s: float = 3600.0
+    dedup_cooldown_s: float = 3600.0  # after a live dedup: no dedup of either kind
+    dedup_dry_run_cooldown_s: float = 600.0  # after a dry run whose plan went stale before it could run
     recluster_change_ratio: float = 0.05  # changed relationships / all relationships
     recluster_max_age_s: float = 24 * 3600.0
     recluster_cooldown_s: float = 600.0
@@ -148,21 +150,37 @@ class RulePlanner:
         ]
 
     def _dedup(self, obs: Observation, now: float) -> list[Proposal]:
+        """Dedup as a plan: a dry run stores the real merges as the brain's plan; the live run then names
+        that plan and its count, so the policy (and a human) judge the merges that will happen."""
         p, brain = self.params, obs.brain
         if brain.duplicate_estimate < p.dedup_threshold or _busy(obs, "dedup"):
             return []
         if _in_cooldown(obs, "run_dedup", now, p.dedup_cooldown_s) or _awaiting(obs, "run_dedup"):
             return []
-        if _refused(obs, "run_dedup", now, p.refusal_backoff_s):
+        dry_key = cooldown_key("run_dedup", {"dry_run": True})
+        if _refused(obs, "run_dedup", now, p.refusal_backoff_s) or _refused(obs, dry_key, now, p.refusal_backoff_s):
             return []
+        estimate = f"duplicate estimate {brain.duplicate_estimate:.2%} >= threshold {p.dedup_threshold:.2%}"
+        plan = brain.dedup_plan
+        if plan is not None and not plan.stale:
+            return [
+                Proposal(
+                    action="run_dedup",
+                    args={"dry_run": False, "expected_merges": plan.absorbed, "plan": plan.hash},
+                    rationale=(
+                        f"{estimate}: dry-run plan {plan.hash[:12]} merges {plan.absorbed} entities into "
+                        f"{plan.merges} survivors; run it"
+                    ),
+                )
+            ]
+        if _in_cooldown(obs, dry_key, now, p.dedup_dry_run_cooldown_s):
+            return []
+        why = "its last plan is stale (the entities changed)" if plan is not None else "no plan yet"
         return [
             Proposal(
                 action="run_dedup",
-                args={"dry_run": False, "expected_merges": brain.duplicate_candidates},
-                rationale=(
-                    f"duplicate estimate {brain.duplicate_estimate:.2%} >= threshold {p.dedup_threshold:.2%} "
-                    f"({brain.duplicate_candidates} candidates)"
-                ),
+                args={"dry_run": True, "expected_merges": brain.duplicate_candidates},
+                rationale=(f"{estimate} ({brain.duplicate_candidates} candidates), {why}: a dry run plans the merges"),
             )
         ]
 

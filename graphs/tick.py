@@ -153,6 +153,7 @@ def _act_one(
             decision=decision,
             planner=planner_info,
             observation_digest=obs.digest(),
+            context=approval_context(proposal, obs),
         )
         ticket = desk.open(request, clock())
         data = {"approval_id": ticket.approval_id, "expires_at": ticket.expires_at}
@@ -166,6 +167,18 @@ def _act_one(
         late = f"({deadline.budget_s:g}s; {deadline.elapsed():.1f}s in)"
         return Outcome(status="skipped", detail=f"skipped: tick deadline passed {late}")
     return actor.execute(proposal, key, dry_run=decision.dry_run, recovering=bool(state.get("recovering")))
+
+
+def approval_context(proposal: Proposal, obs: Observation) -> dict[str, Any]:
+    """Observed facts an approver needs beside the arguments: for a live run_dedup, the plan it names (count
+    and sample pairs with their scores), or that it names no plan the brain holds."""
+    named = proposal.args.get("plan")
+    if proposal.action != "run_dedup" or not isinstance(named, str):
+        return {}
+    plan = obs.brain.dedup_plan
+    if plan is None or plan.hash != named:
+        return {"dedup_plan_unknown": named}
+    return {"dedup_plan": plan.model_dump(mode="json")}
 
 
 def _deadline(state: TickState) -> Deadline | None:

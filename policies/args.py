@@ -9,7 +9,7 @@ from typing import Any
 
 from core.actions import ACTION_ARGS
 from core.actions import action as spec
-from core.domain import Observation
+from core.domain import Observation, is_plan_hash
 from core.kinds import EMBED_TABLES, SCALABLE_KINDS
 from policies.model import Policy
 
@@ -115,6 +115,23 @@ def _run_dedup(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
         out.append(_type_error("dry_run", "true or false", args["dry_run"]))
     if "expected_merges" in args:
         out += _check_count("expected_merges", args["expected_merges"], 0)
+    plan = args.get("plan")
+    if plan is None:
+        return out
+    if not is_plan_hash(plan):
+        want = "the 64-hex hash of the brain stats' dedup_plan, or absent"
+        return [*out, Finding("args.plan", f"plan must be {want}, got {plan!r}")]
+    if args.get("dry_run") is True:
+        reason = "a dry run makes a new plan and takes none: leave plan out, or set dry_run false to run it"
+        out.append(Finding("args.plan_with_dry_run", reason))
+    current = ctx.obs.brain.dedup_plan
+    merges = args.get("expected_merges", 0)
+    if current is not None and plan == current.hash and _is_int(merges) and merges < current.absorbed:
+        reason = (
+            f"expected_merges {merges} is below the {current.absorbed} merges of plan {plan[:12]}: the job "
+            f"would stop; pass expected_merges={current.absorbed}"
+        )
+        out.append(Finding("args.expected_merges_below_plan", reason))
     return out
 
 

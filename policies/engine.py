@@ -115,7 +115,7 @@ class PolicyEngine:
             findings += self._capacity(target, obs)
         if proposal.action == "stop_worker":
             findings += self._stop_below_min(proposal.args["worker_id"], obs)
-        findings += self._cooldown(proposal.action, target, obs, now)
+        findings += self._cooldown(proposal, target, obs, now)
         findings += _pending_duplicate(proposal, obs)
         return findings
 
@@ -190,17 +190,20 @@ class PolicyEngine:
             return [Finding(f"worker.{worker.kind}.min", reason)]
         return []
 
-    def _cooldown(self, action: str, t: ScaleTarget | None, obs: Observation, now: float) -> list[Finding]:
+    def _cooldown(self, proposal: Proposal, t: ScaleTarget | None, obs: Observation, now: float) -> list[Finding]:
+        action = proposal.action
         cooldown = self.policy.cooldown_for(action)
         if cooldown <= 0:
             return []
         if t is not None:
             keys = [recent_action_key(a, t.kind, t.host) for a in SCALE_ACTIONS]
-            times = [obs.recent_actions[k] for k in keys if k in obs.recent_actions]
             subject = f"{t.kind}@{t.host}"
         else:
-            times = [v for k, v in obs.recent_actions.items() if k == action or k.startswith(f"{action}:")]
+            # Runs under the proposal's own cooldown key, and plain runs of the action: a dedup dry run
+            # waits out a live run, but the live run a dry run planned does not wait for the dry run.
+            keys = list(dict.fromkeys([action_spec(action).cooldown_key(proposal.args), action]))
             subject = action
+        times = [obs.recent_actions[k] for k in keys if k in obs.recent_actions]
         if not times:
             return []
         elapsed = now - max(times)
@@ -248,13 +251,17 @@ def _host_total(obs: Observation, host: str) -> int:
 
 def _with_observed_facts(proposal: Proposal, obs: Observation) -> Proposal:
     """Risk rules judge what will happen, not what the proposer claims: a dedup merges at least the
-    candidates the brain reports, whatever `expected_merges` says (or if it is left out)."""
+    candidates the brain reports and the count of the brain's dedup plan (a dry run's real count), whatever
+    `expected_merges` says (or if it is left out). A live run naming the current plan is held to the approved
+    count by the job itself; one without a plan, or naming another, is judged on the plan's count all the same."""
     if proposal.action != "run_dedup":
         return proposal
     claimed = proposal.args.get("expected_merges", 0)
+    plan = obs.brain.dedup_plan
     args = {
+        **proposal.args,
         "dry_run": proposal.args.get("dry_run", False),
-        "expected_merges": max(int(claimed), obs.brain.duplicate_candidates),
+        "expected_merges": max(int(claimed), obs.brain.duplicate_candidates, plan.absorbed if plan else 0),
     }
     return proposal.model_copy(update={"args": args})
 

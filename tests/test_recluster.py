@@ -1,4 +1,5 @@
-"""Recluster on a real LanceDB brain: Leiden over the live graph, stable ids, meta for staleness, worker process."""
+"""Recluster on a real LanceDB brain: community levels over the live graph, stable ids per level, leaves as the
+partition consumers read, meta for staleness, worker process."""
 
 from __future__ import annotations
 
@@ -10,16 +11,21 @@ from support.brain_rig import read_status, start_worker, worker_env
 
 from brain.seed import plan_entities, seed_brain
 from brain.store import META_LAST_RECLUSTER_AT, BrainStore
+from workers.communities import hierarchical_communities, split_gain
 from workers.recluster import (
+    META_RECLUSTER_LEVELS,
     META_RECLUSTER_RELATIONSHIPS,
     OldCommunity,
     ReclusterConfig,
     assign_ids,
+    assign_level_ids,
     build_graph,
+    communities_of,
     leiden,
     run_recluster,
     survivor_map,
 )
+from workers.wisdom import WisdomConfig, WisdomWorker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -133,6 +139,11 @@ def test_bad_config_is_refused() -> None:
         ReclusterConfig("x", min_jaccard=0)
     with pytest.raises(ValueError, match="resolution"):
         ReclusterConfig("x", resolution=-1)
+    with pytest.raises(ValueError, match="max_size"):
+        ReclusterConfig("x", max_size=3)  # cannot split into two communities of min_size 2
+    with pytest.raises(ValueError, match="method"):
+        ReclusterConfig("x", method="louvain")  # type: ignore[arg-type]
+    assert ReclusterConfig("x", max_size=None).max_size is None
 
 
 @pytest.mark.slow
@@ -143,4 +154,160 @@ def test_worker_runs_once_as_a_real_process(brain: str, tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 0, (tmp_path / "log").read_text()
     final = read_status(status)
     assert final is not None and final["state"] == "stopped" and final["exit_code"] == 0
-    assert final["processed"] == BrainStore(brain).fresh("communities").count_rows() > 0
+    assert final["processed"] == len(BrainStore(brain).leaf_communities()) > 0
+
+
+# ---------------------------------------------------------------- levels
+
+
+def planted_graph(communities: int = 60, size: int = 20, mixing: float = 0.3, degree: float = 10.0, seed: int = 1):
+    """A planted-partition graph (networkx), its entity names, edges and the planted community per entity."""
+    import networkx as nx
+
+    n = communities * size
+    p_in, p_out = degree * (1 - mixing) / (size - 1), degree * mixing / (n - size)
+    g = nx.planted_partition_graph(communities, size, p_in, p_out, seed=seed)
+    live = [f"e{i:05d}" for i in range(n)]
+    edges = [(live[a], live[b], 1.0) for a, b in g.edges()]
+    return live, edges, [i // size for i in range(n)]
+
+
+def nmi(a: list[int], b: list[int]) -> float:
+    import igraph
+
+    return float(igraph.compare_communities(a, b, method="nmi"))
+
+
+def planted_brain(path: Path) -> tuple[str, list[int]]:
+    live, edges, planted = planted_graph()
+    uri = str(path)
+    store = BrainStore(uri).open_or_create()
+    store.add("entities", [{"id": e, "name": e, "type": "topic"} for e in live])
+    rels = [{"id": f"r{k}", "src": a, "dst": b, "type": "related", "weight": w} for k, (a, b, w) in enumerate(edges)]
+    store.add("relationships", rels)
+    return uri, planted
+
+
+def test_hierarchy_recovers_planted_communities_that_fixed_resolution_leiden_fuses() -> None:
+    live, edges, planted = planted_graph()
+    graph = build_graph(live, edges, {})
+    flat, _ = leiden(graph, seed=42)  # the one fixed-resolution pass of earlier versions
+    levels = communities_of(graph, ReclusterConfig("x"))
+    leaves = levels.leaf_membership(graph.vcount())
+    assert len(set(flat)) < 50 and nmi(flat, planted) < 0.96  # 60 planted communities fused (resolution limit)
+    assert len(levels.level_counts()) >= 2 and levels.splits_kept > 0
+    assert nmi(leaves, planted) >= 0.98 > nmi(flat, planted) + 0.02
+    assert 57 <= len(levels.leaves()) <= 63
+
+
+def test_a_split_must_pay_for_itself() -> None:
+    import random
+
+    import igraph
+
+    igraph.set_random_number_generator(random.Random(7))
+    try:
+        random_graph = igraph.Graph.Erdos_Renyi(n=45, p=10 / 44)
+        noise = igraph.Graph.Erdos_Renyi(n=45, p=10 / 44) + igraph.Graph.Erdos_Renyi(n=45, p=10 / 44)
+    finally:
+        igraph.set_random_number_generator(random)
+    proposal, _ = leiden(random_graph, seed=1)
+    assert len(set(proposal)) > 1 and split_gain(random_graph, proposal) < 0  # Leiden splits noise; MDL refuses
+    two_cliques = igraph.Graph.Full(8) + igraph.Graph.Full(8)
+    two_cliques.add_edge(0, 8)
+    assert split_gain(two_cliques, [0] * 8 + [1] * 8) > 0
+    # level 0 is Leiden's (not judged); below it, nothing in a random graph is worth a level
+    levels = hierarchical_communities(noise, 1)
+    assert len(levels.level_counts()) == 1 and levels.splits_tested > 0 and levels.splits_kept == 0
+
+
+@pytest.mark.timeout(10)
+def test_leiden_returns_on_the_subgraph_where_unbounded_iterations_cycle() -> None:
+    # A 5-node component of the seed brain: igraph's n_iterations=-1 with a seeded Python RNG never returns.
+    live = [f"n{i}" for i in range(5)]
+    pairs = [(0, 1, 0.7162), (1, 2, 0.9505), (1, 3, 0.7698), (1, 4, 0.9550), (2, 4, 0.8494)]
+    graph = build_graph(live, [(live[a], live[b], w) for a, b, w in pairs], {})
+    membership, _ = leiden(graph, seed=42)
+    assert len(membership) == 5
+
+
+def test_levels_and_parents_are_written_consistently(tmp_path: Path) -> None:
+    uri, _ = planted_brain(tmp_path / "planted")
+    store = BrainStore(uri)
+    report = run_recluster(store, ReclusterConfig(uri), now=1000.0)
+    rows = communities(store)
+    by_level: dict[int, int] = {}
+    for row in rows.values():
+        by_level[row["level"]] = by_level.get(row["level"], 0) + 1
+        if row["level"] == 0:
+            assert row["parent"] is None
+        else:
+            parent = rows[row["parent"]]
+            assert parent["level"] == row["level"] - 1
+            assert set(row["members"]) <= set(parent["members"])
+        assert row["size"] == len(row["members"])
+    assert tuple(by_level[k] for k in sorted(by_level)) == report.levels and len(report.levels) >= 2
+    assert store.meta_get(META_RECLUSTER_LEVELS) == ",".join(map(str, report.levels))
+    leaves = store.leaf_communities()
+    assert len(leaves) == report.communities < len(rows)
+    members = [m for _, ms in leaves for m in ms]
+    assert len(members) == len(set(members))  # the leaves are a partition: each entity at most once
+    for level in range(len(report.levels)):  # every level is a partition of (some of) the entities too
+        at = [m for r in rows.values() if r["level"] == level for m in r["members"]]
+        assert len(at) == len(set(at))
+
+
+def test_ids_are_stable_at_every_level_across_runs(tmp_path: Path) -> None:
+    uri, _ = planted_brain(tmp_path / "planted")
+    store = BrainStore(uri)
+    config = ReclusterConfig(uri)
+    run_recluster(store, config, now=1000.0)
+    first = communities(store)
+    second_report = run_recluster(store, config, now=2000.0)
+    second = communities(store)
+    assert second_report.new_ids == 0 and set(first) == set(second)
+    for cid, row in second.items():
+        before = first[cid]
+        assert (row["level"], row["parent"], row["members"]) == (before["level"], before["parent"], before["members"])
+        assert row["created_at"] == 1000.0 and row["updated_at"] == 2000.0
+
+
+def test_a_child_keeps_its_id_when_its_parent_changes() -> None:
+    old = [
+        OldCommunity("com-top", frozenset("abcdefgh"), 1.0, 0),
+        OldCommunity("com-left", frozenset("abcd"), 2.0, 1),
+        OldCommunity("com-right", frozenset("efgh"), 3.0, 1),
+    ]
+    # the parent grew past Jaccard 0.5 (new id), its children did not change: they keep theirs
+    groups = [frozenset("abcdefghijklmnopq"), frozenset("abcd"), frozenset("efgh"), frozenset("ijklmnopq")]
+    ids = assign_level_ids(groups, [0, 1, 1, 1], old, 0.5, now=9.0)
+    assert ids[0][0] != "com-top" and ids[1] == ("com-left", 2.0) and ids[2] == ("com-right", 3.0)
+    assert ids[3][1] == 9.0
+    # a level-1 community never takes a level-0 id
+    assert assign_level_ids([frozenset("abcdefgh")], [1], old[:1], 0.5, now=9.0)[0][0] != "com-top"
+
+
+def test_max_size_is_honoured() -> None:
+    live, edges, _ = planted_graph()
+    graph = build_graph(live, edges, {})
+    levels = communities_of(graph, ReclusterConfig("x", max_size=8))
+    sizes = [len(levels.communities[i].members) for i in levels.leaves()]
+    assert max(sizes) <= 8 and levels.splits_forced > 0
+    assert len(communities_of(graph, ReclusterConfig("x", method="flat")).level_counts()) == 1
+
+
+def test_stats_and_wisdom_count_leaf_communities_once(tmp_path: Path) -> None:
+    uri, _ = planted_brain(tmp_path / "planted")
+    store = BrainStore(uri)
+    report = run_recluster(store, ReclusterConfig(uri))
+    rows = store.fresh("communities").count_rows()
+    stats = store.stats()
+    assert stats.communities == report.communities == len(store.leaf_communities()) < rows
+    assert stats.pending["wisdom"] == report.communities and stats.wisdom_coverage == 0.0
+    worker = WisdomWorker(WisdomConfig(uri, batch_size=1000), store)
+    while worker.step():
+        pass
+    written = store.fresh("wisdom").to_arrow().column("community_id").to_pylist()
+    assert sorted(written) == [cid for cid, _ in store.leaf_communities()]  # leaves only, each once
+    after = store.stats()
+    assert after.wisdom == report.communities and after.pending["wisdom"] == 0 and after.wisdom_coverage == 1.0

@@ -13,7 +13,7 @@ from langchain_core.tools import BaseTool, StructuredTool, tool
 from pydantic import BaseModel, Field, create_model
 from pydantic_core import PydanticUndefined
 
-from core.actions import Count, EmbedTable, Merges, ScalableKind, Shards, action
+from core.actions import Count, EmbedTable, Merges, PlanHash, ScalableKind, Shards, action
 from core.domain import Proposal
 
 EXTRA_PARAMS = frozenset({"rationale"})  # what a tool takes beyond its action's arguments
@@ -73,19 +73,26 @@ def start_embedding(host: str, rationale: str, shards: Shards = 1, table: EmbedT
 
 
 @action_tool
-def run_dedup(rationale: str, expected_merges: Merges = 0, dry_run: bool = False) -> Proposal:
+def run_dedup(
+    rationale: str, expected_merges: Merges = 0, dry_run: bool = False, plan: PlanHash | None = None
+) -> Proposal:
     """Run entity resolution (merge duplicate entities of the same type; every merge is logged and undoable).
 
-    Use when the duplicate estimate is above threshold. Large merges need human approval by policy.
+    Two steps. When the duplicate estimate is above threshold and the brain stats show no current dedup_plan
+    (none, or stale: true), run a dry run: it merges nothing and stores a plan. When dedup_plan is current,
+    run it live with its hash and its absorbed count: the live run merges only that plan and stops if it
+    would merge more. Large merges need human approval by policy.
 
     Args:
-        rationale: one sentence on why, citing the duplicate estimate.
-        expected_merges: how many entities you expect to be merged (from the brain stats' candidates).
-        dry_run: only list merges, write nothing.
+        rationale: one sentence on why, citing the duplicate estimate or the plan's count.
+        expected_merges: entities to be merged: the dedup_plan's absorbed count (else the stats' candidates).
+        dry_run: find merges and store them as the brain's dedup plan; merge nothing.
+        plan: for a live run, the hash of the brain stats' dedup_plan (copy it exactly); omit for a dry run.
     """
-    return Proposal(
-        action="run_dedup", args={"dry_run": dry_run, "expected_merges": expected_merges}, rationale=rationale
-    )
+    args: dict[str, object] = {"dry_run": dry_run, "expected_merges": expected_merges}
+    if plan is not None:
+        args["plan"] = plan
+    return Proposal(action="run_dedup", args=args, rationale=rationale)
 
 
 @action_tool

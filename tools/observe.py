@@ -66,7 +66,8 @@ def get_workers(ctx: Ctx, kind: str | None = None, host: str | None = None) -> l
 def get_brain_stats(ctx: Ctx) -> dict[str, Any]:
     """Brain store counts, pending work per stage, duplicate estimate, community age and wisdom coverage.
 
-    Use to decide on dedup (duplicate estimate), recluster (changed relationships, community age) and embedding.
+    Use to decide on dedup (duplicate estimate; dedup_plan: the last dry run's plan, whose hash and absorbed
+    count a live run_dedup passes), recluster (changed relationships, community age) and embedding.
     """
     return ctx.observation.brain.model_dump(mode="json")
 

@@ -1,279 +1,223 @@
-"""Entity-resolution matching as pure functions over arrays: no store, no model.
+"""Entity resolution over arrays: candidates (workers.er_block), comparisons (workers.er_compare), a fitted
+Fellegi-Sunter model (workers.er_model), then groups without chains. No store, no model download.
 
-Candidates come from three places, all restricted to entities of the same type:
-an exact pass on normalized names, an acronym pass, and exact k-NN over name vectors
-(normalized matrix products in chunks). Every candidate pair must then pass a string check,
-which is what keeps precision: embeddings alone happily pair "Acme Labs" with "Acme Lab Group".
+A pair is accepted when its match probability reaches the threshold of its type AND either the names say
+"same name" (exact, same words, designator or acronym alias) or other evidence agrees (an attribute, a
+shared neighbour or community): "Ireland" / "Iceland" is one edit apart and nothing else, so it stays two
+entities unless a model adjudicating the pair says otherwise. A pair whose side already absorbed entities
+in an earlier pass must match every one of them too, so clusters never chain across passes.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from rapidfuzz.distance import OSA
 
-# Words an acronym usually skips ("Massachusetts Institute of Technology" -> MIT).
-ACRONYM_SKIP = frozenset({"of", "and", "on", "the", "for", "in", "to", "a", "an", "&"})
+from workers.er_block import BlockingConfig, candidate_pairs
+from workers.er_compare import (
+    CONTEXT_KEYS,
+    IDENTITY_LEVELS,
+    MISSING,
+    NAME_LEVELS,
+    WEAK_NAME,
+    ERTable,
+    attributes_disagree,
+    compare,
+    corroborated,
+    explain,
+)
+from workers.er_model import FSModel, fit
+
+DEFAULT_TYPE_ALIASES: tuple[tuple[str, str], ...] = (
+    ("org", "organization"),
+    ("organisation", "organization"),
+    ("per", "person"),
+    ("loc", "location"),
+    ("tech", "technology"),
+)
 
 
 @dataclass(frozen=True)
 class MatchConfig:
-    """Thresholds; the defaults are tuned on the seed brain (see bench/bench_dedup.py)."""
+    """Thresholds and knobs; defaults measured in bench/bench_dedup.py and bench/bench_outside_er.py."""
 
-    knn_threshold: float = 0.80  # cosine of name vectors for a k-NN candidate
-    knn_k: int = 8  # neighbours looked at per entity
-    chunk_rows: int = 2048  # rows per matrix-product chunk (memory bound: chunk x block floats)
-    typo_min_len: int = 6  # shorter names admit no typo: "Ivan"/"Ivana" are different people
-    max_typo_edits: int = 1  # Damerau edits between compact names
-    acronym_margin: float = 0.1  # cosine lead the best long form needs over the next one
-    common_word_count: int = 3  # a word seen this often in the brain's names is a real word, not a typo
+    threshold: float = 0.9  # match probability a pair needs
+    type_thresholds: tuple[tuple[str, float], ...] = ()  # per canonical type, overriding `threshold`
+    type_aliases: tuple[tuple[str, str], ...] = DEFAULT_TYPE_ALIASES
+    context_keys: frozenset[str] = CONTEXT_KEYS  # attributes whose agreement never counts as evidence
+    blocking: BlockingConfig = field(default_factory=BlockingConfig)
+    band_low: float = 0.5  # from here up to the threshold a pair is ambiguous: a model may adjudicate it
+    alias_cosine: float = 0.88  # name vectors this close but names unrelated: a semantic alias to adjudicate
+    max_llm_calls: int = 50  # adjudications per run; past it the deterministic verdict stands
+    em_iterations: int = 60
+
+    def threshold_for(self, canonical_type: str) -> float:
+        return dict(self.type_thresholds).get(canonical_type, self.threshold)
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        return dict(self.type_aliases)
 
 
 @dataclass(frozen=True)
 class Pair:
-    """Two entity row indexes (a < b) judged the same entity, with why."""
+    """Two live entity row indexes (a < b) judged the same entity, with why."""
 
     a: int
     b: int
-    score: float
-    reason: str  # exact | acronym | typo
+    score: float  # match probability
+    reason: str  # the name level (exact | same_words | alias | typo | close | different), "+llm" if adjudicated
+    evidence: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
-def normalize(name: str) -> str:
-    """Lowercase, accents stripped, '&' -> 'and', punctuation -> space, whitespace collapsed."""
-    folded = unicodedata.normalize("NFKD", name.casefold())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch)).replace("&", " and ")
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", folded).split())
+@dataclass(frozen=True)
+class Verdict:
+    """A model's answer on one ambiguous pair; `same` None when it could not say (budget, provider, nonsense)."""
+
+    same: bool | None
+    model: str
+    answer: str
 
 
-def compact(normalized: str) -> str:
-    return normalized.replace(" ", "")
+Adjudicator = Callable[[ERTable, int, int], Verdict]
 
 
-def initials(normalized: str, skip_stopwords: bool) -> str:
-    words = normalized.split()
-    if skip_stopwords:
-        words = [w for w in words if w not in ACRONYM_SKIP]
-    return "".join(w[0] for w in words)
+@dataclass(frozen=True)
+class MatchResult:
+    pairs: list[Pair]
+    candidates: int
+    model: FSModel | None
+    adjudications: list[dict[str, Any]]
 
 
-def edit_distance(a: str, b: str, limit: int) -> int:
-    """Optimal-string-alignment distance (adjacent swaps count 1); returns limit+1 once above limit."""
-    return int(OSA.distance(a, b, score_cutoff=limit))
+@dataclass(frozen=True)
+class _Scored:
+    gamma: np.ndarray
+    prob: np.ndarray
+    accepted: np.ndarray
+    eligible: np.ndarray
 
 
-def is_acronym_of(short: str, long_normalized: str) -> bool:
-    """'ibm' vs 'international business machines'; the short form is one token of 2..8 letters."""
-    if " " in short or not 2 <= len(short) <= 8 or len(long_normalized.split()) < 2:
-        return False
-    return short in (initials(long_normalized, True), initials(long_normalized, False))
+def match(
+    table: ERTable,
+    n_live: int,
+    absorbed: Mapping[int, Sequence[int]],
+    vectors: np.ndarray | None,
+    config: MatchConfig,
+    adjudicate: Adjudicator | None = None,
+) -> MatchResult:
+    """Matched live pairs. Rows >= n_live are absorbed entities; `absorbed[i]` lists row i's own."""
+    owner = _owners(n_live, len(table.names), absorbed)
+    raw = candidate_pairs(table, _padded(vectors, len(table.names)), config.blocking)
+    live = sorted({(min(owner[x], owner[y]), max(owner[x], owner[y])) for x, y in raw if owner[x] != owner[y]})
+    if not live:
+        return MatchResult([], 0, None, [])
+    checks = [_member_pairs(a, b, absorbed) for a, b in live]
+    rows = sorted({p for c in checks for p in c})
+    index = {p: k for k, p in enumerate(rows)}
+    gamma = compare(table, rows)
+    model = fit(gamma[[index[p] for p in live]], table.comparisons, iterations=config.em_iterations)
+    scored = _score(table, rows, gamma, model, config)
+    pairs, undecided = [], []
+    for (a, b), members in zip(live, checks, strict=True):
+        k = index[(a, b)]
+        if all(scored.accepted[index[m]] for m in members):
+            pairs.append(_pair(table, a, b, k, scored))
+        elif len(members) == 1 and _ambiguous(table, a, b, k, scored, vectors, config):
+            undecided.append((a, b, k))
+    adjudications = _adjudicate(table, undecided, scored, config, adjudicate, pairs)
+    pairs.sort(key=lambda p: (-p.score, p.a, p.b))
+    return MatchResult(pairs, len(live), model, adjudications)
 
 
-def string_verdict(a_norm: str, b_norm: str, word_counts: Mapping[str, int], config: MatchConfig) -> str | None:
-    """Why two same-type names denote one entity, or None when they should stay apart.
-
-    `word_counts` counts each normalized word over all names: a typo makes a rare word, while two real
-    names one letter apart ("Mark Smith" / "Mary Smith") are made of common words.
-    """
-    a_c, b_c = compact(a_norm), compact(b_norm)
-    if a_c == b_c:
-        return "exact"
-    if is_acronym_of(a_c, b_norm) or is_acronym_of(b_c, a_norm):
-        return "acronym"
-    if min(len(a_c), len(b_c)) < config.typo_min_len:
-        return None
-    if edit_distance(a_c, b_c, config.max_typo_edits) > config.max_typo_edits:
-        return None
-    return "typo" if _looks_like_typo(a_norm.split(), b_norm.split(), word_counts, config) else None
+def _owners(n_live: int, n_rows: int, absorbed: Mapping[int, Sequence[int]]) -> list[int]:
+    owner = list(range(n_rows))
+    for survivor, members in absorbed.items():
+        for m in members:
+            owner[m] = survivor
+    assert all(o < n_live for o in owner[n_live:]), "every absorbed row needs its live survivor"
+    return owner
 
 
-def _looks_like_typo(
-    a_words: list[str], b_words: list[str], word_counts: Mapping[str, int], config: MatchConfig
-) -> bool:
-    if len(a_words) != len(b_words):
-        return False  # a typo plus a spacing change: too weak to merge on
-    changed = [(wa, wb) for wa, wb in zip(a_words, b_words, strict=True) if wa != wb]
-    if len(changed) != 1:
-        return False
-    wa, wb = changed[0]
-    if _is_version(wa) or _is_version(wb):
-        return False  # "Orion Pro 3" / "Orion Pro 4", "Atlas II" / "Atlas III": siblings, not typos
-    if wa[0] != wb[0]:
-        return False  # typos rarely hit a word's first letter; "Hernandez" / "Fernandez" are two names
-    return not (_is_known_word(wa, word_counts, config) and _is_known_word(wb, word_counts, config))
-
-
-def _is_known_word(word: str, word_counts: Mapping[str, int], config: MatchConfig) -> bool:
-    """Common in the brain's names, or a compound of two common words ("Westford" = west + ford)."""
-    common = config.common_word_count
-    if word_counts.get(word, 0) >= common:
-        return True
-    return any(
-        word_counts.get(word[:k], 0) >= common and word_counts.get(word[k:], 0) >= common
-        for k in range(3, len(word) - 2)
-    )
-
-
-_ROMAN = re.compile(r"^(?=[ivxlc])m*(c[md]|d?c{0,3})(x[cl]|l?x{0,3})(i[xv]|v?i{0,3})$")
-
-
-def _is_version(word: str) -> bool:
-    return word.isdigit() or bool(_ROMAN.match(word)) or word in ("jr", "sr")
-
-
-def word_frequencies(normalized: Sequence[str]) -> Counter[str]:
-    return Counter(w for n in normalized for w in n.split())
-
-
-# ---------------------------------------------------------------- candidate generation
-
-
-def type_blocks(types: Sequence[str]) -> dict[str, np.ndarray]:
-    blocks: dict[str, list[int]] = defaultdict(list)
-    for i, t in enumerate(types):
-        blocks[t or ""].append(i)
-    return {t: np.asarray(ix, dtype=np.int64) for t, ix in blocks.items()}
-
-
-def exact_candidates(types: Sequence[str], normalized: Sequence[str]) -> Iterator[tuple[int, int]]:
-    """All same-type pairs whose compact normalized names are equal."""
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, (t, n) in enumerate(zip(types, normalized, strict=True)):
-        if n:
-            groups[(t, compact(n))].append(i)
-    for members in groups.values():
-        for x, a in enumerate(members):
-            for b in members[x + 1 :]:
-                yield a, b
-
-
-def acronym_candidates(types: Sequence[str], normalized: Sequence[str]) -> dict[int, list[int]]:
-    """Single-token names -> the same-type multi-word names whose initials spell them."""
-    by_initials: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for i, (t, n) in enumerate(zip(types, normalized, strict=True)):
-        if len(n.split()) >= 2:
-            for skip in (True, False):
-                by_initials[(t, initials(n, skip))].add(i)
-    out: dict[int, list[int]] = {}
-    for i, (t, n) in enumerate(zip(types, normalized, strict=True)):
-        longs = by_initials.get((t, n))
-        if longs and " " not in n and 2 <= len(n) <= 8:
-            out[i] = sorted(longs)
+def _padded(vectors: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+    """Absorbed rows have no vector here: zero rows, which are nobody's neighbour."""
+    if vectors is None or len(vectors) == n_rows:
+        return vectors
+    out = np.zeros((n_rows, vectors.shape[1]), dtype=np.float32)
+    out[: len(vectors)] = vectors
     return out
 
 
-def unambiguous_acronyms(
-    candidates: Mapping[int, list[int]],
-    vectors: np.ndarray | None,
-    margin: float,
-    context: Sequence[str | None] | None = None,
-) -> Iterator[tuple[int, int, float]]:
-    """One long form per acronym: the only one, the only one in the acronym's community (`context`, one
-    label per row), or the one whose vector is clearly closest. "CAA" could be "Carbon Accounting Audit"
-    or "Climate Adaptation Audit": without such a winner, no merge."""
-    for short, longs in candidates.items():
-        if len(longs) > 1 and context is not None and context[short] is not None:
-            near = [j for j in longs if context[j] == context[short]]
-            longs = near if len(near) == 1 else longs
-        scored = sorted(((_cosine(vectors, short, j), j) for j in longs), reverse=True)
-        if len(scored) == 1 or (vectors is not None and scored[0][0] - scored[1][0] >= margin):
-            sim, j = scored[0]
-            yield min(short, j), max(short, j), sim
+def _member_pairs(a: int, b: int, absorbed: Mapping[int, Sequence[int]]) -> list[tuple[int, int]]:
+    side_a, side_b = [a, *absorbed.get(a, ())], [b, *absorbed.get(b, ())]
+    return [(min(x, y), max(x, y)) for x in side_a for y in side_b]
 
 
-def knn_candidates(vectors: np.ndarray, types: Sequence[str], config: MatchConfig) -> Iterator[tuple[int, int, float]]:
-    """Exact neighbours within each type block: (i, j, cosine) with i < j and cosine >= threshold.
+def _score(
+    table: ERTable, rows: Sequence[tuple[int, int]], gamma: np.ndarray, model: FSModel, config: MatchConfig
+) -> _Scored:
+    """Accepted = eligible and probable; with nothing but names to compare, the name level decides alone.
 
-    Each chunk of rows is multiplied only with itself and the rows after it (the upper triangle), so each
-    pair is scored once. A chunk with more than knn_k hits per row on average (a dense cluster of
-    look-alike names) keeps just each row's knn_k best.
+    EM cannot tell matches from non-matches on one comparison (any split of the name levels fits), so a
+    pair known only by its names is accepted on "same name" (exact, same words, alias) and nothing weaker.
     """
-    for block in type_blocks(types).values():
-        if len(block) < 2:
-            continue
-        mat = np.ascontiguousarray(vectors[block], dtype=np.float32)
-        for start in range(0, len(block), config.chunk_rows):
-            sims = mat[start : start + config.chunk_rows] @ mat[start:].T  # column c is row start + c
-            r, c = np.nonzero(sims >= config.knn_threshold)
-            upper = c > r  # drops self-matches and pairs inside the chunk seen from the other side
-            r, c = r[upper], c[upper]
-            if len(r) > config.knn_k * sims.shape[0]:
-                r, c = _top_k_per_row(sims, config.knn_k, config.knn_threshold)
-            for i, j, sim in zip(block[r + start], block[c + start], sims[r, c], strict=True):
-                yield int(i), int(j), float(sim)
+    prob = model.probabilities(gamma)
+    identity = gamma[:, 0] < IDENTITY_LEVELS
+    eligible = (identity | corroborated(gamma)) & ~attributes_disagree(table, gamma)
+    name_only = (gamma[:, 1:] == MISSING).all(axis=1)
+    thresholds = np.array([config.threshold_for(table.types[a]) for a, _ in rows])
+    accepted = eligible & np.where(name_only, identity, prob >= thresholds)
+    return _Scored(gamma, prob, accepted, eligible)
 
 
-def _top_k_per_row(sims: np.ndarray, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.arange(sims.shape[0])
-    sims[rows, rows] = -1.0
-    k = min(k, sims.shape[1])
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    r = np.repeat(rows, k)
-    c = top.reshape(-1)
-    keep = (sims[r, c] >= threshold) & (c > r)
-    return r[keep], c[keep]
+def _pair(table: ERTable, a: int, b: int, k: int, s: _Scored, verdict: Verdict | None = None) -> Pair:
+    reason = NAME_LEVELS[int(s.gamma[k, 0])] + ("+llm" if verdict else "")
+    evidence: dict[str, Any] = {
+        "names": [table.names[a], table.names[b]],
+        "probability": round(float(s.prob[k]), 4),
+        "levels": explain(table, s.gamma[k]),
+    }
+    if verdict is not None:
+        evidence["adjudication"] = {"model": verdict.model, "answer": verdict.answer}
+    return Pair(a, b, round(float(s.prob[k]), 4), reason, evidence)
 
 
-def typo_candidates(
-    types: Sequence[str], normalized: Sequence[str], min_len: int, max_bucket: int = 64
-) -> Iterator[tuple[int, int]]:
-    """Same-type pairs one edit apart, found exactly via shared single-deletion keys (SymSpell style)."""
-    for rows in type_blocks(types).values():
-        buckets: dict[str, set[int]] = defaultdict(set)
-        for i in rows.tolist():
-            c = compact(normalized[i])
-            if len(c) >= min_len:
-                buckets[c].add(i)
-                for k in range(len(c)):
-                    buckets[c[:k] + c[k + 1 :]].add(i)
-        for members in buckets.values():
-            if 1 < len(members) <= max_bucket:
-                ordered = sorted(members)
-                for x, a in enumerate(ordered):
-                    for b in ordered[x + 1 :]:
-                        yield a, b
+def _ambiguous(
+    table: ERTable, a: int, b: int, k: int, s: _Scored, vectors: np.ndarray | None, config: MatchConfig
+) -> bool:
+    """Worth asking a model: names one edit or a word apart, probable but unproven, or unrelated names
+    whose meanings are close ("South Korea" / "Korea, Republic of")."""
+    if attributes_disagree(table, s.gamma[k : k + 1])[0]:
+        return False  # attributes say two entities: a model reading names cannot overrule a birth date
+    if int(s.gamma[k, 0]) < WEAK_NAME or s.prob[k] >= config.band_low:
+        return True
+    if vectors is None or a >= len(vectors) or b >= len(vectors):
+        return False
+    return float(vectors[a] @ vectors[b]) >= config.alias_cosine
 
 
-def match_pairs(
-    names: Sequence[str],
-    types: Sequence[str],
-    vectors: np.ndarray | None,
+def _adjudicate(
+    table: ERTable,
+    undecided: list[tuple[int, int, int]],
+    s: _Scored,
     config: MatchConfig,
-    context: Sequence[str | None] | None = None,
-) -> list[Pair]:
-    """Every same-type pair that passes the string check, best score first (deterministic order).
-
-    `context` (optional, one community label per row) only breaks ties between acronym expansions.
-    """
-    normalized = [normalize(n or "") for n in names]
-    counts = word_frequencies(normalized)
-    scores: dict[tuple[int, int], float] = {}
-    for a, b in exact_candidates(types, normalized):
-        scores[(a, b)] = 1.0
-    acronyms = acronym_candidates(types, normalized)
-    for a, b, sim in unambiguous_acronyms(acronyms, vectors, config.acronym_margin, context):
-        scores.setdefault((a, b), sim)
-    for a, b in typo_candidates(types, normalized, config.typo_min_len):
-        scores.setdefault((a, b), _cosine(vectors, a, b))
-    if vectors is not None:
-        for a, b, sim in knn_candidates(vectors, types, config):
-            scores[(a, b)] = max(scores.get((a, b), 0.0), sim)
-    pairs = []
-    for (a, b), score in scores.items():
-        reason = string_verdict(normalized[a], normalized[b], counts, config)
-        if reason is not None:
-            pairs.append(Pair(a, b, 1.0 if reason == "exact" else round(score, 4), reason))
-    pairs.sort(key=lambda p: (-p.score, p.a, p.b))
-    return pairs
-
-
-def _cosine(vectors: np.ndarray | None, a: int, b: int) -> float:
-    return 0.0 if vectors is None else float(vectors[a] @ vectors[b])
+    adjudicate: Adjudicator | None,
+    pairs: list[Pair],
+) -> list[dict[str, Any]]:
+    """Ask the model about the most probable undecided pairs, up to the cap; its yes makes a pair."""
+    if adjudicate is None or not undecided:
+        return []
+    undecided.sort(key=lambda x: (-float(s.prob[x[2]]), x[0], x[1]))
+    log = []
+    for a, b, k in undecided[: config.max_llm_calls]:
+        verdict = adjudicate(table, a, b)
+        log.append({"names": [table.names[a], table.names[b]], "same": verdict.same, "model": verdict.model})
+        if verdict.same:
+            pairs.append(_pair(table, a, b, k, s, verdict))
+    return log
 
 
 # ---------------------------------------------------------------- grouping

@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +28,8 @@ from brain.store import (
     META_REWIRED_SINCE_RECLUSTER,
     BrainStore,
 )
-from workers.dedup_match import MatchConfig, Pair, choose_survivor, group_pairs, match_pairs
+from workers.dedup_match import Adjudicator, MatchConfig, MatchResult, Pair, choose_survivor, group_pairs, match
+from workers.er_compare import ERTable, build_table
 
 ProgressHook = Callable[[int, int], None]  # (done, total) while embedding
 
@@ -46,11 +47,26 @@ class LiveEntities:
     ids: list[str]
     names: list[str]
     types: list[str]
+    descriptions: list[str | None]
+    attributes: list[str | None]
     created_at: np.ndarray
     content_hash: list[str | None]
     truth: list[str | None]
     vectors: np.ndarray  # (n, 384) float32, zero rows where missing
     has_vector: np.ndarray  # bool mask
+    absorbed: list[Absorbed] = field(default_factory=list)  # merged earlier, each with its live survivor
+
+
+@dataclass(frozen=True)
+class Absorbed:
+    """An entity an earlier pass merged: a new candidate for its survivor must match it too."""
+
+    id: str
+    survivor: str
+    name: str
+    type: str
+    description: str | None
+    attributes: str | None
 
 
 @dataclass(frozen=True)
@@ -59,8 +75,9 @@ class PlannedMerge:
     kept_name: str
     absorbed_ids: tuple[str, ...]
     absorbed_names: tuple[str, ...]
-    score: float  # weakest pair in the group
+    score: float  # weakest pair in the group (match probability)
     reason: str  # distinct pair reasons, e.g. "exact+typo"
+    evidence: tuple[dict[str, Any], ...] = ()  # per matched pair: names, probability, levels, adjudication
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,8 @@ class DedupReport:
     dry_run: bool
     quality: Quality | None  # against truth_cluster, when the brain has ground truth
     timings: dict[str, float] = field(default_factory=dict)
+    model: dict[str, list[float]] = field(default_factory=dict)  # log2(m/u) per comparison level, as fitted
+    adjudications: tuple[dict[str, Any], ...] = ()
 
     @property
     def absorbed(self) -> int:
@@ -92,8 +111,11 @@ class DedupReport:
 # ---------------------------------------------------------------- loading and embedding
 
 
+ENTITY_TEXT = ["id", "name", "type", "description", "attributes"]
+
+
 def load_live_entities(store: BrainStore) -> LiveEntities:
-    cols = ["id", "name", "type", "created_at", "content_hash", "embedded_hash", "truth_cluster", "vector"]
+    cols = [*ENTITY_TEXT, "created_at", "content_hash", "embedded_hash", "truth_cluster", "vector"]
     data = store.fresh("entities").search().where(LIVE_ENTITY).select(cols).limit(None).to_arrow()
     data = data.sort_by("id")  # stable row order -> deterministic plans
     content = data.column("content_hash").to_pylist()
@@ -113,12 +135,31 @@ def load_live_entities(store: BrainStore) -> LiveEntities:
         ids=data.column("id").to_pylist(),
         names=[n or "" for n in data.column("name").to_pylist()],
         types=[t or "" for t in data.column("type").to_pylist()],
+        descriptions=data.column("description").to_pylist(),
+        attributes=data.column("attributes").to_pylist(),
         created_at=np.nan_to_num(np.asarray(data.column("created_at").to_numpy(zero_copy_only=False), float)),
         content_hash=content,
         truth=data.column("truth_cluster").to_pylist(),
         vectors=_vector_matrix(data.column("vector")),
         has_vector=has_vector,
+        absorbed=_absorbed(store, set(data.column("id").to_pylist())),
     )
+
+
+def _absorbed(store: BrainStore, live: set[str]) -> list[Absorbed]:
+    """Merged entities (not undone) with the live entity their merged_into chain ends at."""
+    data = store.fresh("entities").search().where("merged_into IS NOT NULL")
+    rows = data.select([*ENTITY_TEXT, "merged_into"]).limit(None).to_arrow().sort_by("id").to_pylist()
+    parent = {r["id"]: r["merged_into"] for r in rows}
+    out = []
+    for r in rows:
+        node, seen = r["merged_into"], {r["id"]}
+        while node in parent and node not in seen:
+            seen.add(node)
+            node = parent[node]
+        if node in live:
+            out.append(Absorbed(r["id"], node, r["name"] or "", r["type"] or "", r["description"], r["attributes"]))
+    return out
 
 
 def _vector_matrix(column: pa.ChunkedArray) -> np.ndarray:
@@ -181,12 +222,45 @@ def relationship_degree(store: BrainStore) -> Counter[str]:
 
 
 def community_labels(store: BrainStore, ids: Sequence[str]) -> list[str | None]:
-    """The community (from the last recluster) each entity belongs to, or None."""
-    data = store.fresh("communities").search().select(["id", "members"]).limit(None).to_arrow()
-    label: dict[str, str] = {}
-    for cid, members in zip(data.column("id").to_pylist(), data.column("members").to_pylist(), strict=True):
-        label.update(dict.fromkeys(members or (), cid))
+    """The finest-level community (from the last recluster) each entity belongs to, or None."""
+    label = {m: cid for cid, members in store.leaf_communities() for m in members}
     return [label.get(i) for i in ids]
+
+
+def neighbour_sets(store: BrainStore) -> dict[str, frozenset[str]]:
+    rels = store.fresh("relationships").search().select(["src", "dst"]).limit(None).to_arrow()
+    out: dict[str, set[str]] = {}
+    for src, dst in zip(rels.column("src").to_pylist(), rels.column("dst").to_pylist(), strict=True):
+        if src and dst and src != dst:
+            out.setdefault(src, set()).add(dst)
+            out.setdefault(dst, set()).add(src)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def resolution_table(
+    entities: LiveEntities,
+    neighbours: dict[str, frozenset[str]],
+    context: Sequence[str | None] | None,
+    config: MatchConfig,
+) -> tuple[ERTable, dict[int, list[int]]]:
+    """Rows for matching: the live entities, then the absorbed ones (with their survivor's neighbourhood)."""
+    row_of = {e: i for i, e in enumerate(entities.ids)}
+    labels = list(context) if context is not None else [None] * len(entities.ids)
+    absorbed: dict[int, list[int]] = {}
+    for k, a in enumerate(entities.absorbed):
+        absorbed.setdefault(row_of[a.survivor], []).append(len(entities.ids) + k)
+    survivors = [row_of[a.survivor] for a in entities.absorbed]
+    table = build_table(
+        names=[*entities.names, *(a.name for a in entities.absorbed)],
+        types=[*entities.types, *(a.type for a in entities.absorbed)],
+        descriptions=[*entities.descriptions, *(a.description for a in entities.absorbed)],
+        attributes=[*entities.attributes, *(a.attributes for a in entities.absorbed)],
+        neighbours=[neighbours.get(e, frozenset()) for e in [*entities.ids, *(entities.ids[s] for s in survivors)]],
+        communities=[*labels, *(labels[s] for s in survivors)],
+        type_aliases=config.aliases,
+        context_keys=config.context_keys,
+    )
+    return table, absorbed
 
 
 def plan_merges(
@@ -194,19 +268,22 @@ def plan_merges(
     degree: Counter[str],
     config: MatchConfig,
     context: Sequence[str | None] | None = None,
-) -> tuple[list[PlannedMerge], int]:
-    """Groups -> merges with a deterministic survivor; also returns the number of matched pairs."""
+    neighbours: dict[str, frozenset[str]] | None = None,
+    adjudicate: Adjudicator | None = None,
+) -> tuple[list[PlannedMerge], MatchResult]:
+    """Groups -> merges with a deterministic survivor, and the match result they came from."""
+    table, absorbed = resolution_table(entities, neighbours or {}, context, config)
     vectors = entities.vectors if entities.has_vector.all() else None
-    pairs = match_pairs(entities.names, entities.types, vectors, config, context)
-    by_pair = {(p.a, p.b): p for p in pairs}
+    result = match(table, len(entities.ids), absorbed, vectors, config, adjudicate)
+    by_pair = {(p.a, p.b): p for p in result.pairs}
     rel_counts = np.array([degree.get(i, 0) for i in entities.ids])
     merges = []
-    for group in group_pairs(pairs, len(entities.ids)):
+    for group in group_pairs(result.pairs, len(entities.ids)):
         kept = choose_survivor(group, rel_counts, entities.created_at, entities.ids)
-        absorbed = [m for m in group if m != kept]
+        absorbed_rows = [m for m in group if m != kept]
         inner = [by_pair[(min(x, y), max(x, y))] for i, x in enumerate(group) for y in group[i + 1 :]]
-        merges.append(_planned(entities, kept, absorbed, inner))
-    return merges, len(pairs)
+        merges.append(_planned(entities, kept, absorbed_rows, inner))
+    return merges, result
 
 
 def _planned(entities: LiveEntities, kept: int, absorbed: Sequence[int], inner: Sequence[Pair]) -> PlannedMerge:
@@ -217,6 +294,7 @@ def _planned(entities: LiveEntities, kept: int, absorbed: Sequence[int], inner: 
         absorbed_names=tuple(entities.names[m] for m in absorbed),
         score=min(p.score for p in inner),
         reason="+".join(sorted({p.reason for p in inner})),
+        evidence=tuple(dict(p.evidence) for p in inner),
     )
 
 
@@ -283,6 +361,7 @@ def _log_row(merge_id: str, merge: PlannedMerge, rel_changes: list[dict[str, str
         "score": merge.score,
         "reason": merge.reason,
         "payload": json.dumps(payload, separators=(",", ":")),
+        "evidence": json.dumps(list(merge.evidence), separators=(",", ":"), default=str),
         "undone_at": None,
     }
 

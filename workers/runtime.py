@@ -13,6 +13,18 @@ from pathlib import Path
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_REFUSED = 3  # the job refused to do what it was asked (e.g. an approved plan no longer holds); wrote nothing
+
+# What a job's exit code tells whoever sees it end (the agent turns it into an observation note).
+EXIT_MEANINGS: dict[int, str] = {
+    EXIT_ERROR: "failed (see its log)",
+    EXIT_REFUSED: "refused to go on and wrote nothing (dedup: its approved plan no longer holds; the log says why)",
+}
+
+
+class JobRefused(Exception):
+    """Raised inside a step when the job must not go on (an expected stop, not a crash): the loop ends with
+    `EXIT_REFUSED` and `WorkerRun.refusal` holds the one-sentence reason."""
 
 
 @dataclass
@@ -25,6 +37,7 @@ class WorkerRun:
     batches: int = 0
     state: str = "running"
     stop: threading.Event = field(default_factory=threading.Event)
+    refusal: str | None = None  # why the job refused (JobRefused), when it did
 
     def install_signal_handlers(self) -> None:
         # SIGTERM means "drain": finish the batch in hand, then exit cleanly. A second one kills.
@@ -74,6 +87,11 @@ class WorkerRun:
                     if not forever:
                         break
                     self.stop.wait(idle_s)
+        except JobRefused as exc:
+            self.refusal = str(exc)
+            self.state = "stopped"
+            self.write_status(exit_code=EXIT_REFUSED)
+            return EXIT_REFUSED
         except Exception:
             self.state = "crashed"
             self.write_status(exit_code=EXIT_ERROR)

@@ -1,5 +1,9 @@
 """The wisdom worker: one short insight per community that has none yet.
 
+It summarises the leaf communities (`BrainStore.leaf_communities`: the finest level, each entity in at most
+one), not the coarser levels that recluster also writes: one LLM call per group of entities, and the count
+`stats` reports as pending["wisdom"] and wisdom_coverage is of the same leaves.
+
 With model tiers configured (brainops.toml / BRAINOPS_* env, inherited from the agent that started the
 worker) the text comes from the fleet LLM call (budgeted, cached, routed by the fleet's tier weights); the
 entry point (`brainops worker wisdom`) loads those settings and passes the built fleet LLM in.
@@ -74,13 +78,13 @@ class WisdomWorker:
         return self.config.batch_size if left is None else min(self.config.batch_size, left)
 
     def _pending(self) -> list[tuple[str, list[str]]]:
-        comms = self.store.fresh("communities").to_lance().to_table(columns=["id", "members"])
+        """Leaf communities (the finest level: the partition) without wisdom, in this shard, by id."""
         covered = set(self.store.fresh("wisdom").to_lance().to_table(columns=["community_id"]).column(0).to_pylist())
-        out = []
-        for cid, members in zip(comms.column("id").to_pylist(), comms.column("members").to_pylist(), strict=True):
-            if cid not in covered and _in_shard(cid, self.config.shard):
-                out.append((cid, members or []))
-        return sorted(out)
+        return [
+            (cid, members)
+            for cid, members in self.store.leaf_communities()
+            if cid not in covered and _in_shard(cid, self.config.shard)
+        ]
 
     def _views(self, todo: list[tuple[str, list[str]]]) -> list[CommunityView]:
         member_ids = sorted({m for _, members in todo for m in members})

@@ -22,20 +22,32 @@ def register_top_level(root: typer.Typer) -> None:
 def dedup(
     ctx: typer.Context,
     brain: str | None = typer.Option(None, "--brain", help="LanceDB path or object-store URI of the brain."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the merges; write nothing but the count."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List the merges; write nothing but their count and plan (what a live run merges)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     limit: int = typer.Option(50, "--show", min=0, help="Merges to list in the table."),
+    llm_calls: int = typer.Option(
+        50, "--llm-calls", min=0, help="Ambiguous pairs the fleet LLM may judge (0: never ask a model)."
+    ),
 ) -> None:
     """Find duplicate live entities of the same type and merge them (each merge logged and undoable)."""
     if ctx.invoked_subcommand is not None:
         return
     if not brain:
         raise typer.BadParameter("--brain is required", param_hint="--brain")
-    report = _run(brain, dry_run, show_progress=not as_json)
+    report = _run(brain, dry_run, llm_calls, show_progress=not as_json)
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
         return
     _print_report(report, limit)
+    if dry_run:
+        from brain.store import BrainStore
+        from workers.dedup_plan import load_plan
+
+        plan = load_plan(BrainStore(brain))
+        if plan is not None:
+            typer.echo(f"stored as the brain's dedup plan {plan.hash} ({plan.absorbed} entities)")
 
 
 @app.command("undo")
@@ -71,19 +83,28 @@ def undo(
         raise typer.Exit(1)
 
 
-def _run(brain: str, dry_run: bool, show_progress: bool) -> DedupReport:
+def _run(brain: str, dry_run: bool, llm_calls: int, show_progress: bool) -> DedupReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from agent.cli.worker import fleet_llm_or_none
     from brain.store import BrainStore, StoreError
     from workers.dedup import run_dedup
+    from workers.dedup_adjudicate import LLMAdjudicator
+    from workers.dedup_match import MatchConfig
 
     store = BrainStore(brain)
+    llm = fleet_llm_or_none() if llm_calls else None
+    adjudicate = LLMAdjudicator(llm, llm_calls) if llm else None
     columns = (TextColumn("embedding entity names"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not show_progress, transient=True) as bar:
         task = bar.add_task("embed", total=None)
         try:
             return run_dedup(
-                store, dry_run=dry_run, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                store,
+                dry_run=dry_run,
+                match=MatchConfig(max_llm_calls=llm_calls),
+                adjudicate=adjudicate,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except StoreError as exc:
             typer.echo(f"dedup: {exc}", err=True)
@@ -108,8 +129,11 @@ def _print_report(report: DedupReport, limit: int) -> None:
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
     console.print(
         f"{report.live_entities:,} live entities, {report.embedded:,} embedded, "
-        f"{report.candidate_pairs} matched pairs, {report.relationships_repointed} relationships repointed ({timing})"
+        f"{report.candidate_pairs} candidate pairs, {report.relationships_repointed} relationships repointed ({timing})"
     )
+    if report.adjudications:
+        said = sum(1 for a in report.adjudications if a.get("same"))
+        console.print(f"the fleet LLM judged {len(report.adjudications)} ambiguous pairs: {said} the same entity")
     if report.quality is not None:
         q = report.quality
         console.print(f"against truth_cluster: precision {q.precision:.3f}, recall {q.recall:.3f}")

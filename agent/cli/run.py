@@ -280,6 +280,10 @@ def status(config: str = typer.Option(None, "--config", "-c"), as_json: bool = t
         if obs.brain.error:
             console.print(f"[bold red]brain: {obs.brain.error}[/] (the figures below are unknown, not zero)")
         console.print(_brain_table(obs))
+        if obs.brain.dedup_plan is not None:  # the first line only; `brainops approvals` shows the sample
+            from rich.markup import escape
+
+            console.print(escape(obs.brain.dedup_plan.lines()[0]), highlight=False)
         console.print(_budget_line(obs))
     console.print(_workers_table(workers))
     console.print(_approvals_table(approvals))

@@ -13,7 +13,7 @@ import typer
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from agent.state.approvals import AnswerResult, OnAnswered
+    from agent.state.approvals import AnswerResult, Approval, OnAnswered
     from agent.state.decisions import DecisionRecord, ExpectedHead, VerifyReport
     from core.settings import Settings
 
@@ -149,6 +149,23 @@ def _approvals(all_recent: bool = typer.Option(False, "--all", help="Also decide
         expires = f"{a.expires_at - now:.0f}s" if a.is_open(now) else "-"
         table.add_row(a.id, a.action, _short(a.args), a.risk, a.status, expires, a.decided_by or "")
     _print(table)
+    _print_context(rows)
+
+
+def _print_context(approvals: list[Approval]) -> None:
+    """What each approval will do beyond its arguments: a dedup plan's count and sample pairs with scores."""
+    from rich.markup import escape
+
+    from agent.cli.console import make_console
+    from core.domain import approval_context_lines
+
+    console = make_console()
+    for a in approvals:
+        lines = approval_context_lines(a.context)
+        if lines:
+            console.print(f"[bold]{a.id}[/] {escape(a.action)} {escape(_short(a.args, 200))}")
+            for line in lines:
+                console.print("  " + escape(line), highlight=False)
 
 
 def _answer_command(approve: bool, on_answered: OnAnswered | None) -> Callable[..., None]:

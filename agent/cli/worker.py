@@ -83,20 +83,41 @@ def embed(
 @app.command("dedup", help=kind("dedup").summary)
 def dedup(
     brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Find merges, write only the candidate count."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Find merges, write only their count and plan."),
     loop: bool = typer.Option(False, "--loop", help="Run again whenever the entities change."),
     status_file: Path | None = typer.Option(None, "--status-file"),
+    plan: str | None = typer.Option(
+        None, "--plan", help="Merge only this dry run's plan (its hash); stop if it is no longer the current one."
+    ),
+    max_merges: int | None = typer.Option(
+        None, "--max-merges", min=0, help="Stop, merging nothing, if the merges found now absorb more entities."
+    ),
+    llm_calls: int = typer.Option(
+        50, "--llm-calls", min=0, help="Ambiguous pairs the fleet LLM may judge per pass (0: never ask a model)."
+    ),
 ) -> None:
     from workers.dedup import DedupConfig, run_dedup_worker
+    from workers.dedup_match import MatchConfig
 
     try:
-        config = DedupConfig(brain, dry_run=dry_run, loop=loop)
+        config = DedupConfig(
+            brain,
+            dry_run=dry_run,
+            loop=loop,
+            plan=plan,
+            max_merges=max_merges,
+            match=MatchConfig(max_llm_calls=llm_calls),
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     from workers.runtime import WorkerRun
 
     run = WorkerRun(kind="dedup", status_file=status_file)
-    code, worker = _guarded("dedup", run, lambda: run_dedup_worker(config, run))
+    llm = fleet_llm_or_none() if llm_calls else None
+    code, worker = _guarded("dedup", run, lambda: run_dedup_worker(config, run, llm=llm))
+    if run.refusal:
+        typer.echo(f"dedup: {run.refusal} (nothing was merged)", err=True)
+        raise typer.Exit(code)
     absorbed = sum(r.absorbed for r in worker.reports)
     typer.echo(f"dedup: {len(worker.reports)} passes, {absorbed} entities {'to merge' if dry_run else 'merged'}")
     raise typer.Exit(code)
@@ -106,14 +127,29 @@ def dedup(
 def recluster(
     brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
     seed: int = typer.Option(42, "--seed", help="Leiden seed: the same graph and seed give the same partition."),
-    resolution: float = typer.Option(1.0, "--resolution", min=0.0),
+    resolution: float = typer.Option(
+        1.0, "--resolution", min=0.0, help="Modularity resolution of every Leiden pass (level 0, split proposals)."
+    ),
+    max_size: int = typer.Option(
+        100, "--max-size", min=0, help="Split communities larger than this even when a split does not pay (0: no cap)."
+    ),
+    method: str = typer.Option(
+        "hierarchical", "--method", help="hierarchical (levels, splits judged by description length) or flat."
+    ),
     loop: bool = typer.Option(False, "--loop", help="Run again whenever relationships or entities change."),
     status_file: Path | None = typer.Option(None, "--status-file"),
 ) -> None:
     from workers.recluster import ReclusterConfig, run_recluster_worker
 
     try:
-        config = ReclusterConfig(brain, seed=seed, resolution=resolution, loop=loop)
+        config = ReclusterConfig(
+            brain,
+            seed=seed,
+            resolution=resolution,
+            max_size=max_size or None,
+            method=method,  # type: ignore[arg-type]  # checked by ReclusterConfig
+            loop=loop,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     from workers.runtime import WorkerRun
@@ -122,7 +158,8 @@ def recluster(
     code, worker = _guarded("recluster", run, lambda: run_recluster_worker(config, run))
     last = worker.reports[-1] if worker.reports else None
     summary = (
-        f"{last.communities} communities ({last.kept_ids} kept ids), modularity {last.modularity:.4f}"
+        f"{last.communities} leaf communities, levels {'/'.join(map(str, last.levels)) or '-'} "
+        f"({last.kept_ids} kept ids), modularity {last.modularity:.4f}"
         if last
         else "nothing to do"
     )
@@ -149,7 +186,7 @@ def _guarded(kind: str, run: WorkerRun, body: Callable[[], T]) -> T:
         raise typer.Exit(1) from exc
 
 
-def _fleet_llm_or_none() -> FleetLLM | None:
+def fleet_llm_or_none() -> FleetLLM | None:
     """The fleet LLM when the inherited settings (brainops.toml / BRAINOPS_* env) configure model tiers;
     None means extractive summaries. The worker gets it built: settings are loaded here, at the entry point."""
     from core.settings import load_settings
@@ -181,6 +218,6 @@ def wisdom(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     run = WorkerRun(kind="wisdom", status_file=status_file)
-    code = _guarded("wisdom", run, lambda: run_wisdom(config, run, _fleet_llm_or_none()))
+    code = _guarded("wisdom", run, lambda: run_wisdom(config, run, fleet_llm_or_none()))
     typer.echo(f"wisdom: {run.processed} communities in {run.batches} batches, exit {code}")
     raise typer.Exit(code)

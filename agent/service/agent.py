@@ -285,7 +285,9 @@ class Agent:
         from agent.service.observer import supervise_notes
 
         report = self.fleet.reconcile(now)
-        self.observer.notes = supervise_notes(report)
+        rows = {w: self.fleet.dispatcher.registry.get(w) for w in report.crashed}
+        exits = {w: row.last_exit for w, row in rows.items() if row is not None}
+        self.observer.notes = supervise_notes(report, exits)
         return report
 
     def request(self, action: str, args: dict[str, Any], requester: str) -> TickReport:
@@ -312,6 +314,7 @@ class Agent:
             requested_by,
             self.policy.approval_ttl_s,
             now,
+            context=request.context,
         )
         existing = approval.id != request.approval_id
         if approval.message_ts is None and not existing:

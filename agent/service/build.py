@@ -49,6 +49,7 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
         scaling=scaling,
         dedup_threshold=cfg.dedup_threshold,
         dedup_cooldown_s=max(cfg.dedup_cooldown_s, policy.cooldown_for("run_dedup")),
+        dedup_dry_run_cooldown_s=max(RuleParams.dedup_dry_run_cooldown_s, policy.cooldown_for("run_dedup")),
         recluster_change_ratio=cfg.recluster_change_ratio,
         recluster_max_age_s=cfg.recluster_max_age_s,
         recluster_cooldown_s=max(cfg.recluster_cooldown_s, policy.cooldown_for("run_recluster")),

@@ -107,10 +107,22 @@ class Fleet:
                 f"; refused: {'; '.join(refused)}" if refused else ""
             )
 
-    def run_job(self, kind: str, host: str | None, job_key: str, dry_run: bool = False) -> str:
+    def run_job(
+        self,
+        kind: str,
+        host: str | None,
+        job_key: str,
+        dry_run: bool = False,
+        plan: str | None = None,
+        max_merges: int | None = None,
+    ) -> str:
         with self.exclusive():
             target = host or self.brain_host
-            extra = {"dry_run": True} if dry_run else {}
+            extra: dict[str, Any] = {"dry_run": True} if dry_run else {}
+            if plan is not None:
+                extra["plan"] = plan
+            if max_merges is not None:
+                extra["max_merges"] = max_merges
             result = self.dispatcher.run_once(kind, target, self.worker_options(kind, **extra), job_key=job_key)
             if not result.ok:
                 raise RuntimeError(result.error or f"{kind} job did not start")

@@ -7,6 +7,7 @@ in parallel and bounded by timeouts, and the observation reuses it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,11 +110,19 @@ class FleetObserver:
             return BudgetState()
 
 
-def supervise_notes(report: Any) -> list[str]:
-    """Dispatcher events worth the planner's attention, as short trusted notes."""
+def supervise_notes(report: Any, exits: Mapping[str, int | None] | None = None) -> list[str]:
+    """Dispatcher events worth the planner's attention, as short trusted notes. `exits` (worker id -> exit
+    code) names what a one-shot job's exit meant, e.g. a dedup job that refused its no longer current plan."""
+    from workers.runtime import EXIT_MEANINGS, EXIT_REFUSED
+
+    exits = exits or {}
     notes = []
-    if report.crashed:
-        notes.append(f"crashed workers: {', '.join(report.crashed)}")
+    refused = [w for w in report.crashed if exits.get(w) == EXIT_REFUSED]
+    crashed = [w for w in report.crashed if w not in refused]
+    if crashed:
+        notes.append(f"crashed workers: {', '.join(crashed)}")
+    for worker_id in refused:
+        notes.append(f"job {worker_id} stopped with exit {EXIT_REFUSED}: {EXIT_MEANINGS[EXIT_REFUSED]}")
     if report.fatal:
         notes.append(f"workers gone FATAL (crash loop): {', '.join(report.fatal)}")
     if report.unreachable:

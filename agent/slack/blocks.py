@@ -12,10 +12,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from core.domain import approval_context_lines
+
 APPROVE_ACTION_ID = "brainops_approve"
 DENY_ACTION_ID = "brainops_deny"
 MAX_ARGS_CHARS = 600  # Slack caps a section's text at 3000 chars; arguments stay readable well below that
 MAX_DIGEST_LINES = 12
+MAX_FACTS_CHARS = 2000  # the plan's count and sample pairs, within Slack's 3000-char section limit
 
 Block = dict[str, Any]
 OPEN_TITLE = "Approval needed"
@@ -38,6 +41,8 @@ class ApprovalView(Protocol):
     def risk(self) -> str: ...
     @property
     def expires_at(self) -> float: ...
+    @property
+    def context(self) -> Mapping[str, Any]: ...  # observed facts beside the arguments (e.g. a dedup plan)
 
 
 def format_time(ts: float) -> str:
@@ -60,6 +65,7 @@ def _context(text: str) -> Block:
 
 
 def _summary_blocks(approval: ApprovalView, title: str = OPEN_TITLE) -> list[Block]:
+    facts = context_lines(approval)
     return [
         _section(f"*{title}:* `{approval.action}`  (risk: *{approval.risk}*)"),
         {
@@ -69,13 +75,27 @@ def _summary_blocks(approval: ApprovalView, title: str = OPEN_TITLE) -> list[Blo
                 {"type": "mrkdwn", "text": f"*Expires*\n{format_time(approval.expires_at)} (then denied)"},
             ],
         },
+        *([_section("*What it will do*\n```" + _clip("\n".join(facts)) + "```")] if facts else []),
         _section(f"*Rationale*\n{approval.rationale or '(none given)'}"),
         _context(f"approval `{approval.id}`"),
     ]
 
 
+def context_lines(approval: ApprovalView) -> list[str]:
+    """The observed facts the approval was opened with (a dedup plan's count and sample pairs), as lines."""
+    return approval_context_lines(dict(approval.context or {}))
+
+
+def _clip(text: str) -> str:
+    """Escaped for mrkdwn (entity names are text from the records: no mentions or links from them)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "'''")
+    return text if len(text) <= MAX_FACTS_CHARS else text[: MAX_FACTS_CHARS - 1] + "…"
+
+
 def approval_text(approval: ApprovalView) -> str:
-    return f"Approval needed: {approval.action} {format_args(approval.args)} (risk {approval.risk})"
+    facts = context_lines(approval)
+    plan = f"; {facts[0]}" if facts else ""
+    return f"Approval needed: {approval.action} {format_args(approval.args)} (risk {approval.risk}){plan}"
 
 
 def approval_blocks(approval: ApprovalView) -> list[Block]:

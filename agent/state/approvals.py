@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS approvals (
     decided_at REAL,
     reason TEXT,
     channel TEXT,
-    message_ts TEXT
+    message_ts TEXT,
+    context TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
 """
@@ -82,6 +83,8 @@ class Approval:
     reason: str | None
     channel: str | None
     message_ts: str | None
+    # Observed facts shown beside the arguments (graphs.tick.approval_context), not part of the binding.
+    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def approved(self) -> bool:
@@ -126,6 +129,9 @@ class ApprovalStore:
         self.path = resolve_db_path(db_path)
         init_schema(self.path, _DDL)
         with connect(self.path) as conn, write_tx(conn):
+            columns = {r["name"] for r in conn.execute("PRAGMA table_info(approvals)")}
+            if "context" not in columns:  # a store made before approvals showed observed facts
+                conn.execute("ALTER TABLE approvals ADD COLUMN context TEXT")
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'approvals_one_pending'").fetchone():
                 conn.execute(_EXPIRE_TWINS)
                 conn.execute(_ONE_PENDING)
@@ -142,6 +148,7 @@ class ApprovalStore:
         requested_by: str,
         ttl_s: float,
         now: float | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> Approval:
         """Create a pending approval; the same id again returns the stored row (graph nodes may re-run), and
         so does a request for the action and arguments of another approval still pending (check the id)."""
@@ -163,6 +170,7 @@ class ApprovalStore:
             requested_by,
             now,
             now + ttl_s,
+            canonical_json(redact(dict(context or {}))),
         )
         with connect(self.path) as conn, write_tx(conn):
             # An overdue twin no longer blocks: it is expired now (its thread records that on settle).
@@ -173,7 +181,7 @@ class ApprovalStore:
             )
             conn.execute(
                 "INSERT OR IGNORE INTO approvals (id, tick_id, action, args, args_hash, rationale, risk,"
-                " rule_ids, requested_by, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " rule_ids, requested_by, created_at, expires_at, context) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 values,
             )
             approval = _fetch(conn, id)
@@ -332,4 +340,5 @@ def _from_row(row: sqlite3.Row) -> Approval:
     values = dict(row)
     values["args"] = json.loads(values["args"])
     values["rule_ids"] = tuple(json.loads(values["rule_ids"]))
+    values["context"] = json.loads(values.get("context") or "{}")
     return Approval(**values)
