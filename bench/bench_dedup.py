@@ -127,7 +127,7 @@ def _first_run_on_a_new_host(uri: str, scale: str, cache_dir: str) -> dict[str, 
     """A cold dedup in a new process with an empty embedder cache (so nothing is imported or compiled yet)."""
     graph_only_brain(uri, scale)
     code = (
-        "import json, time; from workers.dedup import run_dedup; from workers.store import BrainStore; "
+        "import json, time; from workers.dedup import run_dedup; from brain.store import BrainStore; "
         f"t = time.perf_counter(); r = run_dedup(BrainStore({uri!r})); s = time.perf_counter() - t; "
         "q = r.quality; print(json.dumps({'seconds': s, **r.timings, 'precision': q.precision, 'recall': q.recall}))"
     )

@@ -110,10 +110,10 @@ def run(out_dir: Path) -> dict[str, Any]:
             }
     cos = np.sum(vectors["fp32"] * vectors["chosen"], axis=1)
     results["load_s_in_a_fresh_process"] = {
-        "chosen": _fresh_load_s("from workers.embedder import load_embedder; load_embedder()"),
+        "chosen": _fresh_load_s("from brain.embedder import load_embedder; load_embedder()"),
         "sentence_transformers": _fresh_load_s(
             "import torch; from sentence_transformers import SentenceTransformer; "
-            "from workers.embedder import model_path; "
+            "from brain.embedder import model_path; "
             "SentenceTransformer(str(model_path()), device='cpu', model_kwargs={'dtype': torch.bfloat16})"
         ),
     }

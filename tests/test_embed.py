@@ -43,9 +43,17 @@ def test_encode_gives_unit_float32_vectors_that_mean_something(embedder: Embedde
 
 
 @pytest.mark.slow
-def test_bf16_matches_fp32_and_the_verdict_is_cached(tmp_path: Path) -> None:
+def test_bf16_matches_fp32_and_the_verdict_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import brain.embedder as embedder_module
+
     cosine = calibrate(model_path(), "cpu", "bf16")
     assert cosine >= 0.995
+    assert embedder_module.bf16_speedup(model_path(), rounds=1) > 0  # measured for real once
+    # A CPU without bf16 units runs it slower than fp32: accurate or not, fp32 is the verdict there.
+    monkeypatch.setattr(embedder_module, "bf16_speedup", lambda path: 0.4)
+    slow = load_embedder("cpu", "auto", cache_dir=tmp_path / "no-bf16-units")
+    assert (slow.info.dtype, slow.info.dtype_reason) == ("fp32", "calibrated")
+    monkeypatch.setattr(embedder_module, "bf16_speedup", lambda path: 2.5)
     first = load_embedder("cpu", "auto", cache_dir=tmp_path)
     assert (first.info.dtype, first.info.dtype_reason) == ("bf16", "calibrated")
     assert first.info.calibration_cosine == pytest.approx(cosine, abs=1e-3)
