@@ -4,7 +4,7 @@ CUDA when present (fp16 there). On CPU, bf16 is used only when a calibration on 
 cosine >= 0.995 against fp32 and runs at least 1.1x faster (a CPU without bf16 units runs it slower); the
 verdict is cached per machine (CPU model and its bf16 flags) in a small JSON file, because the calibration
 loads the model several times. On CPU the model then runs as a cached TorchScript copy
-(workers.embed_backends), which starts in ~1 s instead of ~5 s. torch and sentence_transformers are
+(brain.embed_backends), which starts in ~1 s instead of ~5 s. torch and sentence_transformers are
 imported inside functions.
 """
 
@@ -66,7 +66,7 @@ class EmbedderInfo:
     model_path: str
     calibration_cosine: float | None = None  # min cosine bf16 vs fp32 on the calibration set
     dtype_reason: str = "requested"  # requested | calibrated | cached | cuda-default
-    backend: str = "sentence-transformers"  # or torchscript (workers.embed_backends)
+    backend: str = "sentence-transformers"  # or torchscript (brain.embed_backends)
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def load_embedder(
 ) -> Embedder:
     """Load the model on the best device and dtype this machine runs correctly.
 
-    On CPU, `compiled` uses (and on first use builds) the TorchScript copy in workers.embed_backends.
+    On CPU, `compiled` uses (and on first use builds) the TorchScript copy in brain.embed_backends.
 
     `threads` (else env BRAINOPS_EMBED_THREADS) caps torch's CPU threads: several workers sharing few
     cores run faster with one thread each than fighting over all of them.

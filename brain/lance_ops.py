@@ -43,7 +43,7 @@ def with_conflict_retry(op: Callable[[], T], attempts: int = 8, base_s: float = 
 
 
 def add_missing_columns(table: Table, schema: pa.Schema) -> list[str]:
-    """Brains made before a nullable column joined workers.schema get it on first open, all null.
+    """Brains made before a nullable column joined brain.schema get it on first open, all null.
 
     Same best-effort rules as declare_primary_key: a handle that may not write still reads.
     """
@@ -69,7 +69,7 @@ def add_missing_columns(table: Table, schema: pa.Schema) -> list[str]:
 
 
 def declare_primary_key(table: Table, key: str) -> None:
-    """Brains made before the key was declared in workers.schema get it on first open (one metadata commit).
+    """Brains made before the key was declared in brain.schema get it on first open (one metadata commit).
 
     Best effort: several handles may race to declare it (each re-checks after a conflict), and a handle
     that may not write (read-only credentials) still reads; only the guard against racing inserts waits.
@@ -100,7 +100,7 @@ def sql_list(values: Iterable[str]) -> str:
 def drop_repeated_keys(tbl: Table, key: str) -> int:
     """Delete rows that repeat an earlier row's key (the lowest row id stays); returns how many.
 
-    Brains written before keys were declared (workers.schema.PRIMARY_KEY) can hold a key twice.
+    Brains written before keys were declared (brain.schema.PRIMARY_KEY) can hold a key twice.
     Rows go by _rowid: an id names both copies. A row id from before a concurrent compaction names no
     row afterwards (fragment ids are never reused), so a stale one deletes nothing.
     """

@@ -270,7 +270,7 @@ class BrainStore:
         return CompactReport(tuple(TABLES), removed, time.perf_counter() - started, duplicates)
 
     def drop_duplicate_keys(self, name: str) -> int:
-        """Delete rows that repeat an earlier row's key (see workers.lance_ops); returns how many."""
+        """Delete rows that repeat an earlier row's key (see brain.lance_ops); returns how many."""
         return drop_repeated_keys(self.table(name), KEYS.get(name, "id"))
 
     # ------------------------------------------------------------ stats

@@ -1,8 +1,9 @@
 """Dedup worker: one pass of entity resolution over the live entities, merges logged and reversible.
 
-`run_dedup` is the whole pass (embed missing name vectors -> match -> group -> merge); `DedupWorker.step`
-runs it under `workers.runtime.WorkerRun` so the dispatcher sees a status file and SIGTERM drains.
-Meta keys written (see workers.store): dedup_candidates (what a dry run would absorb; 0 after a real run),
+`run_dedup` is the whole pass (embed missing name vectors -> block -> compare -> score -> group -> merge; the
+steps are in docs/ARCHITECTURE.md, "Entity resolution"); `DedupWorker.step` runs it under
+`workers.runtime.WorkerRun` so the dispatcher sees a status file and SIGTERM drains.
+Meta keys written (see brain.store): dedup_candidates (what a dry run would absorb; 0 after a real run),
 dedup_dry_run_at, relationships_rewired_since_recluster (+= relationships repointed); a dry run also stores
 its merge plan (dedup_plan, dedup_plan_summary: workers/dedup_plan.py), which a live run with `plan` is held to.
 """

@@ -173,7 +173,7 @@ def _vector_matrix(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def default_encoder() -> Encoder:
-    """The shared embedder (workers.embedder): CUDA when present, CPU here."""
+    """The shared embedder (brain.embedder): CUDA when present, CPU here."""
     from brain.embedder import load_embedder
 
     embedder = load_embedder(device="auto", dtype="auto")

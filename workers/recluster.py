@@ -12,7 +12,7 @@ Ids are matched level by level: a new level-k community whose best Jaccard match
 is >= `min_jaccard` keeps that old id and created_at, so wisdom written for it stays attached; a parent that
 changes id does not change its children's (their `parent` column just follows).
 
-Meta keys written: last_recluster_at (workers.store.META_LAST_RECLUSTER_AT), relationships_rewired_since_recluster
+Meta keys written: last_recluster_at (brain.store.META_LAST_RECLUSTER_AT), relationships_rewired_since_recluster
 (reset to 0), and the ones below.
 """
 
