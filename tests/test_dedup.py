@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from support.brain_rig import read_status, start_worker, worker_env
+from support.brain_rig import add_entities, read_status, start_worker, worker_env
 from typer.testing import CliRunner
 
 from agent.cli.main import app
-from brain.schema import EMBED_DIM, ENTITIES, RELATIONSHIPS
+from brain.schema import EMBED_DIM, ENTITIES
 from brain.seed import content_hash, seed_brain
 from brain.store import META_DEDUP_CANDIDATES, BrainStore
 from workers.dedup import run_dedup
@@ -52,26 +52,7 @@ def snapshot(store: BrainStore, table: str) -> list[dict]:
 
 def tiny_brain(tmp_path: Path, rows: list[tuple[str, str, str]], edges: list[tuple[str, str]]) -> BrainStore:
     """Entities (id, name, type) with deterministic unit vectors, so no model is needed."""
-    store = BrainStore(str(tmp_path / "tiny")).open_or_create()
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((len(rows), EMBED_DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    entities = [
-        {
-            "id": i,
-            "name": n,
-            "type": t,
-            "content_hash": content_hash(n),
-            "embedded_hash": content_hash(n),
-            "vector": v.tolist(),
-            "created_at": 1000.0 + k,
-        }
-        for k, ((i, n, t), v) in enumerate(zip(rows, vectors, strict=True))
-    ]
-    store.add("entities", pa.Table.from_pylist(entities, schema=ENTITIES))
-    rels = [{"id": f"r{k}", "src": a, "dst": b, "weight": 1.0} for k, (a, b) in enumerate(edges)]
-    store.add("relationships", pa.Table.from_pylist(rels, schema=RELATIONSHIPS))
-    return store
+    return add_entities(BrainStore(str(tmp_path / "tiny")).open_or_create(), rows, edges)
 
 
 # ---------------------------------------------------------------- matching rules (pure)

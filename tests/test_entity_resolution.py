@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
+from support.brain_rig import add_entities
 from support.fake_llm_server import FakeLLMServer, Text, three_tier_config
 
-from brain.schema import EMBED_DIM, ENTITIES, RELATIONSHIPS
-from brain.seed import content_hash
+from brain.schema import EMBED_DIM
 from brain.store import BrainStore
 from workers.dedup import run_dedup
 from workers.dedup_adjudicate import LLMAdjudicator
@@ -174,47 +173,14 @@ def test_names_are_transliterated_and_types_compared_case_insensitively() -> Non
 def store_with(
     tmp_path: Path, rows: list[tuple[str, str, str]], edges: list[tuple[str, str]], vec: Any = None
 ) -> BrainStore:
-    """Entities (id, name, type) with unit vectors (`vec(name)` or random), and relationships."""
-    store = BrainStore(str(tmp_path / "brain")).open_or_create()
-    rng = np.random.default_rng(0)
-    entities = []
-    for k, (i, name, kind) in enumerate(rows):
-        v = vec(name) if vec else rng.standard_normal(EMBED_DIM)
-        v = np.asarray(v, dtype=np.float32) / np.linalg.norm(v)
-        h = content_hash(name)
-        entities.append(
-            {
-                "id": i,
-                "name": name,
-                "type": kind,
-                "content_hash": h,
-                "embedded_hash": h,
-                "vector": v.tolist(),
-                "created_at": float(k),
-            }
-        )
-    store.add("entities", pa.Table.from_pylist(entities, schema=ENTITIES))
-    rels = [{"id": f"r{k}", "src": a, "dst": b, "weight": 1.0} for k, (a, b) in enumerate(edges)]
-    store.add("relationships", pa.Table.from_pylist(rels, schema=RELATIONSHIPS))
-    return store
+    """Entities (id, name, type) with unit vectors (`vec(name)`, or seeded random ones), and relationships."""
+    vectors = [vec(name) for _, name, _ in rows] if vec else None
+    return add_entities(BrainStore(str(tmp_path / "brain")).open_or_create(), rows, edges, vectors)
 
 
 def add_entity(store: BrainStore, i: str, name: str, kind: str, edges: list[tuple[str, str]]) -> None:
-    v = np.random.default_rng(len(name)).standard_normal(EMBED_DIM)
-    v /= np.linalg.norm(v)
-    h = content_hash(name)
-    row = {
-        "id": i,
-        "name": name,
-        "type": kind,
-        "content_hash": h,
-        "embedded_hash": h,
-        "vector": v.tolist(),
-        "created_at": 99.0,
-    }
-    store.add("entities", pa.Table.from_pylist([row], schema=ENTITIES))
-    store.add(
-        "relationships", [{"id": f"r-{i}-{k}", "src": a, "dst": b, "weight": 1.0} for k, (a, b) in enumerate(edges)]
+    add_entities(
+        store, [(i, name, kind)], edges, np.random.default_rng(len(name)).standard_normal((1, EMBED_DIM)), 99.0
     )
 
 

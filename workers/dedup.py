@@ -27,10 +27,9 @@ from workers.dedup_store import (
     default_encoder,
     embed_missing,
     load_live_entities,
-    neighbour_sets,
     plan_merges,
     record_run_meta,
-    relationship_degree,
+    relationship_graph,
     score_against_truth,
     store_vectors,
 )
@@ -75,8 +74,7 @@ def run_dedup(
     guard = None if dry_run else PlanGuard.load(store, plan, max_merges)  # a stale plan stops here
     entities_version = store.fresh("entities").version
     entities = load_live_entities(store)
-    degree = relationship_degree(store)
-    neighbours = neighbour_sets(store)
+    degree, neighbours = relationship_graph(store)
     context = community_labels(store, entities.ids)
     timings["load_s"] = time.perf_counter() - t0
 

@@ -216,25 +216,23 @@ def store_vectors(store: BrainStore, entities: LiveEntities, rows: np.ndarray) -
 # ---------------------------------------------------------------- planning
 
 
-def relationship_degree(store: BrainStore) -> Counter[str]:
+def relationship_graph(store: BrainStore) -> tuple[Counter[str], dict[str, frozenset[str]]]:
+    """One read of the relationships: each entity's degree (relationship rows, which picks survivors) and
+    its neighbour set (the other endpoints, which matching compares)."""
     rels = store.fresh("relationships").search().select(["src", "dst"]).limit(None).to_arrow()
-    return Counter(rels.column("src").to_pylist() + rels.column("dst").to_pylist())
+    srcs, dsts = rels.column("src").to_pylist(), rels.column("dst").to_pylist()
+    neighbours: dict[str, set[str]] = {}
+    for src, dst in zip(srcs, dsts, strict=True):
+        if src and dst and src != dst:
+            neighbours.setdefault(src, set()).add(dst)
+            neighbours.setdefault(dst, set()).add(src)
+    return Counter(srcs + dsts), {k: frozenset(v) for k, v in neighbours.items()}
 
 
 def community_labels(store: BrainStore, ids: Sequence[str]) -> list[str | None]:
     """The finest-level community (from the last recluster) each entity belongs to, or None."""
     label = {m: cid for cid, members in store.leaf_communities() for m in members}
     return [label.get(i) for i in ids]
-
-
-def neighbour_sets(store: BrainStore) -> dict[str, frozenset[str]]:
-    rels = store.fresh("relationships").search().select(["src", "dst"]).limit(None).to_arrow()
-    out: dict[str, set[str]] = {}
-    for src, dst in zip(rels.column("src").to_pylist(), rels.column("dst").to_pylist(), strict=True):
-        if src and dst and src != dst:
-            out.setdefault(src, set()).add(dst)
-            out.setdefault(dst, set()).add(src)
-    return {k: frozenset(v) for k, v in out.items()}
 
 
 def resolution_table(

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +41,41 @@ def read_status(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def add_entities(
+    store: Any,
+    rows: list[tuple[str, str, str]],
+    edges: Sequence[tuple[str, str]] = (),
+    vectors: Any = None,
+    first_created_at: float = 1000.0,
+) -> Any:
+    """Entities (id, name, type) with unit name vectors already stored (`vectors`, or seeded random ones, so no
+    model is needed) and relationships `edges` (src, dst), added to a real brain; returns the store."""
+    import numpy as np
+    import pyarrow as pa
+
+    from brain.schema import EMBED_DIM, ENTITIES
+    from brain.seed import content_hash
+
+    if vectors is None:
+        vectors = np.random.default_rng(0).standard_normal((len(rows), EMBED_DIM))
+    vectors = np.asarray(vectors, dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    entities = [
+        {
+            "id": i,
+            "name": n,
+            "type": t,
+            "content_hash": content_hash(n),
+            "embedded_hash": content_hash(n),
+            "vector": v.tolist(),
+            "created_at": first_created_at + k,
+        }
+        for k, ((i, n, t), v) in enumerate(zip(rows, vectors, strict=True))
+    ]
+    store.add("entities", pa.Table.from_pylist(entities, schema=ENTITIES))
+    rels = [{"id": f"r-{a}-{b}-{k}", "src": a, "dst": b, "weight": 1.0} for k, (a, b) in enumerate(edges)]
+    if rels:
+        store.add("relationships", rels)
+    return store
