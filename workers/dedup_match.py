@@ -98,7 +98,6 @@ class _Scored:
     gamma: np.ndarray
     prob: np.ndarray
     accepted: np.ndarray
-    eligible: np.ndarray
 
 
 def match(
@@ -170,7 +169,7 @@ def _score(
     name_only = (gamma[:, 1:] == MISSING).all(axis=1)
     thresholds = np.array([config.threshold_for(table.types[a]) for a, _ in rows])
     accepted = eligible & np.where(name_only, identity, prob >= thresholds)
-    return _Scored(gamma, prob, accepted, eligible)
+    return _Scored(gamma, prob, accepted)
 
 
 def _pair(table: ERTable, a: int, b: int, k: int, s: _Scored, verdict: Verdict | None = None) -> Pair:

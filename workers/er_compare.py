@@ -83,11 +83,6 @@ class ERTable:
     def comparisons(self) -> tuple[str, ...]:
         return ("name", *(f"attr:{k}" for k in self.attribute_keys), "graph", "description")
 
-    @property
-    def level_counts(self) -> tuple[int, ...]:
-        n_attr = len(self.attribute_keys)
-        return (len(NAME_LEVELS), *([len(ATTRIBUTE_LEVELS)] * n_attr), len(GRAPH_LEVELS), len(DESCRIPTION_LEVELS))
-
 
 def parse_attributes(raw: str | None) -> dict[str, str]:
     """The entity's attributes JSON as folded strings; anything that is not a JSON object counts as none."""
