@@ -59,6 +59,8 @@ class WorkerInfo(Frozen):
     last_exit: int | None = None
     cpu_percent: float = 0.0
     rss_mb: float = 0.0
+    processed: int | None = None  # items it finished since it started, from its own status counters
+    idle: bool = False  # its last batch found nothing to do: stopping it loses no work in hand
 
 
 PLAN_HASH = r"[0-9a-f]{64}"  # a dedup plan's name: sha256 hex of its merges (workers/dedup_plan.plan_hash)
@@ -188,6 +190,42 @@ class Observation(Frozen):
 # ---------------------------------------------------------------- proposals
 
 
+class ScalePrediction(Frozen):
+    """What a scaling decision is expected to do, from what the planner measured: the figures behind
+    "4 -> 7 extract: backlog 6,200 drains in ~22 min, +$0.41/h compute". Recorded with the decision and shown
+    in approval prompts; the proposal's key (its identity) does not include it."""
+
+    kind: str
+    before: int  # workers of the kind, all hosts, before the change
+    after: int  # ... and after it
+    backlog: int
+    arrival_per_min: float  # forecast arrivals over the next minutes
+    per_worker_per_min: float  # one worker's throughput
+    basis: Literal["measured", "estimated"]  # per-worker throughput from the workers' counters, or a prior
+    drain_s: float | None  # time until the backlog is worked off at `after` workers; None: it never drains
+    wait_objective_s: float | None = None  # the stage's policy objective, when it has one
+    compute_per_hour_delta: float = 0.0  # dollars per hour this change adds (negative: saves)
+
+    def summary(self) -> str:
+        if self.drain_s is None:
+            drains = "the backlog keeps growing"
+        elif self.backlog <= 0:
+            drains = "no backlog"
+        else:
+            drains = f"backlog {self.backlog:,} drains in ~{_duration(self.drain_s)}"
+        sign = "+" if self.compute_per_hour_delta >= 0 else "-"
+        cost = f"{sign}${abs(self.compute_per_hour_delta):.2f}/h compute"
+        return f"{self.before} -> {self.after} {self.kind}: {drains}, {cost}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class Proposal(Frozen):
     """One action the planner wants. Only policy or a human turns it into an action."""
 
@@ -195,6 +233,7 @@ class Proposal(Frozen):
     #              restart_worker | stop_worker | noop
     args: dict[str, Any] = Field(default_factory=dict)
     rationale: str = ""
+    prediction: ScalePrediction | None = None  # scale_workers: the expected effect
 
     def key(self) -> str:
         blob = json.dumps({"a": self.action, "args": self.args}, sort_keys=True)

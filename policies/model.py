@@ -57,6 +57,9 @@ class HostLimits(Strict):
     max_workers: SInt = Field(default=8, ge=0)
     cpu_ceiling_percent: SFloat = Field(default=90.0, gt=0, le=100)
     mem_ceiling_percent: SFloat = Field(default=85.0, gt=0, le=100)
+    # What the host costs per hour at full load (on-prem: electricity; cloud: the instance or spot price). A
+    # worker costs its CPU share of it; scaling predictions show the difference.
+    cost_per_hour: SFloat = Field(default=0.0, ge=0)
 
 
 class WorkerLimits(Strict):
@@ -67,6 +70,9 @@ class WorkerLimits(Strict):
     activation_backlog: SInt = Field(default=1, ge=0)
     est_cpu_percent: SFloat = Field(default=25.0, ge=0, le=100)  # host share one more worker adds, if unmeasured
     est_mem_percent: SFloat = Field(default=5.0, ge=0, le=100)
+    # Wait-time objective: an item waits at most this long before a worker takes it. With it the planner
+    # sizes workers from measured throughput and forecast arrivals; without it, HPA rules on the target backlog.
+    max_wait_s: SFloat | None = Field(default=None, gt=0)
 
 
 class Scaling(Strict):
