@@ -201,14 +201,16 @@ class ScalePrediction(Frozen):
     backlog: int
     arrival_per_min: float  # forecast arrivals over the next minutes
     per_worker_per_min: float  # one worker's throughput
-    basis: Literal["measured", "estimated"]  # per-worker throughput from the workers' counters, or a prior
+    basis: Literal["measured", "unmeasured"]  # per-worker throughput from the workers' counters, or not yet
     drain_s: float | None  # time until the backlog is worked off at `after` workers; None: it never drains
     wait_objective_s: float | None = None  # the stage's policy objective, when it has one
     compute_per_hour_delta: float = 0.0  # dollars per hour this change adds (negative: saves)
 
     def summary(self) -> str:
-        if self.drain_s is None:
-            drains = "the backlog keeps growing"
+        if self.basis == "unmeasured":
+            drains = f"backlog {self.backlog:,}, throughput not measured yet"
+        elif self.drain_s is None:
+            drains = f"backlog {self.backlog:,} keeps growing"
         elif self.backlog <= 0:
             drains = "no backlog"
         else:

@@ -8,12 +8,14 @@ a noisy backlog does not flap the worker count). Activation (KEDA) decides when 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.actions import cooldown_key
 from core.domain import Observation, PlannerInfo, Proposal
-from graphs.planners import PlanContext, PlanResult
+from graphs.capacity import CapacityMeters, CostModel, KindMeter, Sizing, budget_workers, predict, size
+from graphs.planners import PlanContext, PlanFailed, Planner, PlanResult
 from graphs.scaling import (
+    KindPlan,
     RecommendationHistory,
     ScalingParams,
     gather,
@@ -48,18 +50,23 @@ class RuleParams:
     embed_est: tuple[float, float] = (50.0, 8.0)  # host CPU / memory share of one embedding shard
     budget_floor: float = 0.05  # below this share of the window left, LLM-bound kinds are not scaled up
     refusal_backoff_s: float = 3600.0  # after a human denies (or lets expire) an action, do not ask again for this long
+    cost: CostModel = field(default_factory=lambda: CostModel({}))  # host prices, for the predicted compute cost
 
 
 class RulePlanner:
-    def __init__(self, params: RuleParams, history: RecommendationHistory | None = None) -> None:
+    def __init__(
+        self, params: RuleParams, history: RecommendationHistory | None = None, meters: CapacityMeters | None = None
+    ) -> None:
         self.params = params
         self.history = history or RecommendationHistory()
+        self.meters = meters or CapacityMeters()
 
     def plan(self, ctx: PlanContext) -> PlanResult:
         obs, now = ctx.observation, ctx.now
         if obs.brain.error:  # zeros from an unreadable brain would read as "all stages within targets"
             why = f"{obs.brain.error}; nothing is planned on brain figures until it can be read"
             return PlanResult(proposals=(Proposal(action="noop", rationale=why),), planner=PlannerInfo(kind="rules"))
+        self.measure(obs)
         dedup = self._dedup(obs, now)
         proposals = [
             *self._scaling(obs, now),
@@ -71,6 +78,29 @@ class RulePlanner:
         if not proposals:
             proposals.append(Proposal(action="noop", rationale=self._why_nothing(obs)))
         return PlanResult(proposals=tuple(proposals), planner=PlannerInfo(kind="rules"))
+
+    def measure(self, obs: Observation) -> None:
+        """Feed the capacity meters (once per observation, whoever plans this tick)."""
+        scaled = self.params.scaling.items()
+        llm = frozenset(kind for kind, p in scaled if p.llm_bound)
+        self.meters.update(obs, {kind: p.stage for kind, p in scaled}, llm)
+
+    def with_prediction(self, obs: Observation, proposal: Proposal) -> Proposal:
+        """A scale_workers proposal from any planner, with its predicted effect (when it has none yet)."""
+        kind, host, count = (proposal.args.get(k) for k in ("kind", "host", "count"))
+        if proposal.action != "scale_workers" or proposal.prediction or not isinstance(kind, str):
+            return proposal
+        p = self.params.scaling.get(kind)
+        if p is None or not isinstance(count, int):
+            return proposal
+        plan = gather(obs, kind, p)
+        if not isinstance(host, str) or host not in plan.counts:
+            return proposal
+        added = count - plan.counts[host]
+        cost = (self.params.cost, host, added, p.est_cpu_percent)
+        change = (plan.current, plan.current + added)
+        guess = predict(obs, self.meters.get(kind), kind, p.stage, change, cost, p.max_wait_s)
+        return proposal.model_copy(update={"prediction": guess})
 
     # ------------------------------------------------------------ scaling
 
@@ -85,22 +115,31 @@ class RulePlanner:
         if not plan.counts:
             return []
         current = plan.current
-        raw = hpa_desired(current, plan.backlog, p, max_total=p.max_workers * len(plan.counts))
-        if current > 0 and plan.backlog > 0:
-            raw = max(raw, 1)  # never idle a kind to zero while its queue still holds work
+        top = p.max_workers * len(plan.counts)
+        meter = self.meters.get(kind)
+        sizing = self._objective(obs, kind, p, plan, meter)
+        if sizing is None:
+            raw = hpa_desired(current, plan.backlog, p, max_total=top)
+            if current > 0 and plan.backlog > 0:
+                raw = max(raw, 1)  # never idle a kind to zero while its queue still holds work
+            why = f"{p.stage} backlog {plan.backlog} over {current} worker(s), target {p.target_per_worker:g}/worker"
+        else:
+            raw = max(p.min_workers, min(top, sizing.desired, max(current + p.max_step_up, current * 2)))
+            why = f"{p.stage} backlog {plan.backlog}, ~{sizing.arrivals:.0f}/min arriving: {sizing.why}"
         last_change = max(
             (t for k, t in obs.recent_actions.items() if k.startswith(f"scale_workers:{kind}@")), default=None
         )
         seed = (last_change, current) if last_change is not None else None
         stabilized = self.history.add(kind, now, raw, p.stabilization_s, seed)
         desired = raw if raw > current else min(current, stabilized)
-        why = f"{p.stage} backlog {plan.backlog} over {current} worker(s), target {p.target_per_worker:g}/worker"
-        if desired < current and plan.rate < 0:
+        if sizing is not None and sizing.desired == 0 and raw == 0:
+            desired = 0  # drained and idle: nothing in hand to lose, and restarting waits for the objective
+        if sizing is None and desired < current and plan.rate < 0:
             return []  # the backlog is growing: scaling down now would flap back up
         if desired > current and p.llm_bound and self._budget_low(obs):
             return []  # no tokens left for the work these workers would do
         recently_idled = current == 0 and last_change is not None and now - last_change < p.stabilization_s
-        if desired > current and recently_idled and plan.backlog < p.target_per_worker:
+        if sizing is None and desired > current and recently_idled and plan.backlog < p.target_per_worker:
             return []  # hysteresis: a trickle right after scaling to zero waits for a worker's worth of work
         backoff = self.params.refusal_backoff_s
         cooling = [
@@ -112,11 +151,39 @@ class RulePlanner:
         if desired > current:
             crashing = {w.host for w in obs.workers if w.kind == kind and w.state == "fatal"}
             new = spread_up(plan, desired - current, obs, self.params.host_ceilings, [*cooling, *crashing])
-            return scale_proposals(plan, new, f"{why}: scale up to {desired} in total")
+            return self._with_predictions(obs, plan, new, f"{why}: scale up to {desired} in total", meter)
         if desired < current:
             new = spread_down(plan, current - desired, cooling)
-            return scale_proposals(plan, new, f"{why}: scale down to {desired} in total")
+            return self._with_predictions(obs, plan, new, f"{why}: scale down to {desired} in total", meter)
         return []
+
+    def _objective(
+        self, obs: Observation, kind: str, p: ScalingParams, plan: KindPlan, meter: KindMeter | None
+    ) -> Sizing | None:
+        """The wait-time objective's sizing, capped by what the token window can pay for; None: HPA decides."""
+        if p.max_wait_s is None or meter is None:
+            return None
+        idle = sum(1 for w in obs.workers if w.kind == kind and w.state == "running" and w.idle)
+        sizing = size(meter, plan.backlog, plan.current, idle, p.max_wait_s)
+        if sizing is None or not p.llm_bound or meter.tokens_per_item is None or meter.per_worker is None:
+            return sizing
+        affordable = budget_workers(obs, meter, p.max_wait_s)
+        if sizing.desired > max(plan.current, affordable):
+            why = f"{sizing.why}; the token window pays for {affordable}"
+            return Sizing(max(plan.current, affordable), sizing.need, sizing.arrivals, why)
+        return sizing
+
+    def _with_predictions(
+        self, obs: Observation, plan: KindPlan, new: dict[str, int], why: str, meter: KindMeter | None
+    ) -> list[Proposal]:
+        after = plan.current + sum(n - plan.counts[h] for h, n in new.items())
+        out = []
+        for proposal in scale_proposals(plan, new, why):
+            host, count = proposal.args["host"], proposal.args["count"]
+            cost = (self.params.cost, host, count - plan.counts[host], plan.p.est_cpu_percent)
+            guess = predict(obs, meter, plan.kind, plan.p.stage, (plan.current, after), cost, plan.p.max_wait_s)
+            out.append(proposal.model_copy(update={"prediction": guess, "rationale": f"{guess.summary()}; {why}"}))
+        return out
 
     def _budget_low(self, obs: Observation) -> bool:
         b = obs.budget
@@ -272,3 +339,20 @@ def _place(obs: Observation, kind: str) -> str | None:
     return min(
         reachable, key=lambda h: (0 if kind == "embed" and h.gpus else 1, max(h.cpu_percent, h.mem_percent))
     ).host
+
+
+@dataclass(frozen=True)
+class MeasuredPlanner:
+    """Whoever plans (a model, or the rules), the capacity meters learn from every tick and each scaling
+    proposal carries its predicted effect into the guard, the record and any approval prompt."""
+
+    inner: Planner
+    rules: RulePlanner
+
+    def plan(self, ctx: PlanContext) -> PlanResult | PlanFailed:
+        self.rules.measure(ctx.observation)
+        result = self.inner.plan(ctx)
+        if not isinstance(result, PlanResult):
+            return result
+        proposals = tuple(self.rules.with_prediction(ctx.observation, p) for p in result.proposals)
+        return replace(result, proposals=proposals)

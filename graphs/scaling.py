@@ -36,6 +36,7 @@ class ScalingParams:
     est_cpu_percent: float = 25.0  # host CPU one more worker adds when none runs to measure
     est_mem_percent: float = 5.0
     llm_bound: bool = False  # its work calls LLMs: more workers cannot help when the budget is gone
+    max_wait_s: float | None = None  # wait-time objective; None: HPA rule on target_per_worker
 
 
 @dataclass

@@ -35,8 +35,10 @@ def _tiers() -> LLMConfig:
 def _shape(planner: Any) -> dict[str, Any]:
     """Everything that configures a planner, as plain values."""
     from graphs.planners import FallbackPlanner
-    from graphs.rule_planner import RulePlanner
+    from graphs.rule_planner import MeasuredPlanner, RulePlanner
 
+    if isinstance(planner, MeasuredPlanner):
+        return {"measured": _shape(planner.inner), "meters": _shape(planner.rules)}
     if isinstance(planner, RulePlanner):
         return {"rules": planner.params}
     assert isinstance(planner, FallbackPlanner)
@@ -71,7 +73,8 @@ def test_a_scenario_and_a_tick_get_identically_configured_planners(
     in_scenario = _shape(_scenario_planner(settings, agent, tmp_path, planner))
     assert in_scenario == in_tick
     if planner == "llm":
-        assert in_tick["allow_strategic"] is True and in_tick["max_steps"] == 4 and in_tick["max_invalid"] == 1
+        model = in_tick["measured"]
+        assert model["allow_strategic"] is True and model["max_steps"] == 4 and model["max_invalid"] == 1
 
 
 def test_the_simulator_runs_the_rule_planner_the_tick_builds(tmp_path: Path) -> None:

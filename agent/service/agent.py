@@ -107,14 +107,17 @@ class Agent:
     def in_force(self) -> PolicyInForce:
         from agent.service.build import ModelSetup, build_planner
         from agent.service.policy_state import PolicyInForce
+        from graphs.capacity import CapacityMeters
         from graphs.scaling import RecommendationHistory
         from policies.live import live_policy
 
-        history, model = RecommendationHistory(), ModelSetup.from_settings(self.settings)
+        history, meters, model = RecommendationHistory(), CapacityMeters(), ModelSetup.from_settings(self.settings)
         return PolicyInForce(
             live=live_policy(self.settings, on_failure=self._policy_failed, clock=self.clock),
             known_hosts=[h.name for h in self.settings.hosts],
-            make_planner=lambda policy, engine: build_planner(policy, engine, self.settings.planner, model, history),
+            make_planner=lambda policy, engine: build_planner(
+                policy, engine, self.settings.planner, model, history, meters
+            ),
         )
 
     @property
@@ -315,6 +318,7 @@ class Agent:
             self.policy.approval_ttl_s,
             now,
             context=request.context,
+            prediction=request.proposal.prediction,
         )
         existing = approval.id != request.approval_id
         if approval.message_ts is None and not existing:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.kinds import LLM_BOUND_KINDS, STAGE_OF_KIND
-from graphs.rule_planner import RecommendationHistory, RuleParams, RulePlanner, ScalingParams
+from graphs.capacity import CapacityMeters, CostModel
+from graphs.rule_planner import MeasuredPlanner, RecommendationHistory, RuleParams, RulePlanner, ScalingParams
 
 if TYPE_CHECKING:
     from core.ports import Actor, ApprovalDesk, ChatRouter, Observer, Recorder
@@ -44,6 +45,7 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
             est_cpu_percent=lim.est_cpu_percent,
             est_mem_percent=lim.est_mem_percent,
             llm_bound=kind in LLM_BOUND_KINDS,
+            max_wait_s=lim.max_wait_s,
         )
     return RuleParams(
         scaling=scaling,
@@ -62,6 +64,7 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
         default_routing=dict(cfg.default_routing),
         embed_est=(policy.worker_limits("embed").est_cpu_percent, policy.worker_limits("embed").est_mem_percent),
         host_ceilings={name: (lim.cpu_ceiling_percent, lim.mem_ceiling_percent) for name, lim in policy.hosts.items()},
+        cost=CostModel({name: lim.cost_per_hour for name, lim in policy.hosts.items()}),
     )
 
 
@@ -95,12 +98,14 @@ def build_planner(
     cfg: PlannerConfig,
     model: ModelSetup | None = None,
     history: RecommendationHistory | None = None,
+    meters: CapacityMeters | None = None,
 ) -> Planner:
     """Rules always decide when nothing better is available; a configured model planner goes in front.
-    `history` carries the scale-down stabilization window across planners rebuilt for a policy edit."""
-    rules = RulePlanner(rule_params(policy, cfg), history or RecommendationHistory())
+    `history` (the scale-down stabilization window) and `meters` (measured throughput and arrivals) carry
+    over to planners rebuilt for a policy edit."""
+    rules = RulePlanner(rule_params(policy, cfg), history or RecommendationHistory(), meters or CapacityMeters())
     if model is None:
-        return rules
+        return MeasuredPlanner(rules, rules)
     from graphs.llm_planner import make_llm_planner
     from graphs.planners import FallbackPlanner
     from tools.registry import action_tools, read_only_tools
@@ -113,7 +118,7 @@ def build_planner(
         max_invalid=model.max_invalid,
         allow_strategic="strategic" in policy.routing.allowed_tiers,
     )
-    return FallbackPlanner(primary=primary, fallback=rules)
+    return MeasuredPlanner(FallbackPlanner(primary=primary, fallback=rules), rules)
 
 
 def policy_summary(policy: Policy) -> dict[str, Any]:
