@@ -154,7 +154,7 @@ def _recluster(r: Mapping[str, Any]) -> list[Comparison]:
     ]
 
 
-SIM_METRICS: tuple[tuple[str, str], ...] = (
+SIM_METRICS: tuple[tuple[str, str], ...] = (  # a result of one seed and trace (before the scenario grid)
     ("mean_backlog", "items"),
     ("p95_backlog", "items"),
     ("flaps", "count"),
@@ -162,21 +162,54 @@ SIM_METRICS: tuple[tuple[str, str], ...] = (
     ("cost", "$"),
     ("budget_overshoot_tokens", "tokens"),
 )
+SIM_FIGURES = (("p95_wait_s", "p95 wait", "s"), ("worker_seconds", "worker-seconds", "worker-s"))
+
+
+def _sim_label(controller: str) -> str:
+    return controller if controller == "agent" else f"{controller} (baseline)"
 
 
 def _simulator(r: Mapping[str, Any]) -> list[Comparison]:
-    metrics = r["metrics"]
-    order = ["agent", *[c for c in metrics if c != "agent"]]
-    return [
-        Comparison(
-            f"simulator {r.get('hours', '?')} h: {key}",
-            unit,
-            tuple((c if c == "agent" else f"{c} (baseline)", float(metrics[c][key])) for c in order),
-            "hpa (baseline)" if "hpa" in metrics else None,
-        )
-        for key, unit in SIM_METRICS
-        if all(key in metrics[c] for c in order)
+    """Per scenario the medians over seeds of the two headline metrics, the agent next to HPA and fixed."""
+    if "summary" not in r:
+        metrics = r["metrics"]
+        order = ["agent", *[c for c in metrics if c != "agent"]]
+        return [
+            Comparison(
+                f"simulator {r.get('hours', '?')} h: {key}",
+                unit,
+                tuple((_sim_label(c), float(metrics[c][key])) for c in order),
+                "hpa (baseline)" if "hpa" in metrics else None,
+            )
+            for key, unit in SIM_METRICS
+            if all(key in metrics[c] for c in order)
+        ]
+    out = []
+    for key, label, unit in SIM_FIGURES:  # every scenario's p95 wait, then every scenario's worker-seconds
+        for scenario, by_controller in r["summary"].items():
+            order = ["agent", *[c for c in by_controller if c != "agent"]]
+            values = tuple((_sim_label(c), float(by_controller[c][key]["median"])) for c in order)
+            baseline = "hpa (baseline)" if "hpa" in by_controller else None
+            out.append(Comparison(f"{scenario}: median {label}", unit, values, baseline))
+    return out
+
+
+def _simulator_targets(r: Mapping[str, Any], report_dir: Path) -> list[str]:
+    met, report = r["targets_met"], Path(r["report"])
+    where = report.relative_to(report_dir) if report.is_relative_to(report_dir) else report
+    lines = [
+        f"Targets met: **{met['met']}/{met['total']}**. {r['runs']} runs ({len(r['scenarios'])} scenarios x "
+        f"{r['seeds']} seeds x {len(r['controllers'])} controllers, {r['hours']:g} h each) in {r['wall_s']} s on "
+        f"{r['workers']} process(es). Targets compare the agent's medians over the seeds with the baselines'; "
+        "flaps, reaction, lost items and budget overshoot must hold on the worst seed. Every metric per "
+        f"scenario as median (worst), and backlog and worker plots: [{where.as_posix()}]({where.as_posix()}).",
+        "",
+        "| scenario | target | result | verdict |",
+        "|---|---|---|---|",
     ]
+    for t in r["targets"]:
+        lines.append(f"| {t['scenario']} | {t['name']} | {'met' if t['met'] else '**not met**'} | {t['verdict']} |")
+    return [*lines, ""]
 
 
 def _declared(r: Mapping[str, Any]) -> list[Comparison]:
@@ -195,6 +228,9 @@ ADAPTERS: dict[str, Callable[[Mapping[str, Any]], list[Comparison]]] = {
     "bench_dedup": _dedup,
     "bench_recluster": _recluster,
 }
+
+
+SECTIONS: dict[str, Callable[[Mapping[str, Any], Path], list[str]]] = {"bench_simulator": _simulator_targets}
 
 
 def comparisons(name: str, result: Mapping[str, Any]) -> list[Comparison]:
@@ -273,6 +309,15 @@ def _numbers(result: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any
     return out
 
 
+def _section(outcome: BenchOutcome, report_dir: Path) -> list[str]:
+    """A benchmark's own lines after its figure (the simulator's targets); none for a shape it does not know."""
+    section = SECTIONS.get(outcome.name)
+    try:
+        return section(outcome.result, report_dir) if section else []
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
 def bench_section(outcome: BenchOutcome, out_dir: Path, report_dir: Path) -> list[str]:
     lines = [f"## {outcome.name}", ""]
     if outcome.doc:
@@ -286,6 +331,7 @@ def bench_section(outcome: BenchOutcome, out_dir: Path, report_dir: Path) -> lis
         figure = plot(outcome.name, comps, out_dir)
         rel = figure.relative_to(report_dir) if figure.is_relative_to(report_dir) else figure
         lines += [f"![{outcome.name}]({rel.as_posix()})", "", *_comparison_table(comps), ""]
+        lines += _section(outcome, report_dir)
     else:
         lines += ["No figure: this result has no known shape and declares no `comparisons`.", ""]
         lines += ["| number | value |", "|---|---|"]

@@ -61,6 +61,7 @@ class WorkerInfo(Frozen):
     rss_mb: float = 0.0
     processed: int | None = None  # items it finished since it started, from its own status counters
     idle: bool = False  # its last batch found nothing to do: stopping it loses no work in hand
+    busy_s: float | None = None  # seconds spent on batches, by its own clock: throughput = processed / busy_s
 
 
 PLAN_HASH = r"[0-9a-f]{64}"  # a dedup plan's name: sha256 hex of its merges (workers/dedup_plan.plan_hash)

@@ -29,6 +29,7 @@ class SimProfile:
     start_delay_s: float = 20.0
     tokens_per_item: int = 0
     home: HomeRole = "brain"
+    batch_items: int = 1  # items one step() takes at once (the worker's default batch_size); a job: 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ KINDS: tuple[WorkerKindSpec, ...] = (
         scalable=True,
         llm_bound=True,
         options=frozenset({"shard", "batch_size", "loop", "item_ms", "limit"}),
-        sim=SimProfile(throughput_per_min=50.0, cpu_share=12.0, mem_share=4.0, tokens_per_item=1500, home="worker"),
+        sim=SimProfile(
+            throughput_per_min=50.0, cpu_share=12.0, mem_share=4.0, tokens_per_item=1500, home="worker", batch_items=64
+        ),
     ),
     WorkerKindSpec(
         "embed",
@@ -65,7 +68,7 @@ KINDS: tuple[WorkerKindSpec, ...] = (
         scalable=True,
         llm_bound=False,
         options=frozenset({"shard", "batch_size", "loop", "limit", "table"}),
-        sim=SimProfile(throughput_per_min=3000.0, cpu_share=30.0, mem_share=8.0, start_delay_s=60.0),
+        sim=SimProfile(throughput_per_min=3000.0, cpu_share=30.0, mem_share=8.0, start_delay_s=60.0, batch_items=256),
     ),
     WorkerKindSpec(
         "wisdom",
@@ -74,7 +77,7 @@ KINDS: tuple[WorkerKindSpec, ...] = (
         scalable=True,
         llm_bound=True,
         options=frozenset({"shard", "batch_size", "loop", "item_ms", "limit"}),
-        sim=SimProfile(throughput_per_min=12.0, cpu_share=10.0, mem_share=4.0, tokens_per_item=3000),
+        sim=SimProfile(throughput_per_min=12.0, cpu_share=10.0, mem_share=4.0, tokens_per_item=3000, batch_items=16),
     ),
     WorkerKindSpec(
         "dedup",

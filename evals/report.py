@@ -1,20 +1,21 @@
-"""Reports: JSON for machines, Markdown and HTML for people, PNG plots (matplotlib, Agg) next to them.
+"""Suite reports: JSON for machines, Markdown and HTML for people, PNG plots (matplotlib, Agg) next to them.
+The simulator's report is evals/sim_report.py; both render HTML through evals/report_html.py.
 
 Suite runs are compared from their JSON, so an old run file (another model, an older policy) is enough.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evals.report_html import ReportFiles, html_page, pyplot
+
 if TYPE_CHECKING:
     from evals.runner import SuiteRun
-    from evals.simulator import SimResult
 
 SUMMARY_KEYS = (
     "pass_rate",
@@ -31,23 +32,6 @@ SUMMARY_KEYS = (
     "latency_p50_s",
     "latency_p95_s",
 )
-
-
-@dataclass(frozen=True)
-class ReportFiles:
-    json: Path
-    markdown: Path
-    html: Path
-    plots: tuple[Path, ...]
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # ---------------------------------------------------------------- comparison
@@ -108,7 +92,7 @@ def write_suite_report(run: SuiteRun, out_dir: Path, other: Mapping[str, Any] | 
     md_path = out_dir / "report.md"
     md_path.write_text(md)
     html_path = out_dir / "report.html"
-    html_path.write_text(_html_page(f"brainops eval: {run.label}", md))
+    html_path.write_text(html_page(f"brainops eval: {run.label}", md))
     return ReportFiles(json_path, md_path, html_path, tuple(plots))
 
 
@@ -121,7 +105,7 @@ def _category_rates(data: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _plot_categories(data: Mapping[str, Any], other: Mapping[str, Any] | None, out_dir: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     rates = _category_rates(data)
     cats = sorted(set(rates) | (set(_category_rates(other)) if other else set()))
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -143,7 +127,7 @@ def _plot_categories(data: Mapping[str, Any], other: Mapping[str, Any] | None, o
 
 
 def _plot_latency(data: Mapping[str, Any], out_dir: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     latencies = [r["latency_s"] * 1000 for s in data["scenarios"] for r in s["runs"]]
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.hist(latencies, bins=30)
@@ -212,123 +196,3 @@ def _mark(value: bool | None) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:160]
-
-
-# ---------------------------------------------------------------- simulator report
-
-
-def write_sim_report(results: Sequence[SimResult], out_dir: Path, title: str = "fleet simulation") -> ReportFiles:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "title": title,
-        "runs": [{"metrics": r.metrics.to_dict(), "timeline": r.timeline.to_dict()} for r in results],
-    }
-    json_path = out_dir / "sim.json"
-    json_path.write_text(json.dumps(payload) + "\n")
-    plots = [_plot_series(results, "backlog", out_dir), _plot_series(results, "workers", out_dir)]
-    md = _sim_markdown(results, title, plots)
-    md_path = out_dir / "sim.md"
-    md_path.write_text(md)
-    html_path = out_dir / "sim.html"
-    html_path.write_text(_html_page(title, md))
-    return ReportFiles(json_path, md_path, html_path, tuple(plots))
-
-
-def _plot_series(results: Sequence[SimResult], what: str, out_dir: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for r in results:
-        hours = [t / 3600.0 for t in r.timeline.t]
-        series = r.timeline.backlog["extract"] if what == "backlog" else r.timeline.workers["extract"]
-        label = f"{r.metrics.controller} (seed {r.metrics.seed})"
-        ax.plot(hours, series, label=label, drawstyle="steps-post" if what == "workers" else "default")
-    ax.set_xlabel("hours")
-    ax.set_ylabel("extract backlog (items)" if what == "backlog" else "extract workers")
-    ax.legend()
-    fig.tight_layout()
-    path = out_dir / f"sim_{what}.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-SIM_COLUMNS = (
-    ("drain episodes", lambda m: m.drain.episodes),
-    ("mean drain s", lambda m: m.drain.mean_s),
-    ("max drain s", lambda m: m.drain.max_s),
-    ("undrained", lambda m: m.drain.undrained),
-    ("flaps", lambda m: m.flaps),
-    ("scale changes", lambda m: m.scale_changes),
-    ("host overload s", lambda m: m.host_overload_s),
-    ("budget overshoot", lambda m: m.budget_overshoot_tokens),
-    ("fleet tokens", lambda m: m.fleet_tokens),
-    ("planner tokens", lambda m: m.planner_tokens),
-    ("cost", lambda m: m.cost),
-    ("throttled items", lambda m: m.throttled_items),
-    ("approvals", lambda m: m.approvals_requested),
-    ("mean backlog", lambda m: m.mean_backlog),
-    ("p95 backlog", lambda m: m.p95_backlog),
-    ("wall s", lambda m: m.wall_s),
-)
-
-
-def _sim_markdown(results: Sequence[SimResult], title: str, plots: Sequence[Path]) -> str:
-    header = "| controller | seed | trace | " + " | ".join(name for name, _ in SIM_COLUMNS) + " |"
-    rule = "|" + "---|" * (3 + len(SIM_COLUMNS))
-    rows = [
-        f"| {r.metrics.controller} | {r.metrics.seed} | {r.metrics.trace} | "
-        + " | ".join(str(get(r.metrics)) for _, get in SIM_COLUMNS)
-        + " |"
-        for r in results
-    ]
-    images = [f"![{p.stem}]({p.name})" for p in plots]
-    return "\n".join([f"# {title}", "", header, rule, *rows, "", *images]) + "\n"
-
-
-# ---------------------------------------------------------------- html
-
-
-def _html_page(title: str, markdown: str) -> str:
-    """A dependency-free rendering of our own Markdown subset: headings, tables, images, paragraphs."""
-    body: list[str] = []
-    table: list[str] = []
-
-    def flush() -> None:
-        if table:
-            body.append("<table>" + "".join(table) + "</table>")
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split(" | ")]
-            if all(set(c) <= {"-"} for c in cells):
-                continue
-            tag = "th" if not table else "td"
-            table.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
-            continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](", 1)
-            body.append(f'<p><img src="{html.escape(src[:-1])}" alt="{html.escape(alt)}"></p>')
-        elif line.strip():
-            body.append(f"<p>{_inline(line)}</p>")
-    flush()
-    style = (
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
-    )
-
-
-def _inline(text: str) -> str:
-    escaped = html.escape(text.replace("\\|", "|"))
-    parts = escaped.split("**")
-    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
-    parts = out.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))

@@ -1,11 +1,14 @@
-"""What a simulation run is judged by: backlog drain time, flaps, host overload, budget overshoot, tokens,
-cost and approvals; plus the time series the report plots."""
+"""What a simulation run is judged by: per-item waits, worker-seconds (and the idle part), compute and LLM
+cost, reaction to load rises, work lost on scale-down, flaps, host overload, budget overshoot, tokens,
+approvals and backlog drain; plus the time series the report plots."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from evals.sim_model import SCALED_STAGES, load_rises
 
 if TYPE_CHECKING:
     from core.ports import DecisionEntry
@@ -81,24 +84,38 @@ class DrainStats:
 
 @dataclass(frozen=True)
 class SimMetrics:
+    """One run, judged by what a fleet owner pays for and feels. Waits are per item, in seconds from arrival
+    to commit (unfinished items count with their wait so far); worker-seconds count every second a worker
+    process exists; costs are dollars."""
+
     controller: str
     seed: int
-    trace: str
+    trace: str  # the scenario's name
     duration_s: float
-    drain: DrainStats
-    flaps: int
+    p95_wait_s: float  # the extract stage's p95 wait
+    wait_s: dict[str, dict[str, float]]  # stage -> {"p50", "p95", "max"}
+    worker_seconds: float
+    worker_seconds_by_kind: dict[str, float]
+    idle_worker_seconds: float  # start-up, unused capacity, waiting on tokens or a provider, draining waits
+    idle_worker_seconds_by_kind: dict[str, float]
+    compute_cost: float  # worker-seconds x host cost_per_hour x the kind's CPU share
+    llm_cost: float  # the fleet's tokens and the planner's
     scale_changes: int
-    host_overload_s: float
+    flaps: int
+    reaction_ticks: float | None  # worst over load rises: controller ticks until extract scaled up; None: no rise
+    lost_items: int  # done items thrown away when a stopped worker was killed at the grace
+    fault_lost_items: int  # done items thrown away when their host went down (a fault, not a decision)
     budget_overshoot_tokens: int
+    host_overload_s: float
     fleet_tokens: int
     planner_tokens: int
-    cost: float
     throttled_items: int
     approvals_requested: int
     outcomes: dict[str, int]
     mean_backlog: float
     p95_backlog: float
     final_backlog: float
+    drain: DrainStats
     wall_s: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +156,21 @@ def count_flaps(events: list[tuple[float, str, int, int]], window_s: float = FLA
     return flaps
 
 
+def reaction_ticks(
+    rises: list[float], events: list[tuple[float, str, int, int]], duration_s: float, tick_s: float
+) -> float | None:
+    """Worst, over load rises (seconds from start), of the ticks from the rise to the first extract scale-up
+    (any host) at or after it; a rise not answered before the next rise or the end counts the ticks until then."""
+    ups = sorted(t for t, key, before, after in events if key.startswith("extract@") and after > before)
+    worst: float | None = None
+    for index, rise in enumerate(rises):
+        limit = rises[index + 1] if index + 1 < len(rises) else duration_s
+        answer = next((t for t in ups if rise <= t < limit), limit)
+        ticks = round((answer - rise) / tick_s, 3)
+        worst = ticks if worst is None else max(worst, ticks)
+    return worst
+
+
 def summarize(
     name: str,
     cfg: SimConfig,
@@ -150,24 +182,38 @@ def summarize(
 ) -> SimMetrics:
     extract = timeline.backlog.get("extract", [0.0])
     ordered = sorted(extract)
+    waits = {stage: state.waits.summary(stage, state.now, state.unfinished(stage)) for stage in SCALED_STAGES}
+    by_kind = {k: round(v, 1) for k, v in sorted(state.worker_s.items())}
+    idle = {k: round(max(0.0, v - state.busy_s.get(k, 0.0)), 1) for k, v in sorted(state.worker_s.items())}
+    events = [(t - cfg.start_time, key, before, after) for t, key, before, after in timeline.scale_events]
     return SimMetrics(
         controller=name,
         seed=cfg.seed,
-        trace=cfg.trace.kind,
+        trace=cfg.name,
         duration_s=cfg.duration_s,
-        drain=drain_stats(timeline.t, extract),
-        flaps=count_flaps(timeline.scale_events),
+        p95_wait_s=waits["extract"]["p95"],
+        wait_s=waits,
+        worker_seconds=round(sum(state.worker_s.values()), 1),
+        worker_seconds_by_kind=by_kind,
+        idle_worker_seconds=round(sum(idle.values()), 1),
+        idle_worker_seconds_by_kind=idle,
+        compute_cost=round(state.compute_cost, 4),
+        llm_cost=round(state.cost + recorder.planner_cost, 4),
         scale_changes=len(timeline.scale_events),
-        host_overload_s=timeline.overload_s,
+        flaps=count_flaps(timeline.scale_events),
+        reaction_ticks=reaction_ticks(load_rises(cfg), events, cfg.duration_s, cfg.tick_s),
+        lost_items=round(state.lost_items),
+        fault_lost_items=round(state.fault_lost_items),
         budget_overshoot_tokens=state.tokens.overshoot,
+        host_overload_s=timeline.overload_s,
         fleet_tokens=state.tokens.total - recorder.planner_tokens,
         planner_tokens=recorder.planner_tokens,
-        cost=round(state.cost + recorder.planner_cost, 4),
         throttled_items=int(state.throttled_items),
         approvals_requested=approvals,
         outcomes=dict(sorted(recorder.outcomes.items())),
         mean_backlog=round(sum(extract) / len(extract), 1),
         p95_backlog=ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
         final_backlog=extract[-1],
+        drain=drain_stats(timeline.t, extract),
         wall_s=round(wall_s, 3),
     )

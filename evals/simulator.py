@@ -27,7 +27,8 @@ from core.domain import (
 from core.ports import ApprovalRequest, ApprovalTicket
 from evals.runner import fast_tmp_dir
 from evals.sim_metrics import CountingRecorder, SimMetrics, Timeline, summarize
-from evals.sim_model import HOME_HOST, FleetState, SimConfig, SimWorker, TokenWindow, advance, arrival_series
+from evals.sim_model import HOME_HOST, FleetState, SimConfig, SimWorker, TokenWindow, arrival_series
+from evals.sim_work import advance
 from graphs.planners import PlanContext, Planner, PlanResult
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class SimEffects:
         worker = next((w for w in self.state.live() if w.id == worker_id), None)
         if worker is None:
             raise SimFault(f"no worker {worker_id}")
+        self.state.drop_batch(worker)  # a restart does not wait for the batch in hand
         worker.ready_at = self.state.now + self.state.cfg.kind(worker.kind).start_delay_s
         return f"{worker_id} restarted"
 
@@ -115,7 +117,7 @@ class SimEffects:
         worker = next((w for w in self.state.live() if w.id == worker_id), None)
         if worker is None:
             raise SimFault(f"no worker {worker_id}")
-        worker.done_at = self.state.now
+        self.state.stop(worker)  # drains: finishes its batch within the grace
         return f"{worker_id} stopped"
 
 
@@ -196,39 +198,31 @@ class SimObserver:
 
     def _host(self, name: str) -> HostMetrics:
         s = self.state
-        spec = next(h for h in s.cfg.hosts if h.name == name)
+        spec = s.host_specs[name]
         if not s.host_up(name):
             return HostMetrics(host=name, reachable=False, error="ssh: connect timed out")
         cpu, mem = s.load(spec)
-        gpus = (
-            (
-                GpuInfo(
-                    index=0,
-                    name="sim-gpu",
-                    util_percent=90.0 if s.live("embed", name) else 2.0,
-                    mem_used_mb=2000.0,
-                    mem_total_mb=24576.0,
-                ),
-            )
-            if spec.gpu
-            else ()
-        )
+        util = 90.0 if s.live("embed", name) else 2.0
+        gpu = GpuInfo(index=0, name="sim-gpu", util_percent=util, mem_used_mb=2000.0, mem_total_mb=24576.0)
+        gpus = (gpu,) if spec.gpu else ()
         return HostMetrics(
             host=name, cpu_percent=min(cpu, 100.0), mem_percent=min(mem, 100.0), cpu_count=spec.cpu_count, gpus=gpus
         )
 
     def _worker(self, w: SimWorker) -> WorkerInfo:
-        spec = self.state.cfg.kind(w.kind)
-        host = next(h for h in self.state.cfg.hosts if h.name == w.host)
+        spec = self.state.specs[w.kind]
         ready = w.ready_at <= self.state.now
-        cpu = spec.cpu_share * host.cpu_count if ready else 0.0  # psutil-style per-core percent
+        cpu = spec.cpu_share * self.state.host_specs[w.host].cpu_count if ready else 0.0  # psutil-style per-core
         return WorkerInfo(
             id=w.id,
             kind=w.kind,
             host=w.host,
-            state="running" if ready else "starting",
+            state="draining" if w.draining else "running" if ready else "starting",
             started_at=w.started_at,
             cpu_percent=cpu,
+            processed=int(w.processed),
+            idle=w.idle,
+            busy_s=round(w.busy_reported, 3),
         )
 
     def _rates(self) -> dict[str, float]:
@@ -334,6 +328,7 @@ def run_simulation(
 def _run(cfg: SimConfig, controller_name: str, policy: Policy, maker: PlannerMaker | None, tmp: Path) -> SimResult:
     from agent.service.actor import ActionRuns, Actor
 
+    policy = with_host_prices(policy, cfg)
     state = FleetState(cfg=cfg, now=cfg.start_time, tokens=TokenWindow(cfg.window_s, cfg.window_tokens))
     state.community_built_at = cfg.start_time
     for key, count in cfg.initial_desired:
@@ -360,6 +355,14 @@ def _run(cfg: SimConfig, controller_name: str, policy: Policy, maker: PlannerMak
     timeline.sample(state)
     wall = time.perf_counter() - started
     return SimResult(summarize(controller.name, cfg, state, timeline, recorder, desk.opened, wall), timeline)
+
+
+def with_host_prices(policy: Policy, cfg: SimConfig) -> Policy:
+    """The policy the controllers see: each simulated host's limits (its own entry or "*") with its price."""
+    hosts = dict(policy.hosts)
+    for h in cfg.hosts:
+        hosts[h.name] = policy.host_limits(h.name).model_copy(update={"cost_per_hour": h.cost_per_hour})
+    return policy.model_copy(update={"hosts": hosts})
 
 
 def _controller(

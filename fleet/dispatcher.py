@@ -321,10 +321,12 @@ class Dispatcher:
         for _ in range(d.count - len(slots)):
             self._start_new(d, now, tally)
         if len(slots) > d.count:
-            # Idle slots (fatal, backing off) go first, then the newest running workers.
+            # No process first (fatal, backing off), then idle workers (no work in hand to lose), then the newest.
             order = {"fatal": 0, "backoff": 1, "active": 2}
-            victims = sorted(slots, key=lambda w: (order[w.state], -w.created_at, -w.seq))[: len(slots) - d.count]
-            for row in victims:
+            seen = self.last_snapshots.get(d.host)
+            idle = {w.id for w in seen.workers if w.idle} if seen else set()
+            victims = sorted(slots, key=lambda w: (order[w.state], w.id not in idle, -w.created_at, -w.seq))
+            for row in victims[: len(slots) - d.count]:
                 self._scale_down(row, now, tally)
 
     def _start_new(self, d: Desired, now: float, tally: _Tally) -> None:

@@ -35,12 +35,13 @@ def worker_info(run_dir: Path, worker_id: str, host: str) -> WorkerInfo | None:
     status = read_json(files.status)
     state: WorkerState
     cpu, rss, last_exit = 0.0, 0.0, None
+    counters = status or {}
     if proc is not None:
-        draining = files.stop.exists() or (status or {}).get("state") == "draining"
+        draining = files.stop.exists() or counters.get("state") == "draining"
         state = "draining" if draining else ("running" if status else "starting")
         cpu, rss = _usage(proc)
     else:
-        status_exit = (status or {}).get("exit_code")
+        status_exit = counters.get("exit_code")
         reaped = read_json(files.exit)
         last_exit = status_exit if status_exit is not None else (reaped or {}).get("code")
         state = "stopped" if status_exit == 0 else "crashed"
@@ -54,7 +55,20 @@ def worker_info(run_dir: Path, worker_id: str, host: str) -> WorkerInfo | None:
         last_exit=last_exit,
         cpu_percent=cpu,
         rss_mb=rss,
+        processed=_count(counters.get("processed")),
+        idle=state == "running" and _count(counters.get("last_batch")) == 0,
+        busy_s=_seconds(counters.get("busy_s")),
     )
+
+
+def _count(value: object) -> int | None:
+    """A counter from the worker's status file (it is the worker's own JSON: anything else is unknown)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _seconds(value: object) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return float(value) if ok else None  # type: ignore[arg-type]
 
 
 def _usage(proc: psutil.Process) -> tuple[float, float]:

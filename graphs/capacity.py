@@ -22,15 +22,24 @@ whose Holt-Winters refits a whole series per call and would be the planner's onl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 
 from core.domain import Observation, ScalePrediction, WorkerInfo
 
-ALPHA, BETA = 0.3, 0.05  # Holt smoothing of the arrival level and its trend, per tick
-THROUGHPUT_ALPHA = 0.3  # EWMA of one busy worker's throughput
+ALPHA, BETA, PHI = 0.3, 0.05, 0.9  # Holt smoothing of the arrival level, its trend, and the trend's damping
+# Workers report their counters per batch, so one interval says little: throughput is pooled over the busy
+# worker-minutes of a sliding window, and trusted once there are enough of them.
+THROUGHPUT_WINDOW_S = 1800.0
+MIN_BUSY_MINUTES = 2.0  # ... or MIN_TIMED_BATCHES intervals from workers that time their own batches
+MIN_TIMED_BATCHES = 3
+MEASURE_HOLD_S = 600.0  # how long a kind's workers are kept, unmeasured, for a first throughput figure
 DEFAULT_START_S = 30.0  # a new worker's start-up until it is measured
-SPARE = 0.25  # capacity kept above the objective's need before workers are stopped
-DUTY = 0.35  # below this many workers' worth of load a kind runs in bursts (to zero when drained)
+SPARE = 0.5  # capacity kept above the objective's need before workers are stopped
+DUTY = 0.75  # below this many workers' worth of load a kind runs in bursts (to zero when drained)
+NOTHING_ARRIVING = 0.5  # items/min below which a drained kind with a short objective may stop too
+TICK_MIN = 0.5  # a tick's worth of arrivals (minutes) still counts as drained
+SLOW_ALPHA = 0.01  # per tick: the slow level follows over ~50 minutes at 30 s ticks
 SAFETY = 0.8  # share of the objective the sizing aims at (the rest absorbs forecast error)
 
 
@@ -44,11 +53,13 @@ class Holt:
             self.level = x
             return
         previous = self.level
-        self.level = ALPHA * x + (1 - ALPHA) * (self.level + self.trend)
-        self.trend = BETA * (self.level - previous) + (1 - BETA) * self.trend
+        self.level = max(0.0, ALPHA * x + (1 - ALPHA) * (self.level + PHI * self.trend))
+        self.trend = BETA * (self.level - previous) + (1 - BETA) * PHI * self.trend
 
     def forecast(self, steps: float = 1.0) -> float:
-        return max(0.0, (self.level or 0.0) + self.trend * steps)
+        """Damped trend: the sum of PHI**k over the horizon, so a slope is not extrapolated for ever."""
+        damped = sum(PHI**k for k in range(1, max(1, round(steps)) + 1))
+        return max(0.0, (self.level or 0.0) + self.trend * damped)
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class _Sample:
     time: float
     backlog: int
     processed: dict[str, int]  # worker id -> its counter
+    busy_s: dict[str, float]  # worker id -> seconds it spent on batches, where it reports them
     running: frozenset[str]  # ids running and not idle at this sample
 
 
@@ -64,6 +76,10 @@ class KindMeter:
     per_worker: float | None = None  # items/min of one busy worker
     arrivals: Holt = field(default_factory=Holt)
     last_arrival: float = 0.0  # items/min over the latest interval
+    slow_level: float = 0.0  # a slow EWMA of arrivals: what a long objective plans for
+    busy: deque[tuple[float, int, float]] = field(default_factory=deque)  # (time, items, busy worker-minutes)
+    first_seen: float | None = None  # when its workers first reported counters
+    timed_intervals: int = 0  # intervals measured from workers' own busy time
     start_s: float = DEFAULT_START_S
     tokens_per_item: float | None = None
     empty_since: float | None = None  # when the backlog was last seen at zero (the oldest item's age)
@@ -78,9 +94,12 @@ class KindMeter:
             time=obs.time,
             backlog=backlog,
             processed={w.id: w.processed for w in workers if w.processed is not None},
+            busy_s={w.id: w.busy_s for w in workers if w.busy_s is not None},
             running=frozenset(w.id for w in workers if w.state == "running" and not w.idle),
         )
         self._learn_start(workers, obs.time)
+        if self.first_seen is None and sample.processed:
+            self.first_seen = obs.time
         done = 0
         if self.last is not None and sample.time > self.last.time:
             done = self._learn(self.last, sample)
@@ -95,12 +114,34 @@ class KindMeter:
         total = sum(max(0, d) for d in done.values())
         arrived = max(0.0, (now.backlog - before.backlog + total) / minutes)
         self.last_arrival = arrived
+        first = self.arrivals.level is None
         self.arrivals.update(arrived)
-        busy = [max(0, done[w]) / minutes for w in before.running & now.running if w in done]
-        if busy and before.backlog > 0 and now.backlog > 0:
-            rate = sum(busy) / len(busy)
-            self.per_worker = rate if self.per_worker is None else _ewma(self.per_worker, rate, THROUGHPUT_ALPHA)
+        self.slow_level = arrived if first else _ewma(self.slow_level, arrived, SLOW_ALPHA)
+        self._learn_throughput(before, now, done, minutes)
         return total
+
+    def _learn_throughput(self, before: _Sample, now: _Sample, done: dict[str, int], minutes: float) -> None:
+        """Workers that report their busy time give throughput at any load; otherwise only intervals in which
+        every worker was busy (work waiting at both ends) count."""
+        timed = [w for w in now.busy_s if w in done and w in before.busy_s]
+        if timed:
+            busy_min = sum(max(0.0, now.busy_s[w] - before.busy_s[w]) for w in timed) / 60.0
+            if busy_min > 0:
+                self.busy.append((now.time, sum(max(0, done[w]) for w in timed), busy_min))
+                self.timed_intervals += 1
+        else:
+            busy = [w for w in before.running & now.running if w in done]
+            if busy and before.backlog > 0 and now.backlog > 0:
+                self.busy.append((now.time, sum(max(0, done[w]) for w in busy), len(busy) * minutes))
+        while self.busy and self.busy[0][0] < now.time - THROUGHPUT_WINDOW_S:
+            self.busy.popleft()
+        busy_minutes = sum(m for _, _, m in self.busy)
+        if busy_minutes >= MIN_BUSY_MINUTES or (self.timed_intervals >= MIN_TIMED_BATCHES and busy_minutes > 0):
+            self.per_worker = sum(n for _, n, _ in self.busy) / busy_minutes
+
+    def measuring(self, now: float) -> bool:
+        """Its workers report counters but their throughput is not known yet (for at most one window)."""
+        return self.per_worker is None and self.first_seen is not None and now - self.first_seen < MEASURE_HOLD_S
 
     def learn_tokens(self, per_item: float) -> None:
         old = self.tokens_per_item
@@ -157,41 +198,67 @@ class Sizing:
     need: float
     arrivals: float  # items/min the sizing planned for
     why: str
+    sustained: float = 0.0  # workers the forecast arrivals alone need (no backlog): a lasting load, not a burst
 
 
-def size(meter: KindMeter, backlog: int, current: int, idle: int, max_wait_s: float) -> Sizing | None:
+@dataclass(frozen=True)
+class Objective:
+    max_wait_s: float
+    tolerance: float = 0.1  # up only when the need passes the current count by this share
+    may_idle: bool = True  # the kind may go to zero between bursts (its objective is long against the flap window)
+    horizon_ticks: float = 10.0  # how far ahead a scale-down looks along the arrival trend
+
+
+def size(meter: KindMeter, backlog: int, current: int, idle: int, objective: Objective) -> Sizing | None:
     """None until one worker's throughput is measured (then the HPA rule decides)."""
     mu = meter.per_worker
     if mu is None or mu <= 0:
         return None
-    rising = max(meter.arrivals.forecast(), meter.last_arrival)
-    settled = meter.arrivals.forecast()
-    window_min = max(0.5, (SAFETY * max_wait_s - meter.start_s) / 60.0)
+    sizing = _size(meter, mu, backlog, current, idle, objective)
+    return replace(sizing, sustained=meter.arrivals.forecast() / mu)
+
+
+def _size(meter: KindMeter, mu: float, backlog: int, current: int, idle: int, goal: Objective) -> Sizing:
+    """Short objectives answer what arrives now (the latest interval, or the trend ahead); long ones, whose
+    queue absorbs a burst, size for the slow level, the mean over a good part of the objective."""
+    if goal.may_idle:
+        rising = settled = meter.slow_level
+    else:
+        settled = max(meter.arrivals.forecast(), meter.arrivals.forecast(goal.horizon_ticks))
+        rising = max(settled, meter.last_arrival)
+    window_min = max(0.5, (SAFETY * goal.max_wait_s - meter.start_s) / 60.0)
     need_up = (rising + backlog / window_min) / mu
     need = (settled + backlog / window_min) / mu
-    objective = f"wait <= {_minutes(max_wait_s)}"
+    objective = f"wait <= {_minutes(goal.max_wait_s)}"
     if current == 0:
-        return _from_zero(meter, backlog, mu, max_wait_s, need_up, objective)
-    up = math.ceil(need_up - 1e-9)
-    if up > current:
+        if not goal.may_idle and rising > 0:
+            return Sizing(max(1, math.ceil(need_up - 1e-9)), need_up, rising, f"{objective}: work is arriving")
+        return _from_zero(meter, backlog, mu, goal.max_wait_s, (rising, need_up), objective)
+    if need_up > current * (1 + goal.tolerance):
+        up = math.ceil(need_up - 1e-9)
         return Sizing(up, need_up, rising, f"{objective} needs {need_up:.1f} worker(s) at {mu:.0f}/min each")
-    if settled / mu < DUTY and backlog <= 0 and idle >= current:
+    drained = backlog <= max(1.0, settled * TICK_MIN) and idle >= 1
+    if not drained:
+        return Sizing(current, need, settled, f"{objective} met by {current} worker(s) (needs {need:.1f})")
+    if goal.may_idle and settled / mu < DUTY and backlog <= 0 and idle >= current:
         return Sizing(0, need, settled, f"drained and {settled:.1f}/min arriving is {settled / mu:.0%} of a worker")
-    down = max(1, math.ceil(need * (1 + SPARE) - 1e-9))
+    floor = 0 if backlog <= 0 and settled < NOTHING_ARRIVING and idle >= current else 1
+    down = max(floor, current - idle, math.ceil(need * (1 + SPARE) - 1e-9))
     if down < current:
-        keep = max(down, current - idle) if backlog > 0 else down
         why = f"{objective} needs {need:.1f} worker(s) (+{SPARE:.0%} spare); {idle} idle"
-        return Sizing(keep, need, settled, why)
+        return Sizing(down, need, settled, why)
     return Sizing(current, need, settled, f"{objective} met by {current} worker(s) (needs {need:.1f})")
 
 
-def _from_zero(meter: KindMeter, backlog: int, mu: float, max_wait_s: float, need_up: float, objective: str) -> Sizing:
+def _from_zero(
+    meter: KindMeter, backlog: int, mu: float, max_wait_s: float, load: tuple[float, float], objective: str
+) -> Sizing:
     """A kind at zero starts when waiting longer would make its oldest item miss the objective."""
-    rising = max(meter.arrivals.forecast(), meter.last_arrival)
+    rising, need_up = load
     if backlog <= 0:
         return Sizing(0, 0.0, rising, "nothing waiting")
-    if rising / mu >= DUTY:
-        count = max(1, math.ceil(need_up - 1e-9))
+    if need_up >= 1.0:
+        count = math.ceil(need_up - 1e-9)
         return Sizing(count, need_up, rising, f"{objective}: {rising:.0f}/min arriving needs {need_up:.1f} worker(s)")
     age = 0.0 if meter.empty_since is None or meter.last is None else meter.last.time - meter.empty_since
     arriving_meanwhile = rising * meter.start_s / 60.0

@@ -8,11 +8,12 @@ a noisy backlog does not flap the worker count). Activation (KEDA) decides when 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from core.actions import cooldown_key
 from core.domain import Observation, PlannerInfo, Proposal
-from graphs.capacity import CapacityMeters, CostModel, KindMeter, Sizing, budget_workers, predict, size
+from graphs.capacity import CapacityMeters, CostModel, KindMeter, Objective, Sizing, budget_workers, predict, size
 from graphs.planners import PlanContext, PlanFailed, Planner, PlanResult
 from graphs.scaling import (
     KindPlan,
@@ -25,6 +26,13 @@ from graphs.scaling import (
     spread_down,
     spread_up,
 )
+
+# A kind goes to zero between bursts only when its objective is this many stabilization windows long: a
+# shorter cycle would read as flapping.
+IDLE_OBJECTIVE = 4.0
+LASTING = 1.25  # arrivals alone need this much more than the approval-free workers: worth asking a human
+# Whether the policy would let a proposal run without a human (the engine's verdict is not needs_approval).
+ApprovalFree = Callable[[Proposal, Observation, float], bool]
 
 __all__ = ["RecommendationHistory", "RuleParams", "RulePlanner", "ScalingParams", "hpa_desired"]
 
@@ -55,11 +63,16 @@ class RuleParams:
 
 class RulePlanner:
     def __init__(
-        self, params: RuleParams, history: RecommendationHistory | None = None, meters: CapacityMeters | None = None
+        self,
+        params: RuleParams,
+        history: RecommendationHistory | None = None,
+        meters: CapacityMeters | None = None,
+        approval_free: ApprovalFree | None = None,
     ) -> None:
         self.params = params
         self.history = history or RecommendationHistory()
         self.meters = meters or CapacityMeters()
+        self.approval_free = approval_free
 
     def plan(self, ctx: PlanContext) -> PlanResult:
         obs, now = ctx.observation, ctx.now
@@ -124,7 +137,8 @@ class RulePlanner:
                 raw = max(raw, 1)  # never idle a kind to zero while its queue still holds work
             why = f"{p.stage} backlog {plan.backlog} over {current} worker(s), target {p.target_per_worker:g}/worker"
         else:
-            raw = max(p.min_workers, min(top, sizing.desired, max(current + p.max_step_up, current * 2)))
+            step = (current - p.max_step_down, max(current + p.max_step_up, current * 2))
+            raw = max(p.min_workers, step[0], min(top, sizing.desired, step[1]))
             why = f"{p.stage} backlog {plan.backlog}, ~{sizing.arrivals:.0f}/min arriving: {sizing.why}"
         last_change = max(
             (t for k, t in obs.recent_actions.items() if k.startswith(f"scale_workers:{kind}@")), default=None
@@ -134,8 +148,8 @@ class RulePlanner:
         desired = raw if raw > current else min(current, stabilized)
         if sizing is not None and sizing.desired == 0 and raw == 0:
             desired = 0  # drained and idle: nothing in hand to lose, and restarting waits for the objective
-        if sizing is None and desired < current and plan.rate < 0:
-            return []  # the backlog is growing: scaling down now would flap back up
+        if sizing is None and desired < current and (plan.rate < 0 or (meter is not None and meter.measuring(now))):
+            return []  # growing, or about to be measured against its objective: scaling down now could flap back
         if desired > current and p.llm_bound and self._budget_low(obs):
             return []  # no tokens left for the work these workers would do
         recently_idled = current == 0 and last_change is not None and now - last_change < p.stabilization_s
@@ -149,13 +163,47 @@ class RulePlanner:
             or (desired > current and _refused(obs, f"scale_workers:{kind}@{h}", now, backoff))
         ]
         if desired > current:
+            ran = [h for h in cooling if plan.counts[h] or f"{kind}@{h}" in obs.desired]
+            if sizing is not None and any(plan.counts[h] < p.max_workers for h in ran):
+                return []  # a host running the kind has room once its cooldown ends: no spill onto another
             crashing = {w.host for w in obs.workers if w.kind == kind and w.state == "fatal"}
-            new = spread_up(plan, desired - current, obs, self.params.host_ceilings, [*cooling, *crashing])
+            new = self._spread_up(obs, now, plan, desired - current, [*cooling, *crashing], sizing)
             return self._with_predictions(obs, plan, new, f"{why}: scale up to {desired} in total", meter)
         if desired < current:
             new = spread_down(plan, current - desired, cooling)
             return self._with_predictions(obs, plan, new, f"{why}: scale down to {desired} in total", meter)
         return []
+
+    def _spread_up(
+        self, obs: Observation, now: float, plan: KindPlan, add: int, blocked: list[str], sizing: Sizing | None
+    ) -> dict[str, int]:
+        """Under the objective, what the policy allows without a human goes first: on the hosts running the
+        kind, then on others (a burst gets workers this tick). More is asked for, through the approval the
+        policy names, only for a lasting load: a prompt answered after a burst would only over-scale."""
+        ceilings = self.params.host_ceilings
+        if self.approval_free is None or sizing is None:
+            return spread_up(plan, add, obs, ceilings, blocked)
+        free = {h: self._free_cap(obs, now, plan, h) for h in plan.counts}
+        running = {h: cap for h, cap in free.items() if plan.counts[h] > 0}
+        new: dict[str, int] = {}
+        for caps in (running, free):
+            new = spread_up(plan, add, obs, ceilings, blocked, {**dict.fromkeys(plan.counts, 0), **caps})
+            if sum(n - plan.counts[h] for h, n in new.items()) >= add:
+                return new
+        if sizing.sustained <= LASTING * sum(free.values()):
+            return new
+        return spread_up(plan, add, obs, ceilings, blocked)
+
+    def _free_cap(self, obs: Observation, now: float, plan: KindPlan, host: str) -> int:
+        """The highest count of the kind on `host` the policy lets run without an approval."""
+        assert self.approval_free is not None
+        count = plan.counts[host]
+        while count < plan.p.max_workers:
+            args = {"kind": plan.kind, "host": host, "count": count + 1}
+            if not self.approval_free(Proposal(action="scale_workers", args=args), obs, now):
+                break
+            count += 1
+        return count
 
     def _objective(
         self, obs: Observation, kind: str, p: ScalingParams, plan: KindPlan, meter: KindMeter | None
@@ -164,7 +212,8 @@ class RulePlanner:
         if p.max_wait_s is None or meter is None:
             return None
         idle = sum(1 for w in obs.workers if w.kind == kind and w.state == "running" and w.idle)
-        sizing = size(meter, plan.backlog, plan.current, idle, p.max_wait_s)
+        goal = Objective(p.max_wait_s, p.tolerance, may_idle=p.max_wait_s >= IDLE_OBJECTIVE * p.stabilization_s)
+        sizing = size(meter, plan.backlog, plan.current, idle, goal)
         if sizing is None or not p.llm_bound or meter.tokens_per_item is None or meter.per_worker is None:
             return sizing
         affordable = budget_workers(obs, meter, p.max_wait_s)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from core.domain import HostMetrics, Observation, Proposal
@@ -119,13 +119,20 @@ def gather(obs: Observation, kind: str, p: ScalingParams) -> KindPlan:
 
 
 def spread_up(
-    plan: KindPlan, add: int, obs: Observation, ceilings: dict[str, tuple[float, float]], blocked: Iterable[str]
+    plan: KindPlan,
+    add: int,
+    obs: Observation,
+    ceilings: dict[str, tuple[float, float]],
+    blocked: Iterable[str],
+    caps: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
-    """New per-host counts adding up to `add` workers: hosts already running the kind first, then by headroom."""
+    """New per-host counts adding up to `add` workers: hosts already running the kind first, then by headroom;
+    `caps` bounds the count per host (e.g. to what needs no approval)."""
     skip = set(blocked)
     order = sorted(
         (h for h in plan.counts if h not in skip),
-        key=lambda h: (plan.counts[h] == 0, _load(obs, h)),
+        # Where the kind runs, then where it ran (its desired entry went to zero), then by headroom.
+        key=lambda h: (plan.counts[h] == 0, f"{plan.kind}@{h}" not in obs.desired, _load(obs, h)),
     )
     out: dict[str, int] = {}
     for host in order:
@@ -133,7 +140,8 @@ def spread_up(
             break
         ceiling = ceilings.get(host) or ceilings.get("*") or (90.0, 85.0)
         room = room_for(obs, host, plan.kind, (plan.p.est_cpu_percent, plan.p.est_mem_percent), ceiling)
-        take = min(add, plan.p.max_workers - plan.counts[host], room)
+        top = plan.p.max_workers if caps is None else min(plan.p.max_workers, caps.get(host, plan.p.max_workers))
+        take = min(add, top - plan.counts[host], room)
         if take > 0:
             out[host] = plan.counts[host] + take
             add -= take

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from core.domain import BrainStats, BudgetState, HostMetrics, Observation, ScalePrediction, WorkerInfo
-from graphs.capacity import CapacityMeters, Holt, KindMeter, budget_workers, drain_seconds, size
+from graphs.capacity import CapacityMeters, Holt, KindMeter, Objective, budget_workers, drain_seconds, size
 from graphs.planners import PlanContext
 from graphs.rule_planner import RuleParams, RulePlanner
 from graphs.scaling import ScalingParams
 
 T0 = 1_800_000_000.0
+SHORT = Objective(300.0, may_idle=False)  # extract's: five minutes, never idle while work arrives
+LONG = Objective(14400.0)  # wisdom's: four hours, runs in bursts
 TICK = 30.0
 
 
@@ -56,21 +58,23 @@ def test_idle_workers_do_not_teach_a_low_throughput() -> None:
 
 def test_a_burst_is_answered_on_the_tick_it_shows() -> None:
     meter = _steady_meter(rate_per_worker=50.0, arrivals=60.0, workers=2)
-    assert size(meter, 0, 2, 0, 300.0).desired == 2  # 1.2 workers' worth: keep 2
+    assert size(meter, 0, 2, 0, SHORT).desired == 2  # 1.2 workers' worth: keep 2
     # One interval at six times the rate: the next sizing jumps, without waiting for the level to catch up.
     last = meter.last
     assert last is not None
     done = [n + 25 for n in last.processed.values()]
     meter.update(_obs(last.time + TICK, last.backlog + 180 - 50, done), "extract", "extract")
-    sizing = size(meter, last.backlog + 130, 2, 0, 300.0)
+    sizing = size(meter, last.backlog + 130, 2, 0, SHORT)
     assert sizing.desired >= 6, sizing
 
 
 def test_scale_down_keeps_spare_and_never_stops_busy_workers() -> None:
     meter = _steady_meter(rate_per_worker=50.0, arrivals=60.0, workers=2)
-    # Six workers for 60/min: the objective needs 1.2 (+25% spare) -> 2, but only idle ones may go.
-    assert size(meter, 40, 6, 1, 300.0).desired == 5
-    assert size(meter, 0, 6, 6, 300.0).desired == 2
+    # Six workers for 60/min: the objective needs 1.2 (+50% spare) -> 2, but only once drained, and only
+    # as many as are idle (the dispatcher stops idle workers first).
+    assert size(meter, 40, 6, 1, SHORT).desired == 6
+    assert size(meter, 0, 6, 3, SHORT).desired == 3
+    assert size(meter, 0, 6, 6, SHORT).desired == 2
 
 
 def test_a_light_kind_runs_in_bursts_within_its_objective() -> None:
@@ -78,12 +82,12 @@ def test_a_light_kind_runs_in_bursts_within_its_objective() -> None:
     meter.arrivals = Holt(level=3.0)
     meter.last_arrival = 3.0
     meter.update(_obs(T0, 0, [50], idle=[True]), "extract", "extract")
-    assert size(meter, 0, 1, 1, 14400.0).desired == 0  # drained, and 3/min is a quarter of a worker
+    assert size(meter, 0, 1, 1, LONG).desired == 0  # drained, and 3/min is a quarter of a worker
     meter.last = None
     meter.update(_obs(T0 + 600, 30, []), "extract", "extract")
-    assert size(meter, 30, 0, 0, 14400.0).desired == 0  # the oldest item is 10 minutes old: it can wait
+    assert size(meter, 30, 0, 0, LONG).desired == 0  # the oldest item is 10 minutes old: it can wait
     meter.update(_obs(T0 + 3 * 3600, 540, []), "extract", "extract")
-    assert size(meter, 540, 0, 0, 14400.0).desired == 1  # three hours: start, or it misses the 4 h objective
+    assert size(meter, 540, 0, 0, LONG).desired == 1  # three hours: start, or it misses the 4 h objective
 
 
 def test_budget_caps_llm_bound_workers() -> None:
@@ -98,11 +102,28 @@ def test_meters_update_once_per_observation_and_share_tokens_per_item() -> None:
     meters = CapacityMeters()
     stages = {"extract": "extract"}
     meters.update(_obs(T0, 500, [0]), stages, frozenset({"extract"}))
-    later = _obs(T0 + 60, 450, [50], used=75_000)
+    meters.update(_obs(T0 + 60, 450, [50], used=75_000), stages, frozenset({"extract"}))
+    later = _obs(T0 + 120, 400, [100], used=150_000)
     meters.update(later, stages, frozenset({"extract"}))
     meters.update(later, stages, frozenset({"extract"}))  # the same tick again: no double counting
     meter = meters.get("extract")
     assert meter is not None and meter.tokens_per_item == 1500.0 and meter.per_worker == 50.0
+
+
+def test_workers_that_time_their_batches_are_measured_at_light_load() -> None:
+    meter = KindMeter()
+    for i in range(4):  # one worker at a quarter load: 3 items/min done, 15 s of every minute busy
+        worker = WorkerInfo(id="w-1", kind="wisdom", host="b", processed=3 * i, idle=True, busy_s=15.0 * i)
+        obs = Observation(time=T0 + 60 * i, workers=(worker,), brain=BrainStats(pending={"wisdom": 0}))
+        meter.update(obs, "wisdom", "wisdom")
+    assert meter.per_worker == 12.0  # 3 items per 15 busy seconds, though the queue was empty at every tick
+
+
+def test_the_arrival_forecast_never_goes_negative_after_a_burst() -> None:
+    holt = Holt()
+    for x in [60.0] * 5 + [400.0] * 10 + [0.0] * 30:
+        holt.update(x)
+    assert holt.level is not None and holt.level >= 0.0 and holt.forecast(10) >= 0.0
 
 
 def test_drain_time_arithmetic() -> None:

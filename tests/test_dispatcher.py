@@ -13,6 +13,7 @@ import psutil
 import pytest
 from support import wait_for
 
+from core.domain import WorkerInfo
 from fleet.dispatcher import Dispatcher, DispatchError, ReconcileReport, RestartPolicy
 from fleet.hosts import InvalidWorkerSpec, LocalHost, WorkerOptions, WorkerSpec, worker_argv
 from fleet.probe import RunFiles, kill_session, our_process, read_json, worker_info
@@ -318,3 +319,80 @@ def test_a_job_that_finished_since_the_last_reconcile_does_not_block_the_next(ru
     wait_for(lambda: host.snapshot(1.0).worker(first.worker_id).state == "stopped", "first job exits")  # type: ignore[union-attr]
     second = d.run_once("extract", "local", WorkerOptions(limit=2, batch_size=2), job_key="b")
     assert second.ok, second.error
+
+
+# ---------------------------------------------------------------- work in hand
+
+
+def test_status_counters_become_processed_and_idle(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True)
+    me = psutil.Process()
+    files = RunFiles(run_dir, "extract-local-7")
+    files.pid.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time(), "kind": "extract"}))
+    for status, processed, idle in [
+        ({"state": "running", "processed": 0, "last_batch": None}, 0, False),  # no batch yet: not known idle
+        ({"state": "running", "processed": 40, "last_batch": 20}, 40, False),
+        ({"state": "running", "processed": 40, "last_batch": 0}, 40, True),
+        ({"state": "draining", "processed": 40, "last_batch": 0}, 40, False),
+        ({"state": "running", "processed": "40", "last_batch": True}, None, False),  # not counters: unknown
+    ]:
+        files.status.write_text(json.dumps(status))
+        info = worker_info(run_dir, "extract-local-7", "local")
+        assert info is not None and (info.processed, info.idle) == (processed, idle), status
+
+
+def _status(run_dir: Path, worker_id: str) -> dict:
+    status = read_json(RunFiles(run_dir, worker_id).status)
+    assert status is not None
+    return status
+
+
+@pytest.mark.slow
+def test_scale_down_stops_an_idle_worker_before_a_busy_one(run_dir: Path, brain: str) -> None:
+    """The idle worker is the older one, so newest-first (the order before idleness counted) picks the busy one."""
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock)
+    d.set_desired("extract", "local", 1, WorkerOptions(batch_size=2, limit=2))  # two records, then nothing to do
+    (idle_id,) = d.reconcile().started
+    d.set_desired("extract", "local", 2, SLOW_WORK)
+    (busy_id,) = d.reconcile().started
+
+    def idle_one() -> WorkerInfo | None:
+        seen = {w.id: w for w in d.workers(refresh=True)}
+        idle, busy = seen[idle_id], seen[busy_id]
+        ready = idle.idle and busy.state == "running" and not busy.idle and (busy.processed or 0) > 0
+        return idle if ready else None
+
+    assert wait_for(idle_one, "one idle and one busy extract worker").processed == 2
+
+    d.set_desired("extract", "local", 1, SLOW_WORK)
+    assert d.reconcile().draining == (idle_id,)
+    assert reconcile_until(d, "retired", 1, clock.t) == [idle_id]
+    assert _status(run_dir, idle_id)["exit_code"] == 0
+    assert states(d) == {busy_id: "running"}
+
+
+@pytest.mark.slow
+def test_a_drained_worker_finishes_its_batch_and_exits_0(run_dir: Path, brain: str) -> None:
+    """Scale-down mid-batch, the batch (1.5 s) well inside the grace period (20 s): no SIGKILL, the batch counts."""
+    clock = FakeClock()
+    d = make_dispatcher(run_dir, brain, clock)
+    d.set_desired("extract", "local", 1, WorkerOptions(batch_size=5, item_ms=300))
+    (worker_id,) = d.reconcile().started
+
+    def batches() -> int:
+        return int((read_json(RunFiles(run_dir, worker_id).status) or {}).get("batches", 0))
+
+    done = wait_for(lambda: batches() or None, "a first batch done")
+    wait_for(lambda: batches() > done, "the next batch to start")
+    before = _status(run_dir, worker_id)  # a batch has just begun: the drain lands in its middle
+
+    d.set_desired("extract", "local", 0)
+    assert d.reconcile().draining == (worker_id,)
+    assert reconcile_until(d, "retired", 1, clock.t) == [worker_id]
+    after = _status(run_dir, worker_id)
+    assert after["exit_code"] == 0 and after["state"] == "stopped"
+    assert after["processed"] > before["processed"] and after["last_batch"] == 5  # the batch in hand completed
+    assert after["processed"] == 5 * after["batches"]  # whole batches only: none cut short
+    row = d.registry.get(worker_id)
+    assert row is not None and row.last_exit == 0  # not -SIGKILL

@@ -63,6 +63,20 @@ def test_two_shards_extract_every_pending_record_once_and_idempotently(seeded: B
     assert seeded.fresh("relationships").count_rows() == total
 
 
+def test_unsharded_workers_read_their_own_lanes_first_and_still_drain_everything(seeded: BrainStore) -> None:
+    # Scaled workers have no shard (their count changes): on the old code every one read the same first rows,
+    # so four workers did one worker's work four times over.
+    pending = seeded.table("records").count_rows(PENDING)
+    workers = [ExtractWorker(ExtractConfig(seeded.uri, batch_size=20, lane=n), seeded) for n in (1, 2, 3)]
+    first = [{rid for rid, _ in w._pending(20)} for w in workers]
+    assert all(len(ids) == 20 for ids in first)
+    assert not (first[0] & first[1]) and not (first[1] & first[2]) and not (first[0] & first[2])
+    while any([w.step() for w in workers]):
+        pass
+    assert seeded.fresh("records").count_rows(PENDING) == 0
+    assert sum(w.done for w in workers) == pending  # lanes in turn, then anything left: no row done twice
+
+
 def test_limit_and_merged_entities(tmp_path: Path) -> None:
     store = BrainStore(str(tmp_path / "b")).open_or_create()
     store.add(

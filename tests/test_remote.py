@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from support import wait_for
 from support.sshd import SshFleet, sshd_unavailable_reason
 
+from core.domain import WorkerInfo
 from fleet.commands import CommandKind, RemoteCommand, UnsafeCommandError, start_command, stop_command
 from fleet.hosts import HostSnapshot, InvalidWorkerSpec, StartResult, StopResult, WorkerOptions, WorkerSpec
 from fleet.remote import HostKeyRejectedError, RemoteHost, observe_hosts
@@ -81,7 +82,9 @@ def test_worker_started_seen_running_drained_and_stopped(fleet: SshFleet, remote
 
     host = remote_hosts[0]
     brain = fleet.hosts[0].root / "brain"
-    BrainStore(str(brain)).open_or_create()
+    text = "Ada Lovelace met {} at Acme Corp."
+    records = [{"id": f"rec-{i}", "text": text.format(f"Person{i}"), "bucket": 0, "extracted": False} for i in range(5)]
+    BrainStore(str(brain)).open_or_create().add("records", records)
     spec = WorkerSpec("extract-remote-1", "extract", str(brain), WorkerOptions(loop=True, batch_size=8))
 
     started = host.start_worker(spec)
@@ -93,6 +96,14 @@ def test_worker_started_seen_running_drained_and_stopped(fleet: SshFleet, remote
     wait_for(lambda: state_of(host, spec.worker_id) == "running", "the remote worker to report running", timeout_s=60)
     again = host.start_worker(spec)
     assert not again.ok and again.error == "already running"
+
+    # Its own counters cross the SSH probe: the five records done, then a batch that found nothing to do.
+    def idle() -> WorkerInfo | None:
+        info = host.snapshot(10.0).worker(spec.worker_id)
+        return info if info is not None and info.idle else None
+
+    seen = wait_for(idle, "the remote worker to report idle", timeout_s=60)
+    assert seen.processed == 5 and seen.state == "running"
 
     drained = host.drain(spec.worker_id, timeout_s=30.0)
     assert drained.ok, drained.error

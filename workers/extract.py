@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 PENDING = "(extracted = false OR extracted IS NULL)"
+LANES = 16  # bucket lanes unsharded workers spread over
 RELATION_TYPE = "co_occurs"
 # Co-mention is weak evidence: below the seed's planted edges (0.2..1.0), so clustering still follows those.
 RELATION_WEIGHT = 0.1
@@ -37,6 +38,7 @@ class ExtractConfig:
     loop: bool = False
     item_ms: int = 0
     limit: int | None = None
+    lane: int = 0  # unsharded: the bucket lane this worker reads first (the dispatcher's worker number)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -80,10 +82,22 @@ class ExtractWorker:
         return max(0, min(self.config.batch_size, self.config.limit - self.done))
 
     def _pending(self, n: int) -> list[tuple[str, str]]:
-        where = PENDING
+        """A sharded worker reads its shard. Scaled workers share no shard (their number changes), so each reads
+        its own lane of buckets first and only then anything pending: workers do not all take the same rows."""
         shard = shard_filter(self.config.shard)
         if shard:
-            where = f"{where} AND {shard}"
+            return self._read(f"{PENDING} AND {shard}", n)
+        own = self._read(f"{PENDING} AND bucket % {LANES} = {self.config.lane % LANES}", n)
+        if len(own) == n:
+            return own
+        topped = dict(own)  # the lane runs dry: top the batch up from anything pending
+        for record_id, text in self._read(PENDING, n):
+            if len(topped) >= n:
+                break
+            topped.setdefault(record_id, text)
+        return list(topped.items())
+
+    def _read(self, where: str, n: int) -> list[tuple[str, str]]:
         rows = self.store.fresh("records").search().where(where).select(["id", "text"]).limit(n).to_arrow()
         return list(zip(rows.column("id").to_pylist(), rows.column("text").to_pylist(), strict=True))
 

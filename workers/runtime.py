@@ -35,6 +35,8 @@ class WorkerRun:
     status_file: Path | None = None
     processed: int = 0
     batches: int = 0
+    last_batch: int | None = None  # items the last batch did; 0: it found nothing to do (None: no batch yet)
+    busy_s: float = 0.0  # seconds spent in batches that did work: the agent reads throughput as processed / busy_s
     state: str = "running"
     stop: threading.Event = field(default_factory=threading.Event)
     refusal: str | None = None  # why the job refused (JobRefused), when it did
@@ -64,6 +66,8 @@ class WorkerRun:
             "state": self.state,
             "processed": self.processed,
             "batches": self.batches,
+            "last_batch": self.last_batch,
+            "busy_s": round(self.busy_s, 3),
             "updated_at": time.time(),
             "exit_code": exit_code,
         }
@@ -79,9 +83,13 @@ class WorkerRun:
         self.write_status()
         try:
             while not self.draining:
+                started = time.monotonic()
                 done = step()
+                if done:
+                    self.busy_s += time.monotonic() - started
                 self.processed += done
                 self.batches += 1
+                self.last_batch = done
                 self.write_status()
                 if done == 0:
                     if not forever:

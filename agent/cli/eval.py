@@ -161,44 +161,74 @@ def _empty_observation() -> Any:
     return Observation(time=0.0)
 
 
+def _seed_list(seeds: str) -> list[int]:
+    """Seeds from a comma list, ranges or both: 1,2,5 / 1-20 / 1-3,7."""
+    out: list[int] = []
+    try:
+        for part in (p.strip() for p in seeds.split(",") if p.strip()):
+            first, dash, last = part.partition("-")
+            out += list(range(int(first), int(last) + 1)) if dash else [int(part)]
+    except ValueError:
+        raise typer.BadParameter(
+            f"seeds must be integers or ranges (1-20), got {seeds!r}", param_hint="--seeds"
+        ) from None
+    if not out:
+        raise typer.BadParameter(f"no seeds in {seeds!r}", param_hint="--seeds")
+    return list(dict.fromkeys(out))
+
+
+def _scenario_list(values: list[str]) -> list[str]:
+    from evals.sim_model import SCENARIOS
+
+    names = list(dict.fromkeys(n.strip() for v in values for n in v.split(",") if n.strip()))
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}"
+            if unknown
+            else f"name a scenario: {', '.join(SCENARIOS)}",
+            param_hint="--scenario",
+        )
+    return names
+
+
 def sim(
-    hours: float = typer.Option(24.0, "--hours", help="Simulated time in hours (more than 0)."),
-    seeds: str = typer.Option("1", "--seeds", help="Comma-separated seeds; every controller runs on each."),
-    trace: str = typer.Option("bursty", "--trace", help="steady | bursty | diurnal"),
+    hours: float = typer.Option(24.0, "--hours", help="Simulated time per run in hours (more than 0)."),
+    seeds: str = typer.Option("1", "--seeds", help="Seeds: comma-separated, ranges (1-20) or both."),
+    scenario: list[str] = typer.Option(
+        ["bursty"],
+        "--scenario",
+        help="steady | bursty | diurnal | step | host_failure | provider_outage; repeatable or comma-separated.",
+    ),
     controllers: str = typer.Option(",".join(CONTROLLERS), "--controllers", help="agent,hpa,fixed"),
     policy: Path = typer.Option(None, "--policy", help="Policy file (default: the shipped one)."),
     out: Path = typer.Option(Path("sim-out"), "--out", help="Where sim.json/.md/.html and the plots go."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Simulations run at once (0: one per CPU)."),
 ) -> None:
-    """Run the fleet simulator for each controller and seed, and write the comparison report."""
+    """Run the fleet simulator for each scenario, seed and controller (in parallel), and write the report:
+    medians and worst seeds side by side, the agent's targets met or not."""
     from rich.progress import Progress
 
-    from evals.report import write_sim_report
-    from evals.sim_model import SimConfig, TraceSpec
-    from evals.simulator import DEFAULT_POLICY, run_simulation
+    from evals.sim_grid import grid, run_grid
+    from evals.sim_report import write_sim_report
+    from evals.sim_summary import judge, summarize_runs, targets_met
 
     if not hours > 0:  # also NaN
         raise typer.BadParameter(f"must be more than 0 hours, got {hours:g}", param_hint="--hours")
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     unknown = sorted(set(names) - set(CONTROLLERS))
-    if unknown or trace not in ("steady", "bursty", "diurnal"):
-        raise typer.BadParameter(f"controllers must be among {CONTROLLERS} and trace steady|bursty|diurnal")
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"seeds must be integers, got {seeds!r}", param_hint="--seeds") from None
-    results = []
+    if unknown or not names:
+        raise typer.BadParameter(f"controllers must be among {', '.join(CONTROLLERS)}", param_hint="--controllers")
+    scenarios = _scenario_list(scenario)
+    runs = grid(scenarios, _seed_list(seeds), names, hours, policy)
     with Progress() as bar:
-        task = bar.add_task("simulating", total=len(seed_list) * len(names))
-        for seed in seed_list:
-            cfg = SimConfig(seed=seed, duration_s=hours * 3600.0, trace=TraceSpec(kind=trace))  # type: ignore[arg-type]
-            for name in names:
-                results.append(run_simulation(cfg, name, policy or DEFAULT_POLICY))
-                bar.advance(task)
-    files = write_sim_report(results, out, f"fleet simulation: {hours:g} h {trace} trace")
-    for r in results:
-        m = r.metrics
-        console.print(
-            f"{m.controller:6s} seed {m.seed}: mean backlog {m.mean_backlog}, flaps {m.flaps}, overload "
-            f"{m.host_overload_s:.0f}s, overshoot {m.budget_overshoot_tokens}, cost {m.cost}, wall {m.wall_s}s"
-        )
-    console.print(f"report: {files.markdown}  {files.html}")
+        task = bar.add_task("simulating", total=len(runs))
+        results = run_grid(runs, workers or None, lambda _done, _run, _result: bar.advance(task))
+    title = f"fleet simulation: {', '.join(scenarios)}, {hours:g} h"
+    files = write_sim_report(results, out, title, timeline_stride=1 if len(results) <= 30 else 10)
+    targets = judge(summarize_runs([r.metrics for r in results]))
+    for t in targets:
+        mark = "[green]met[/]" if t.met else "[red]not met[/]"
+        console.print(f"{t.scenario:16s} {t.name:22s} {mark}  {t.verdict.rsplit(': ', 1)[0]}", highlight=False)
+    met, total = targets_met(targets)
+    console.print(f"targets met {met}/{total}; report: {files.markdown}  {files.html}")

@@ -199,6 +199,8 @@ def tick(
 
 
 def print_report(report: TickReport) -> None:
+    from rich.markup import escape
+
     planner = report.planner.kind if report.planner.kind != "model" else f"model {report.planner.tier}"
     if report.planner.fallback_reason:
         planner += f" (fallback: {report.planner.fallback_reason})"
@@ -214,6 +216,8 @@ def print_report(report: TickReport) -> None:
             f"   {proposal.action} {args} [dim]<- {proposal.rationale}[/]\n"
             f"     [{style}]{outcome.status}[/] [dim]{verdict.get('verdict')} ({rules})[/] {outcome.detail}"
         )
+        if proposal.prediction is not None:
+            console.print(f"     expected: {escape(proposal.prediction.summary())}", highlight=False)
 
 
 def _print_error(exc: BaseException) -> None:
@@ -310,7 +314,15 @@ def _pending_approvals(settings: Settings) -> list[dict[str, Any]]:
     if not settings.state_db.exists():
         return []
     return [
-        {"id": a.id, "action": a.action, "args": a.args, "risk": a.risk, "expires_in_s": a.expires_at - time.time()}
+        {
+            "id": a.id,
+            "action": a.action,
+            "args": a.args,
+            "risk": a.risk,
+            "expires_in_s": a.expires_at - time.time(),
+            "prediction": a.prediction.model_dump(mode="json") if a.prediction else None,
+            "expected": a.prediction.summary() if a.prediction else None,
+        }
         for a in ApprovalStore(settings.state_db).pending(time.time())
     ]
 
@@ -360,7 +372,8 @@ def _workers_table(workers: list[dict[str, Any]]) -> Table:
 
 
 def _approvals_table(approvals: list[dict[str, Any]]) -> Table:
-    table = Table("approval", "action", "args", "risk", "expires in", title="Pending approvals")
+    table = Table("approval", "action", "args", "risk", "expires in", "expected", title="Pending approvals")
     for a in approvals:
-        table.add_row(a["id"], a["action"], json.dumps(a["args"]), a["risk"], f"{a['expires_in_s']:.0f}s")
+        expected = a.get("expected") or ""
+        table.add_row(a["id"], a["action"], json.dumps(a["args"]), a["risk"], f"{a['expires_in_s']:.0f}s", expected)
     return table

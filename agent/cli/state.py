@@ -153,7 +153,8 @@ def _approvals(all_recent: bool = typer.Option(False, "--all", help="Also decide
 
 
 def _print_context(approvals: list[Approval]) -> None:
-    """What each approval will do beyond its arguments: a dedup plan's count and sample pairs with scores."""
+    """What each approval will do beyond its arguments: a scaling change's expected effect (drain time, cost),
+    a dedup plan's count and sample pairs with scores."""
     from rich.markup import escape
 
     from agent.cli.console import make_console
@@ -161,7 +162,8 @@ def _print_context(approvals: list[Approval]) -> None:
 
     console = make_console()
     for a in approvals:
-        lines = approval_context_lines(a.context)
+        lines = [a.prediction.summary()] if a.prediction is not None else []
+        lines += approval_context_lines(a.context)
         if lines:
             console.print(f"[bold]{a.id}[/] {escape(a.action)} {escape(_short(a.args, 200))}")
             for line in lines:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -33,13 +34,22 @@ def extract(
     from workers.runtime import WorkerRun, parse_shard
 
     try:
-        config = ExtractConfig(brain, parse_shard(shard), batch_size, loop, item_ms, limit)
+        lane = _worker_number(status_file)
+        config = ExtractConfig(brain, parse_shard(shard), batch_size, loop, item_ms, limit, lane)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     run = WorkerRun(kind="extract", status_file=status_file)
     code = _guarded("extract", run, lambda: run_extract(config, run))
     typer.echo(f"extract: {run.processed} records in {run.batches} batches, exit {code}")
     raise typer.Exit(code)
+
+
+def _worker_number(status_file: Path | None) -> int:
+    """The dispatcher names workers KIND-HOST-N (and their status files after them): N spreads lanes."""
+    import re
+
+    found = re.search(r"-(\d+)$", status_file.name.split(".")[0]) if status_file else None
+    return int(found.group(1)) if found else os.getpid()
 
 
 @app.command("embed", help=kind("embed").summary)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.domain import Verdict
 from core.kinds import LLM_BOUND_KINDS, STAGE_OF_KIND
 from graphs.capacity import CapacityMeters, CostModel
 from graphs.rule_planner import MeasuredPlanner, RecommendationHistory, RuleParams, RulePlanner, ScalingParams
@@ -103,7 +104,14 @@ def build_planner(
     """Rules always decide when nothing better is available; a configured model planner goes in front.
     `history` (the scale-down stabilization window) and `meters` (measured throughput and arrivals) carry
     over to planners rebuilt for a policy edit."""
-    rules = RulePlanner(rule_params(policy, cfg), history or RecommendationHistory(), meters or CapacityMeters())
+    rules = RulePlanner(
+        rule_params(policy, cfg),
+        history or RecommendationHistory(),
+        meters or CapacityMeters(),
+        approval_free=lambda proposal, obs, now: (
+            engine.evaluate(proposal, obs, now).verdict is not Verdict.NEEDS_APPROVAL
+        ),
+    )
     if model is None:
         return MeasuredPlanner(rules, rules)
     from graphs.llm_planner import make_llm_planner

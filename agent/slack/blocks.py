@@ -10,9 +10,12 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.domain import approval_context_lines
+
+if TYPE_CHECKING:
+    from core.domain import ScalePrediction
 
 APPROVE_ACTION_ID = "brainops_approve"
 DENY_ACTION_ID = "brainops_deny"
@@ -43,6 +46,8 @@ class ApprovalView(Protocol):
     def expires_at(self) -> float: ...
     @property
     def context(self) -> Mapping[str, Any]: ...  # observed facts beside the arguments (e.g. a dedup plan)
+    @property
+    def prediction(self) -> ScalePrediction | None: ...  # what a scaling change is expected to do
 
 
 def format_time(ts: float) -> str:
@@ -82,8 +87,10 @@ def _summary_blocks(approval: ApprovalView, title: str = OPEN_TITLE) -> list[Blo
 
 
 def context_lines(approval: ApprovalView) -> list[str]:
-    """The observed facts the approval was opened with (a dedup plan's count and sample pairs), as lines."""
-    return approval_context_lines(dict(approval.context or {}))
+    """What the approval will do, as lines: a scaling change's expected effect ("4 -> 7 extract: backlog 6,200
+    drains in ~22 min, +$0.41/h compute"), then the facts it was opened with (a dedup plan's count and pairs)."""
+    expected = [approval.prediction.summary()] if approval.prediction is not None else []
+    return expected + approval_context_lines(dict(approval.context or {}))
 
 
 def _clip(text: str) -> str:

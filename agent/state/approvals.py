@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.domain import Outcome
+from core.domain import Outcome, ScalePrediction
 from core.redact import redact, redact_text
 from core.statedb import canonical_json, connect, init_schema, resolve_db_path, sha256_hex, write_tx
 
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS approvals (
     reason TEXT,
     channel TEXT,
     message_ts TEXT,
-    context TEXT
+    context TEXT,
+    prediction TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
 """
@@ -85,6 +86,8 @@ class Approval:
     message_ts: str | None
     # Observed facts shown beside the arguments (graphs.tick.approval_context), not part of the binding.
     context: dict[str, Any] = field(default_factory=dict)
+    # What the proposal expects (scale_workers: drain time, cost), shown to approvers; not part of the binding.
+    prediction: ScalePrediction | None = None
 
     @property
     def approved(self) -> bool:
@@ -132,6 +135,8 @@ class ApprovalStore:
             columns = {r["name"] for r in conn.execute("PRAGMA table_info(approvals)")}
             if "context" not in columns:  # a store made before approvals showed observed facts
                 conn.execute("ALTER TABLE approvals ADD COLUMN context TEXT")
+            if "prediction" not in columns:  # ... and before proposals carried a prediction
+                conn.execute("ALTER TABLE approvals ADD COLUMN prediction TEXT")
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'approvals_one_pending'").fetchone():
                 conn.execute(_EXPIRE_TWINS)
                 conn.execute(_ONE_PENDING)
@@ -149,6 +154,7 @@ class ApprovalStore:
         ttl_s: float,
         now: float | None = None,
         context: Mapping[str, Any] | None = None,
+        prediction: ScalePrediction | None = None,
     ) -> Approval:
         """Create a pending approval; the same id again returns the stored row (graph nodes may re-run), and
         so does a request for the action and arguments of another approval still pending (check the id)."""
@@ -171,6 +177,7 @@ class ApprovalStore:
             now,
             now + ttl_s,
             canonical_json(redact(dict(context or {}))),
+            None if prediction is None else canonical_json(prediction.model_dump(mode="json")),
         )
         with connect(self.path) as conn, write_tx(conn):
             # An overdue twin no longer blocks: it is expired now (its thread records that on settle).
@@ -181,7 +188,8 @@ class ApprovalStore:
             )
             conn.execute(
                 "INSERT OR IGNORE INTO approvals (id, tick_id, action, args, args_hash, rationale, risk,"
-                " rule_ids, requested_by, created_at, expires_at, context) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " rule_ids, requested_by, created_at, expires_at, context, prediction)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 values,
             )
             approval = _fetch(conn, id)
@@ -341,4 +349,16 @@ def _from_row(row: sqlite3.Row) -> Approval:
     values["args"] = json.loads(values["args"])
     values["rule_ids"] = tuple(json.loads(values["rule_ids"]))
     values["context"] = json.loads(values.get("context") or "{}")
+    values["prediction"] = _prediction(values.get("prediction"))
     return Approval(**values)
+
+
+def _prediction(stored: str | None) -> ScalePrediction | None:
+    """The stored prediction; one this version cannot read (another version wrote it) is shown as none, so it
+    never keeps the approval itself from being listed or answered."""
+    if not stored:
+        return None
+    try:
+        return ScalePrediction.model_validate_json(stored)
+    except ValueError:
+        return None

@@ -57,7 +57,7 @@ from agent.state.decision_key import (
     key_file_path,
     load_decision_key,
 )
-from core.domain import Outcome, PlannerInfo, Verdict
+from core.domain import Outcome, PlannerInfo, ScalePrediction, Verdict
 from core.redact import redact, redact_text
 from core.statedb import canonical_json, connect, init_schema, read_tx, resolve_db_path, write_tx
 
@@ -74,6 +74,7 @@ __all__ = [
     "MAC_VERSION",
     "MIN_EXPECT_HEX",
     "MIN_KEY_CHARS",
+    "PREDICTION_FIELD",
     "ChainHead",
     "DecisionKeyError",
     "DecisionLog",
@@ -90,6 +91,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("brainops.decisions")
+
+# Where a record keeps its proposal's prediction, as plain JSON fields (kind, before, after, drain_s, ...), so
+# that later ticks and offline checks can compare what was expected with what happened.
+PREDICTION_FIELD = "prediction"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -156,6 +161,12 @@ class DecisionRecord:
 
     def to_json(self) -> str:
         return canonical_json(self.to_dict())
+
+    @property
+    def prediction(self) -> ScalePrediction | None:
+        """What the action was expected to do (its proposal's prediction, kept in `extra["prediction"]`)."""
+        stored = self.extra.get(PREDICTION_FIELD)
+        return ScalePrediction.model_validate(stored) if isinstance(stored, dict) else None
 
     def expected_hash(self) -> str:
         return record_hash(self.to_dict())
@@ -255,6 +266,9 @@ class DecisionLog:
     def record(self, entry: DecisionEntry, now: float) -> str:
         """The graphs' `Recorder` port: one record per entry key, however often the node re-runs."""
         decision = entry.decision
+        extra = dict(entry.extra or {})
+        if entry.proposal.prediction is not None:
+            extra[PREDICTION_FIELD] = entry.proposal.prediction.model_dump(mode="json")
         return self.append(
             tick_id=entry.tick_id,
             action=entry.proposal.action,
@@ -269,7 +283,7 @@ class DecisionLog:
             approved_at=entry.approved_at,
             outcome=entry.outcome,
             idempotency_key=entry.key,
-            extra=entry.extra,
+            extra=extra,
             now=now,
             once=True,
         ).id
