@@ -185,12 +185,18 @@ def test_a_burst_scales_extract_up_drains_and_scales_down_without_flapping(tmp_p
         status = json.loads((settings.run_dir / f"{row['id']}.status.json").read_text())
         assert (status["state"], status["exit_code"], row["last_exit"]) == ("stopped", 0, 0), (row, status)
         processed += status["processed"]
-    assert processed >= BURST
+    # Each worker reads its own bucket lane (2.7x the burst was processed when they all read the same rows);
+    # near the end lanes run dry and workers meet (1.4-1.7x seen): a claim on records would take this to 1.0x.
+    assert BURST <= processed <= 2.0 * BURST, processed
 
     # Whatever predictions the planner made are what the console showed.
     from agent.state.decisions import DecisionLog
 
-    for record in DecisionLog(settings.state_db).all():
-        if record.action == "scale_workers" and record.prediction is not None:
+    scaled = [r for r in DecisionLog(settings.state_db).all() if r.action == "scale_workers"]
+    for record in scaled:
+        if record.prediction is not None:
             assert record.prediction.summary() in output
+    # Once the workers' counters came in, the objective sized the fleet from their measured throughput.
+    measured = [r.prediction for r in scaled if r.prediction is not None and r.prediction.basis == "measured"]
+    assert measured and all(p.per_worker_per_min > 0 and p.wait_objective_s == 20.0 for p in measured), scaled
     print(f"timings {timings}; extract counts {[n for _, n in changes]}; {len(rows)} workers, {processed} items")

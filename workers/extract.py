@@ -10,6 +10,7 @@ are insert-only), so a batch redone after a crash adds nothing twice.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,9 @@ class ExtractWorker:
         self.store = store
         self.done = 0
         self.gazetteer = self._load_gazetteer()
+        # Consecutive worker numbers land 5 lanes apart (5 is coprime to 16: every lane gets used).
+        self.lane = (config.lane * 5) % LANES
+        self.random = random.Random(config.lane)
 
     def _load_gazetteer(self) -> Gazetteer:
         rows = self.store.fresh("entities").search().select(["id", "name"]).limit(None).to_arrow()
@@ -83,23 +87,28 @@ class ExtractWorker:
 
     def _pending(self, n: int) -> list[tuple[str, str]]:
         """A sharded worker reads its shard. Scaled workers share no shard (their number changes), so each reads
-        its own lane of buckets first and only then anything pending: workers do not all take the same rows."""
+        its own lane of buckets first, then the lanes after it: workers do not all take the same rows."""
         shard = shard_filter(self.config.shard)
         if shard:
-            return self._read(f"{PENDING} AND {shard}", n)
-        own = self._read(f"{PENDING} AND bucket % {LANES} = {self.config.lane % LANES}", n)
-        if len(own) == n:
-            return own
-        topped = dict(own)  # the lane runs dry: top the batch up from anything pending
-        for record_id, text in self._read(PENDING, n):
-            if len(topped) >= n:
-                break
-            topped.setdefault(record_id, text)
-        return list(topped.items())
+            return [(i, t) for i, t, _ in self._read(f"{PENDING} AND {shard}", n)]
+        own = self._read(f"{PENDING} AND bucket % {LANES} = {self.lane}", n)
+        if len(own) < n:  # the lane runs dry: move to a lane picked at random among those with work left
+            seen = {row[0] for row in own}
+            by_lane: dict[int, list[tuple[str, str, int]]] = {}
+            for row in self._read(PENDING, n * 4):
+                if row[0] not in seen:
+                    by_lane.setdefault(row[2] % LANES, []).append(row)
+            lanes = list(by_lane)
+            self.random.shuffle(lanes)
+            for lane in lanes:
+                own += by_lane[lane][: n - len(own)]
+            self.lane = lanes[0] if lanes else self.lane
+        return [(i, t) for i, t, _ in own]
 
-    def _read(self, where: str, n: int) -> list[tuple[str, str]]:
-        rows = self.store.fresh("records").search().where(where).select(["id", "text"]).limit(n).to_arrow()
-        return list(zip(rows.column("id").to_pylist(), rows.column("text").to_pylist(), strict=True))
+    def _read(self, where: str, n: int) -> list[tuple[str, str, int]]:
+        rows = self.store.fresh("records").search().where(where).select(["id", "text", "bucket"]).limit(n).to_arrow()
+        buckets = [b or 0 for b in rows.column("bucket").to_pylist()]
+        return list(zip(rows.column("id").to_pylist(), rows.column("text").to_pylist(), buckets, strict=True))
 
     def _write(self, found: list[tuple[str, tuple[Mention, ...]]]) -> None:
         import pyarrow as pa
