@@ -35,6 +35,7 @@ MIN_BUSY_MINUTES = 2.0  # ... or MIN_TIMED_BATCHES intervals from workers that t
 MIN_TIMED_BATCHES = 3
 MEASURE_HOLD_S = 600.0  # how long a kind's workers are kept, unmeasured, for a first throughput figure
 DEFAULT_START_S = 30.0  # a new worker's start-up until it is measured
+MAX_START_S = 300.0  # a longer "start-up" is a worker seen late (its host was away), not a slow start
 SPARE = 0.5  # capacity kept above the objective's need before workers are stopped
 DUTY = 0.75  # below this many workers' worth of load a kind runs in bursts (to zero when drained)
 NOTHING_ARRIVING = 0.5  # items/min below which a drained kind with a short objective may stop too
@@ -150,9 +151,11 @@ class KindMeter:
     def _learn_start(self, workers: list[WorkerInfo], now: float) -> None:
         for w in workers:
             if w.state == "starting":
-                self.seen_starting.setdefault(w.id, w.started_at or now)
+                # From when it was first seen starting: a worker restarted after its host came back keeps
+                # its original start time, which would read as hours of start-up.
+                self.seen_starting.setdefault(w.id, max(w.started_at or now, now - MAX_START_S))
             elif w.state == "running" and w.id in self.seen_starting:
-                took = max(0.0, now - self.seen_starting.pop(w.id))
+                took = min(MAX_START_S, max(0.0, now - self.seen_starting.pop(w.id)))
                 self.start_s = _ewma(self.start_s, took, 0.3)
         live = {w.id for w in workers}
         for wid in [i for i in self.seen_starting if i not in live]:
@@ -199,6 +202,7 @@ class Sizing:
     arrivals: float  # items/min the sizing planned for
     why: str
     sustained: float = 0.0  # workers the forecast arrivals alone need (no backlog): a lasting load, not a burst
+    drained: bool = False  # a scale-down of idle workers on a drained queue (no stabilization window needed)
 
 
 @dataclass(frozen=True)
@@ -241,12 +245,13 @@ def _size(meter: KindMeter, mu: float, backlog: int, current: int, idle: int, go
     if not drained:
         return Sizing(current, need, settled, f"{objective} met by {current} worker(s) (needs {need:.1f})")
     if goal.may_idle and settled / mu < DUTY and backlog <= 0 and idle >= current:
-        return Sizing(0, need, settled, f"drained and {settled:.1f}/min arriving is {settled / mu:.0%} of a worker")
+        why = f"drained and {settled:.1f}/min arriving is {settled / mu:.0%} of a worker"
+        return Sizing(0, need, settled, why, drained=True)
     floor = 0 if backlog <= 0 and settled < NOTHING_ARRIVING and idle >= current else 1
     down = max(floor, current - idle, math.ceil(need * (1 + SPARE) - 1e-9))
     if down < current:
         why = f"{objective} needs {need:.1f} worker(s) (+{SPARE:.0%} spare); {idle} idle"
-        return Sizing(down, need, settled, why)
+        return Sizing(down, need, settled, why, drained=True)
     return Sizing(current, need, settled, f"{objective} met by {current} worker(s) (needs {need:.1f})")
 
 

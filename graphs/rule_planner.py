@@ -73,6 +73,11 @@ class RulePlanner:
         self.history = history or RecommendationHistory()
         self.meters = meters or CapacityMeters()
         self.approval_free = approval_free
+        self.last_up: dict[str, float] = {}  # kind -> when this planner last proposed more workers
+
+    def _settled(self, kind: str, now: float, window_s: float) -> bool:
+        """No scale-up of the kind within the window: a scale-down now would not read as a flap."""
+        return now - self.last_up.get(kind, -math.inf) >= window_s
 
     def plan(self, ctx: PlanContext) -> PlanResult:
         obs, now = ctx.observation, ctx.now
@@ -146,8 +151,8 @@ class RulePlanner:
         seed = (last_change, current) if last_change is not None else None
         stabilized = self.history.add(kind, now, raw, p.stabilization_s, seed)
         desired = raw if raw > current else min(current, stabilized)
-        if sizing is not None and sizing.desired == 0 and raw == 0:
-            desired = 0  # drained and idle: nothing in hand to lose, and restarting waits for the objective
+        if sizing is not None and sizing.drained and raw < current and self._settled(kind, now, p.stabilization_s):
+            desired = raw  # idle workers on a drained queue, not just scaled up: nothing in hand to lose
         if sizing is None and desired < current and (plan.rate < 0 or (meter is not None and meter.measuring(now))):
             return []  # growing, or about to be measured against its objective: scaling down now could flap back
         if desired > current and p.llm_bound and self._budget_low(obs):
@@ -162,6 +167,8 @@ class RulePlanner:
             if _in_cooldown(obs, f"scale_workers:{kind}@{h}", now, p.cooldown_s)
             or (desired > current and _refused(obs, f"scale_workers:{kind}@{h}", now, backoff))
         ]
+        if desired != current:
+            self.last_up[kind] = now if desired > current else self.last_up.get(kind, -math.inf)
         if desired > current:
             ran = [h for h in cooling if plan.counts[h] or f"{kind}@{h}" in obs.desired]
             if sizing is not None and any(plan.counts[h] < p.max_workers for h in ran):
@@ -170,7 +177,7 @@ class RulePlanner:
             new = self._spread_up(obs, now, plan, desired - current, [*cooling, *crashing], sizing)
             return self._with_predictions(obs, plan, new, f"{why}: scale up to {desired} in total", meter)
         if desired < current:
-            new = spread_down(plan, current - desired, cooling)
+            new = spread_down(plan, current - desired, cooling, obs)
             return self._with_predictions(obs, plan, new, f"{why}: scale down to {desired} in total", meter)
         return []
 

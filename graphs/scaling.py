@@ -148,14 +148,17 @@ def spread_up(
     return out
 
 
-def spread_down(plan: KindPlan, remove: int, blocked: Iterable[str]) -> dict[str, int]:
-    """New per-host counts removing `remove` workers, from the hosts running most of them first."""
+def spread_down(plan: KindPlan, remove: int, blocked: Iterable[str], obs: Observation | None = None) -> dict[str, int]:
+    """New per-host counts removing `remove` workers: from the hosts running most of them, the busiest host
+    first on a tie, each by at most the policy's step, so a burst's spill host empties before the home host
+    is touched (fewer changes than taking one from each)."""
     skip = set(blocked)
     out: dict[str, int] = {}
-    for host in sorted((h for h in plan.counts if h not in skip), key=lambda h: -plan.counts[h]):
+    load = (lambda h: _load(obs, h)) if obs is not None else (lambda h: 0.0)
+    for host in sorted((h for h in plan.counts if h not in skip), key=lambda h: (-plan.counts[h], -load(h))):
         if remove <= 0:
             break
-        take = min(remove, plan.counts[host] - plan.p.min_workers)
+        take = min(remove, plan.counts[host] - plan.p.min_workers, plan.p.max_step_down)
         if take > 0:
             out[host] = plan.counts[host] - take
             remove -= take
