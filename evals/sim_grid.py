@@ -6,6 +6,7 @@ Used by `brainops eval sim` and bench/bench_simulator.py.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -69,7 +70,8 @@ def run_grid(runs: Sequence[GridRun], workers: int | None = None, on_done: OnDon
                 on_done(index + 1, run, serial[-1])
         return serial
     results: list[SimResult | None] = [None] * len(runs)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: the parent may hold lance's threads (a forked copy of them can deadlock)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures: dict[Future[SimResult], int] = {pool.submit(run_one, run): i for i, run in enumerate(runs)}
         try:
             for finished, future in enumerate(as_completed(futures), start=1):
