@@ -81,6 +81,7 @@ class KindMeter:
     busy: deque[tuple[float, int, float]] = field(default_factory=deque)  # (time, items, busy worker-minutes)
     first_seen: float | None = None  # when its workers first reported counters
     timed_intervals: int = 0  # intervals measured from workers' own busy time
+    drained_since: float | None = None  # since when the queue has held no more than a tick's arrivals
     start_s: float = DEFAULT_START_S
     tokens_per_item: float | None = None
     empty_since: float | None = None  # when the backlog was last seen at zero (the oldest item's age)
@@ -106,6 +107,10 @@ class KindMeter:
             done = self._learn(self.last, sample)
         if backlog <= 0 or self.empty_since is None:
             self.empty_since = obs.time
+        if backlog > max(1.0, self.arrivals.forecast() * TICK_MIN):
+            self.drained_since = None
+        elif self.drained_since is None:
+            self.drained_since = obs.time
         self.last = sample
         return done
 
@@ -139,6 +144,9 @@ class KindMeter:
         busy_minutes = sum(m for _, _, m in self.busy)
         if busy_minutes >= MIN_BUSY_MINUTES or (self.timed_intervals >= MIN_TIMED_BATCHES and busy_minutes > 0):
             self.per_worker = sum(n for _, n, _ in self.busy) / busy_minutes
+
+    def drained_for(self, now: float) -> float:
+        return 0.0 if self.drained_since is None else now - self.drained_since
 
     def measuring(self, now: float) -> bool:
         """Its workers report counters but their throughput is not known yet (for at most one window)."""

@@ -30,6 +30,7 @@ from graphs.scaling import (
 # A kind goes to zero between bursts only when its objective is this many stabilization windows long: a
 # shorter cycle would read as flapping.
 IDLE_OBJECTIVE = 4.0
+DRAINED_HOLD_S = 180.0  # a queue drained this long lets idle workers go before the stabilization window ends
 LASTING = 1.25  # arrivals alone need this much more than the approval-free workers: worth asking a human
 # Whether the policy would let a proposal run without a human (the engine's verdict is not needs_approval).
 ApprovalFree = Callable[[Proposal, Observation, float], bool]
@@ -151,7 +152,12 @@ class RulePlanner:
         seed = (last_change, current) if last_change is not None else None
         stabilized = self.history.add(kind, now, raw, p.stabilization_s, seed)
         desired = raw if raw > current else min(current, stabilized)
-        if sizing is not None and sizing.drained and raw < current and self._settled(kind, now, p.stabilization_s):
+        quiet = (
+            meter is not None
+            and meter.drained_for(now) >= DRAINED_HOLD_S
+            and self._settled(kind, now, p.stabilization_s)
+        )
+        if sizing is not None and sizing.drained and raw < current and quiet:
             desired = raw  # idle workers on a drained queue, not just scaled up: nothing in hand to lose
         if sizing is None and desired < current and (plan.rate < 0 or (meter is not None and meter.measuring(now))):
             return []  # growing, or about to be measured against its objective: scaling down now could flap back
