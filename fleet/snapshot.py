@@ -14,8 +14,9 @@ from core.domain import HostMetrics, WorkerInfo
 
 # Version of the agent <-> remote host contract: the entry modules (`python -m fleet.probe`,
 # `python -m fleet.remote_cli`), their arguments and their JSON output. Bump it on any incompatible change.
-# 1: `workers.probe` / `workers.remote_cli` (no "protocol" field); 2: `fleet.probe` / `fleet.remote_cli`.
-REMOTE_PROTOCOL = 2
+# 1: `workers.probe` / `workers.remote_cli` (no "protocol" field); 2: `fleet.probe` / `fleet.remote_cli`;
+# 3: workers carry processed, idle and busy_s (the scaling controller's meters read them).
+REMOTE_PROTOCOL = 3
 
 
 class ProtocolMismatch(ValueError):

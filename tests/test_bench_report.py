@@ -109,7 +109,7 @@ def test_quick_arguments_follow_each_run_signature() -> None:
 def test_real_simulator_result_is_drawn_next_to_its_baselines(tmp_path: Path) -> None:
     from bench.bench_simulator import run
 
-    result = run(tmp_path / "sim", hours=1.0)
+    result = run(tmp_path / "sim", hours=1.0, seeds=1, scenarios=["bursty", "steady"], workers=1)
     comps = comparisons("bench_simulator", result)
     assert comps and all(c.baseline == "hpa (baseline)" for c in comps)
     assert all([label for label, _ in c.values][:2] == ["agent", "hpa (baseline)"] for c in comps)

@@ -108,6 +108,9 @@ def test_a_scale_approval_shows_its_prediction_and_the_record_keeps_it(
     listed = CliRunner().invoke(app, ["approvals"], env={"COLUMNS": "250"})
     assert listed.exit_code == 0, listed.output
     assert SUMMARY in listed.output
+    from agent.slack.backend import AgentSlackBackend
+
+    assert f"expected: {SUMMARY}" in AgentSlackBackend(agent).approvals_text()  # `/brainops approvals`
     status = CliRunner().invoke(app, ["status", "--json"])
     assert status.exit_code == 0, status.output
     (pending,) = json.loads(status.output)["pending_approvals"]

@@ -109,7 +109,12 @@ def _initial_from_record(approval: Approval) -> dict[str, Any]:
     return {
         "approval_id": approval.id,
         "tick_id": approval.tick_id,
-        "proposal": {"action": approval.action, "args": approval.args, "rationale": approval.rationale},
+        "proposal": {
+            "action": approval.action,
+            "args": approval.args,
+            "rationale": approval.rationale,
+            "prediction": approval.prediction.model_dump(mode="json") if approval.prediction else None,
+        },
         "decision": decision.model_dump(mode="json"),
         "planner": PlannerInfo().model_dump(mode="json"),
         "observation_digest": "",

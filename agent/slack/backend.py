@@ -63,7 +63,11 @@ class AgentSlackBackend:
         pending = self.agent.approvals.pending(self.agent.clock())
         if not pending:
             return "No pending approvals."
-        return "\n".join(f"`{a.id}` {a.action} {a.args} (risk {a.risk})" for a in pending)
+        return "\n".join(
+            f"`{a.id}` {a.action} {a.args} (risk {a.risk})"
+            + (f"\n    expected: {a.prediction.summary()}" if a.prediction else "")
+            for a in pending
+        )
 
     def request(self, action: str, args: dict[str, Any], requester: str) -> str:
         report = self.agent.request(action, args, requester=f"slack:{requester}")
