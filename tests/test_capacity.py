@@ -180,3 +180,19 @@ def test_without_an_objective_the_hpa_rule_decides() -> None:
     scale = [p for p in result.proposals if p.action == "scale_workers"]
     assert scale and scale[0].args["count"] == 6  # HPA: ceil(2 * 3000 / (2 * 500)) = 6
     assert scale[0].prediction is not None and scale[0].prediction.basis == "unmeasured"
+
+
+def test_the_token_window_caps_what_the_objective_asks_for() -> None:
+    planner = _planner(300.0)
+    backlog, done, used = 600, [0, 0], 84_500_000  # 5.5M of the window's 90M left (over the 5% floor)
+    for i in range(6):
+        obs = _obs(T0 + i * TICK, backlog, list(done), used=used)
+        result = planner.plan(PlanContext(obs, T0 + i * TICK))
+        done = [d + 25 for d in done]
+        used += 50 * 3000  # every item costs 3,000 tokens
+        backlog += 50
+    scale = [p for p in result.proposals if p.action == "scale_workers"]
+    # The objective asks for ~9 (6 after the step limit); ~5M tokens over the next 10 minutes pay for 3
+    # workers at 50 items/min and 3,000 tokens an item.
+    assert scale and scale[0].args["count"] == 3, result.proposals
+    assert "the token window pays for 3" in scale[0].rationale
