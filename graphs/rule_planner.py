@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from core.actions import cooldown_key
 from core.domain import Observation, PlannerInfo, Proposal
 from graphs.capacity import CapacityMeters, CostModel, KindMeter, Objective, Sizing, budget_workers, predict, size
+from graphs.plan_facts import awaiting, awaiting_scale, busy, in_cooldown, place, refused, rounded
 from graphs.planners import PlanContext, PlanFailed, Planner, PlanResult
 from graphs.scaling import (
     KindPlan,
@@ -170,8 +171,9 @@ class RulePlanner:
         cooling = [
             h
             for h in plan.counts
-            if _in_cooldown(obs, f"scale_workers:{kind}@{h}", now, p.cooldown_s)
-            or (desired > current and _refused(obs, f"scale_workers:{kind}@{h}", now, backoff))
+            if in_cooldown(obs, f"scale_workers:{kind}@{h}", now, p.cooldown_s)
+            or (desired > current and refused(obs, f"scale_workers:{kind}@{h}", now, backoff))
+            or awaiting_scale(obs, kind, h)  # a human is already asked about this kind here: no second prompt
         ]
         if desired != current:
             self.last_up[kind] = now if desired > current else self.last_up.get(kind, -math.inf)
@@ -261,9 +263,9 @@ class RulePlanner:
             return []
         if any(w.kind == "embed" and w.state in ("starting", "running", "draining") for w in obs.workers):
             return []
-        host = _place(obs, "embed")
+        host = place(obs, "embed")
         key = f"start_embedding:embed@{host}"
-        if host is None or _in_cooldown(obs, key, now, 300.0) or _refused(obs, key, now, p.refusal_backoff_s):
+        if host is None or in_cooldown(obs, key, now, 300.0) or refused(obs, key, now, p.refusal_backoff_s):
             return []
         ceiling = p.host_ceilings.get(host) or p.host_ceilings.get("*") or (90.0, 85.0)
         fits = room_for(obs, host, "embed", p.embed_est, ceiling)
@@ -282,12 +284,12 @@ class RulePlanner:
         """Dedup as a plan: a dry run stores the real merges as the brain's plan; the live run then names
         that plan and its count, so the policy (and a human) judge the merges that will happen."""
         p, brain = self.params, obs.brain
-        if brain.duplicate_estimate < p.dedup_threshold or _busy(obs, "dedup"):
+        if brain.duplicate_estimate < p.dedup_threshold or busy(obs, "dedup"):
             return []
-        if _in_cooldown(obs, "run_dedup", now, p.dedup_cooldown_s) or _awaiting(obs, "run_dedup"):
+        if in_cooldown(obs, "run_dedup", now, p.dedup_cooldown_s) or awaiting(obs, "run_dedup"):
             return []
         dry_key = cooldown_key("run_dedup", {"dry_run": True})
-        if _refused(obs, "run_dedup", now, p.refusal_backoff_s) or _refused(obs, dry_key, now, p.refusal_backoff_s):
+        if refused(obs, "run_dedup", now, p.refusal_backoff_s) or refused(obs, dry_key, now, p.refusal_backoff_s):
             return []
         estimate = f"duplicate estimate {brain.duplicate_estimate:.2%} >= threshold {p.dedup_threshold:.2%}"
         plan = brain.dedup_plan
@@ -302,7 +304,7 @@ class RulePlanner:
                     ),
                 )
             ]
-        if _in_cooldown(obs, dry_key, now, p.dedup_dry_run_cooldown_s):
+        if in_cooldown(obs, dry_key, now, p.dedup_dry_run_cooldown_s):
             return []
         why = "its last plan is stale (the entities changed)" if plan is not None else "no plan yet"
         return [
@@ -315,13 +317,13 @@ class RulePlanner:
 
     def _recluster(self, obs: Observation, now: float, dedup_planned: bool) -> list[Proposal]:
         p, brain = self.params, obs.brain
-        if brain.relationships == 0 or _busy(obs, "recluster") or _awaiting(obs, "run_recluster"):
+        if brain.relationships == 0 or busy(obs, "recluster") or awaiting(obs, "run_recluster"):
             return []
-        if dedup_planned or _busy(obs, "dedup") or _awaiting(obs, "run_dedup"):
+        if dedup_planned or busy(obs, "dedup") or awaiting(obs, "run_dedup"):
             return []  # merges repoint relationships: cluster after they land, not before
-        if _in_cooldown(obs, "run_recluster", now, p.recluster_cooldown_s):
+        if in_cooldown(obs, "run_recluster", now, p.recluster_cooldown_s):
             return []
-        if _refused(obs, "run_recluster", now, p.refusal_backoff_s):
+        if refused(obs, "run_recluster", now, p.refusal_backoff_s):
             return []
         changed = brain.relationships_changed_since_recluster / brain.relationships
         age = brain.community_age_s
@@ -339,15 +341,15 @@ class RulePlanner:
         p, budget = self.params, obs.budget
         if not p.cheap_routing:
             return []
-        current = _rounded(budget.routing or p.default_routing)  # a fresh ledger routes by the defaults
-        if _refused(obs, "set_model_routing", now, p.refusal_backoff_s):
+        current = rounded(budget.routing or p.default_routing)  # a fresh ledger routes by the defaults
+        if refused(obs, "set_model_routing", now, p.refusal_backoff_s):
             return []
-        if budget.pace >= p.budget_pace_high and current != _rounded(p.cheap_routing):
+        if budget.pace >= p.budget_pace_high and current != rounded(p.cheap_routing):
             target, why = (
                 p.cheap_routing,
                 f"budget pace {budget.pace:.2f} >= {p.budget_pace_high}: shift to cheaper tiers",
             )
-        elif budget.pace <= p.budget_pace_low and p.default_routing and current == _rounded(p.cheap_routing):
+        elif budget.pace <= p.budget_pace_low and p.default_routing and current == rounded(p.cheap_routing):
             target, why = p.default_routing, f"budget pace {budget.pace:.2f} back under {p.budget_pace_low}: restore"
         else:
             return []
@@ -362,45 +364,6 @@ class RulePlanner:
         if down:
             parts.append(f"unreachable hosts skipped: {', '.join(down)}")
         return "; ".join(parts)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _rounded(weights: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 3) for k, v in weights.items()}
-
-
-def _refused(obs: Observation, key: str, now: float, backoff_s: float) -> bool:
-    return _in_cooldown(obs, f"refused:{key}", now, backoff_s)
-
-
-def _in_cooldown(obs: Observation, key: str, now: float, cooldown_s: float) -> bool:
-    last = obs.recent_actions.get(key)
-    return last is not None and now - last < cooldown_s
-
-
-def _busy(obs: Observation, kind: str) -> bool:
-    return any(w.kind == kind and w.state in ("starting", "running", "draining") for w in obs.workers)
-
-
-def _awaiting(obs: Observation, action: str) -> bool:
-    return any(a.action == action for a in obs.pending_approvals)
-
-
-def _place(obs: Observation, kind: str) -> str | None:
-    """Host for a kind: where it already runs, else the reachable host with most headroom (GPU first for embed)."""
-    current = {w.host for w in obs.workers if w.kind == kind and w.state in ("starting", "running")}
-    current |= {key.split("@", 1)[1] for key, n in obs.desired.items() if key.startswith(f"{kind}@") and n > 0}
-    reachable = [h for h in obs.hosts if h.reachable]
-    for h in reachable:
-        if h.host in current:
-            return h.host
-    if not reachable:
-        return None
-    return min(
-        reachable, key=lambda h: (0 if kind == "embed" and h.gpus else 1, max(h.cpu_percent, h.mem_percent))
-    ).host
 
 
 @dataclass(frozen=True)
