@@ -70,11 +70,13 @@ class RulePlanner:
         history: RecommendationHistory | None = None,
         meters: CapacityMeters | None = None,
         approval_free: ApprovalFree | None = None,
+        project: Callable[[Proposal, Observation], Observation] | None = None,
     ) -> None:
         self.params = params
         self.history = history or RecommendationHistory()
         self.meters = meters or CapacityMeters()
         self.approval_free = approval_free
+        self.project = project  # the fleet after a proposal, as the policy engine projects it
         self.last_up: dict[str, float] = {}  # kind -> when this planner last proposed more workers
 
     def _settled(self, kind: str, now: float, window_s: float) -> bool:
@@ -88,9 +90,10 @@ class RulePlanner:
             return PlanResult(proposals=(Proposal(action="noop", rationale=why),), planner=PlannerInfo(kind="rules"))
         self.measure(obs)
         dedup = self._dedup(obs, now)
+        scaling, after = self._scaling(obs, now)
         proposals = [
-            *self._scaling(obs, now),
-            *self._embedding(obs, now),
+            *scaling,
+            *self._embedding(after, now),
             *dedup,
             *self._recluster(obs, now, dedup_planned=bool(dedup)),
             *self._routing(obs, now),
@@ -124,11 +127,16 @@ class RulePlanner:
 
     # ------------------------------------------------------------ scaling
 
-    def _scaling(self, obs: Observation, now: float) -> list[Proposal]:
+    def _scaling(self, obs: Observation, now: float) -> tuple[list[Proposal], Observation]:
+        """Kinds in turn against one headroom per host: each kind sees the hosts as the kinds before it leave
+        them (the guard judges the tick the same way). Returns the proposals and the fleet they leave."""
         out: list[Proposal] = []
         for kind, p in self.params.scaling.items():
-            out += self._scale_kind(obs, now, kind, p)
-        return out
+            proposals = self._scale_kind(obs, now, kind, p)
+            out += proposals
+            for proposal in proposals:
+                obs = self.project(proposal, obs) if self.project else obs
+        return out, obs
 
     def _scale_kind(self, obs: Observation, now: float, kind: str, p: ScalingParams) -> list[Proposal]:
         plan = gather(obs, kind, p)

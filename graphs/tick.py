@@ -43,6 +43,7 @@ def build_tick_graph(
     planner: Planner,
     guard: Guard,
     actor: Actor,
+    project: Callable[[Proposal, Observation], Observation] | None = None,
     desk: ApprovalDesk,
     recorder: Recorder,
     recent_decisions: Callable[[int], list[dict[str, Any]]] = lambda _n: [],
@@ -72,10 +73,27 @@ def build_tick_graph(
         }
 
     def guard_node(state: TickState) -> dict[str, Any]:
+        """Proposals are judged in order against the fleet as the tick's earlier ones leave it (`project`):
+        together they may not over-commit a host that each alone would fit."""
         obs = Observation.model_validate(state["observation"])
+        projected, earlier = obs, 0
         verdicts = []
         for raw in state["proposals"]:
-            decision = guard(Proposal.model_validate(raw), obs, state["now"])
+            proposal = Proposal.model_validate(raw)
+            decision = guard(proposal, projected, state["now"])
+            if (
+                decision.verdict is Verdict.DENY
+                and earlier
+                and guard(proposal, obs, state["now"]).verdict is not Verdict.DENY
+            ):
+                why = f"with this tick's {earlier} earlier scaling proposal(s) counted"
+                decision = decision.model_copy(
+                    update={"rule_ids": ("tick.joint", *decision.rule_ids), "reasons": (*decision.reasons, why)}
+                )
+            elif decision.verdict is not Verdict.DENY and project is not None:
+                after = project(proposal, projected)
+                earlier += after is not projected
+                projected = after
             if state.get("dry_run") and decision.verdict is not Verdict.DENY:
                 decision = decision.model_copy(update={"dry_run": True})
             verdicts.append(decision.model_dump(mode="json"))

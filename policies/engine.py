@@ -76,6 +76,33 @@ class PolicyEngine:
             return _deny(denials, act.risk)
         return self._risk_verdict(_with_observed_facts(proposal, obs), act)
 
+    def project(self, proposal: Proposal, obs: Observation) -> Observation:
+        """The fleet as it will be once `proposal` (allowed, or waiting for a human) has run: its desired count,
+        and its host's CPU and memory with the added workers' shares (the same estimates `_capacity` uses). The
+        tick judges each later proposal against this, so proposals that fit one by one cannot over-commit a
+        host together. Scale-downs free nothing until their workers have drained."""
+        target = _scale_target(proposal)
+        if target is None:
+            return obs
+        added = target.count - _effective(obs, target.kind, target.host)
+        desired = {**obs.desired, f"{target.kind}@{target.host}": target.count}
+        if added <= 0:
+            return obs.model_copy(update={"desired": desired})
+        lim = self.policy.worker_limits(target.kind)
+        cpu_each = obs.worker_cpu_share(target.kind, target.host) or lim.est_cpu_percent
+        hosts = tuple(
+            h.model_copy(
+                update={
+                    "cpu_percent": h.cpu_percent + added * cpu_each,
+                    "mem_percent": h.mem_percent + added * lim.est_mem_percent,
+                }
+            )
+            if h.host == target.host
+            else h
+            for h in obs.hosts
+        )
+        return obs.model_copy(update={"desired": desired, "hosts": hosts})
+
     # ---- verdict helpers
 
     def _allow(self, rule_ids: list[str], reasons: list[str], risk: str) -> PolicyDecision:

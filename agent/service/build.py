@@ -111,6 +111,7 @@ def build_planner(
         approval_free=lambda proposal, obs, now: (
             engine.evaluate(proposal, obs, now).verdict is not Verdict.NEEDS_APPROVAL
         ),
+        project=engine.project,
     )
     if model is None:
         return MeasuredPlanner(rules, rules)
@@ -155,6 +156,7 @@ def build_tick(ports: TickPorts, planner: Planner, policy: Policy, engine: Polic
         observer=ports.observer,
         planner=planner,
         guard=engine.evaluate,
+        project=engine.project,
         actor=ports.actor,
         desk=ports.desk,
         recorder=ports.recorder,
