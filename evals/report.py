@@ -26,6 +26,7 @@ SUMMARY_KEYS = (
     "approval_accuracy",
     "verdict_accuracy",
     "policy_violations",
+    "joint_overcommits",
     "tokens_in",
     "tokens_out",
     "cost",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from core.domain import Observation, PlannerInfo
 from core.ports import ApprovalRequest, ApprovalTicket, DecisionEntry
 from evals.scenario import Scenario, merged
-from evals.scoring import Decided, RunScore, percentile, score_run, suite_pass_hat_k
+from evals.scoring import Decided, RunScore, joint_overcommits, percentile, score_run, suite_pass_hat_k
 from graphs.planners import PlanContext, Planner
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ class SuiteRun:
             "approval_accuracy": round(sum(r.score.approval_ok for r in runs) / n, 4),
             "verdict_accuracy": round(sum(r.score.verdict_ok for r in runs) / n, 4),
             "policy_violations": sum(r.score.policy_violations for r in runs),
+            "joint_overcommits": sum(r.score.joint_overcommits for r in runs),
             "tokens_in": sum(r.planner.tokens_in for r in runs),
             "tokens_out": sum(r.planner.tokens_out for r in runs),
             "cost": round(sum(r.planner.cost for r in runs), 6),
@@ -265,7 +266,7 @@ def run_scenario_once(scenario: Scenario, setup: SuiteSetup, index: int, runs_db
     return RunResult(
         index=index,
         decided=decided,
-        score=score_run(scenario.expect, decided),
+        score=score_run(scenario.expect, decided, joint_overcommits(obs, policy, decided)),
         planner=PlannerInfo.model_validate(state["planner"]),
         latency_s=planner.elapsed_s,
         effects=tuple(effects.calls),

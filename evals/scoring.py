@@ -10,10 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals.scenario import ActionExpectation, Expectations
 from policies.engine import COMPARISONS
+
+if TYPE_CHECKING:
+    from core.domain import Observation
+    from policies.model import Policy
 
 VERDICT_RANK = {"allow": 0, "needs_approval": 1, "deny": 2}
 EXECUTED_STATUSES = frozenset({"done"})
@@ -63,6 +67,7 @@ class RunScore:
     policy_violations: int  # proposals the policy engine denied
     passed: bool
     failures: tuple[str, ...] = ()
+    joint_overcommits: int = 0  # hosts the tick's allowed and approval-bound proposals together over-commit
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "failures": list(self.failures)}
@@ -113,8 +118,35 @@ def worst_verdict(decided: Sequence[Decided]) -> str:
     return max((d.verdict for d in decided), key=lambda v: VERDICT_RANK.get(v, 0), default="allow")
 
 
-def score_run(expect: Expectations, decided: Sequence[Decided]) -> RunScore:
-    failures: list[str] = []
+def joint_overcommits(obs: Observation, policy: Policy, decided: Sequence[Decided]) -> tuple[str, ...]:
+    """Hosts that the run's proposals not denied (allowed, or waiting for a human), taken together, push past a
+    ceiling or `max_workers` they were within before: judged from the observation and the policy, not from
+    the guard's verdicts, so a guard that judged proposals one by one shows up here."""
+    from core.domain import Proposal
+    from policies.engine import PolicyEngine, host_total
+
+    engine = PolicyEngine(policy, known_hosts=[h.host for h in obs.hosts])
+    after = obs
+    for d in decided:
+        if d.verdict != "deny" and d.action in ("scale_workers", "start_embedding"):
+            after = engine.project(Proposal(action=d.action, args=dict(d.args)), after)
+    found = []
+    for before, now in zip(obs.hosts, after.hosts, strict=True):
+        lim = policy.host_limits(now.host)
+        workers = (host_total(obs, now.host), host_total(after, now.host))
+        if workers[1] > lim.max_workers and workers[1] > workers[0]:
+            found.append(f"host {now.host}: {workers[1]} workers together > max_workers {lim.max_workers}")
+        for name, was, will, ceiling in (
+            ("cpu", before.cpu_percent, now.cpu_percent, lim.cpu_ceiling_percent),
+            ("mem", before.mem_percent, now.mem_percent, lim.mem_ceiling_percent),
+        ):
+            if ceiling < 100.0 and will > ceiling and will > was + 1e-9:
+                found.append(f"host {now.host}: {name} {was:.0f}% -> {will:.0f}% together > ceiling {ceiling:.0f}%")
+    return tuple(found)
+
+
+def score_run(expect: Expectations, decided: Sequence[Decided], overcommits: Sequence[str] = ()) -> RunScore:
+    failures: list[str] = [f"joint over-commit: {o}" for o in overcommits]
     missing = [e for e in expect.must if not any(matches(d, e) for d in decided)]
     failures += [f"missing {_describe(e)}" for e in missing]
     recall = 1.0 - len(missing) / len(expect.must) if expect.must else 1.0
@@ -152,6 +184,7 @@ def score_run(expect: Expectations, decided: Sequence[Decided]) -> RunScore:
         policy_violations=sum(1 for d in decided if d.verdict == "deny"),
         passed=not failures,
         failures=tuple(failures),
+        joint_overcommits=len(overcommits),
     )
 
 

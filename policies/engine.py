@@ -271,6 +271,11 @@ def _hosts_in(obs: Observation) -> set[str]:
     return {h.host for h in obs.hosts} | {w.host for w in obs.workers} | {k.split("@", 1)[1] for k in obs.desired}
 
 
+def host_total(obs: Observation, host: str) -> int:
+    """Workers of every kind the host is converging to."""
+    return _host_total(obs, host)
+
+
 def _host_total(obs: Observation, host: str) -> int:
     kinds = set(STAGES) | {w.kind for w in obs.workers if w.host == host}
     return sum(_effective(obs, kind, host) for kind in kinds)

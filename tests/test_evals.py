@@ -177,6 +177,7 @@ def test_rule_planner_suite_passes_where_rules_are_right(rules_run: SuiteRun) ->
     assert failed == wrong  # every known weakness shows up as a failure, nothing else fails
     # A provider outage reaches the rules only as untrusted note text, which they rightly ignore.
     assert wrong == {"provider-outage-backlog"}
+    assert rules_run.summary()["joint_overcommits"] == 0  # no tick's proposals together over-commit a host
     quiet = next(s for s in rules_run.results if s.scenario_id == "control-all-quiet")
     assert quiet.runs[0].decided[0].action == "noop" and quiet.runs[0].effects == ()
     large = next(s for s in rules_run.results if s.scenario_id == "scale-up-extract-large-needs-approval")

@@ -95,3 +95,16 @@ def test_the_rule_planner_plans_kinds_against_one_headroom(tmp_path: Path) -> No
     # Alone, extract (2 x 25%) and wisdom (2 x 20%) would each fit under 90%; together only what is left.
     assert scaled == [("extract", 2)], state["proposals"]
     assert all(v["verdict"] != "deny" for v in state["verdicts"]), state["verdicts"]
+
+
+def test_the_scorer_sees_a_joint_over_commit_the_guard_let_through() -> None:
+    from evals.scoring import Decided, joint_overcommits
+
+    policy = load_policy(POLICY)
+    one_by_one = [
+        Decided("scale_workers", {"kind": "extract", "host": "brain", "count": 1}, "allow"),
+        Decided("scale_workers", {"kind": "wisdom", "host": "brain", "count": 2}, "allow"),
+    ]
+    assert joint_overcommits(_obs(), policy, one_by_one) == ("host brain: cpu 40% -> 105% together > ceiling 90%",)
+    joint = [one_by_one[0], Decided("scale_workers", one_by_one[1].args, "deny")]
+    assert joint_overcommits(_obs(), policy, joint) == ()
