@@ -181,6 +181,13 @@ class CapacityMeters:
     kinds: dict[str, KindMeter] = field(default_factory=dict)
     updated_at: float | None = None
     tokens_used: int | None = None
+    burn_per_min: float | None = None  # EWMA of the token window's net use per minute
+
+    def minutes_of_budget_left(self, remaining_tokens: int) -> float | None:
+        """At the recent burn, minutes until the window's remaining tokens are gone; None if it is not shrinking."""
+        if self.burn_per_min is None or self.burn_per_min <= 0:
+            return None
+        return remaining_tokens / self.burn_per_min
 
     def update(self, obs: Observation, stages: dict[str, str], llm_bound: frozenset[str] = frozenset()) -> None:
         """Once per observation (a second call for the same time changes nothing). The ledger counts tokens for
@@ -192,6 +199,10 @@ class CapacityMeters:
             done = self.kinds.setdefault(kind, KindMeter()).update(obs, kind, stage)
             llm_items += done if kind in llm_bound else 0
         spent = obs.budget.used_tokens - (self.tokens_used if self.tokens_used is not None else obs.budget.used_tokens)
+        if self.updated_at is not None and obs.time > self.updated_at:
+            # Net burn of the rolling window (spending minus what ages out): how fast what is left goes.
+            rate = spent / ((obs.time - self.updated_at) / 60.0)
+            self.burn_per_min = rate if self.burn_per_min is None else _ewma(self.burn_per_min, rate, 0.2)
         if llm_items > 0 and spent > 0:
             for kind in llm_bound & self.kinds.keys():
                 self.kinds[kind].learn_tokens(spent / llm_items)

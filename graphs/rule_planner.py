@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from core.actions import cooldown_key
 from core.domain import Observation, PlannerInfo, Proposal
 from graphs.capacity import CapacityMeters, CostModel, KindMeter, Objective, Sizing, budget_workers, predict, size
 from graphs.plan_facts import awaiting, awaiting_scale, busy, in_cooldown, place, refused, rounded
-from graphs.planners import PlanContext, PlanFailed, Planner, PlanResult
+from graphs.planners import PlanContext, PlanResult
 from graphs.scaling import (
     KindPlan,
     RecommendationHistory,
@@ -59,6 +59,7 @@ class RuleParams:
     host_ceilings: dict[str, tuple[float, float]] = field(default_factory=lambda: {"*": (90.0, 85.0)})
     embed_est: tuple[float, float] = (50.0, 8.0)  # host CPU / memory share of one embedding shard
     budget_floor: float = 0.05  # below this share of the window left, LLM-bound kinds are not scaled up
+    budget_horizon_min: float = 30.0  # ... nor when the recent burn would empty the window within this long
     refusal_backoff_s: float = 3600.0  # after a human denies (or lets expire) an action, do not ask again for this long
     cost: CostModel = field(default_factory=lambda: CostModel({}))  # host prices, for the predicted compute cost
 
@@ -170,8 +171,9 @@ class RulePlanner:
             desired = raw  # idle workers on a drained queue, not just scaled up: nothing in hand to lose
         if sizing is None and desired < current and (plan.rate < 0 or (meter is not None and meter.measuring(now))):
             return []  # growing, or about to be measured against its objective: scaling down now could flap back
-        if desired > current and p.llm_bound and self._budget_low(obs):
-            return []  # no tokens left for the work these workers would do
+        short = self._budget_short(obs) if desired > current and p.llm_bound else None
+        if short:
+            return [Proposal(action="noop", rationale=f"{kind} not scaled up to {desired}: {short}")]
         recently_idled = current == 0 and last_change is not None and now - last_change < p.stabilization_s
         if sizing is None and desired > current and recently_idled and plan.backlog < p.target_per_worker:
             return []  # hysteresis: a trickle right after scaling to zero waits for a worker's worth of work
@@ -257,9 +259,19 @@ class RulePlanner:
             out.append(proposal.model_copy(update={"prediction": guess, "rationale": f"{guess.summary()}; {why}"}))
         return out
 
-    def _budget_low(self, obs: Observation) -> bool:
+    def _budget_short(self, obs: Observation) -> str | None:
+        """Why the token window cannot pay for more LLM-bound workers: below the floor, or the recent burn
+        empties it within the projection horizon."""
         b = obs.budget
-        return b.window_tokens > 0 and b.remaining_tokens < self.params.budget_floor * b.window_tokens
+        if b.window_tokens <= 0:
+            return None
+        if b.remaining_tokens < self.params.budget_floor * b.window_tokens:
+            return f"{b.remaining_tokens:,} tokens left is under {self.params.budget_floor:.0%} of the window"
+        left = self.meters.minutes_of_budget_left(b.remaining_tokens)
+        if left is not None and left < self.params.budget_horizon_min:
+            burn = f"{self.meters.burn_per_min or 0.0:,.0f} tokens/min"
+            return f"at the recent burn ({burn}) the window's {b.remaining_tokens:,} tokens run out in ~{left:.0f} min"
+        return None
 
     # ------------------------------------------------------------ data jobs
 
@@ -372,20 +384,3 @@ class RulePlanner:
         if down:
             parts.append(f"unreachable hosts skipped: {', '.join(down)}")
         return "; ".join(parts)
-
-
-@dataclass(frozen=True)
-class MeasuredPlanner:
-    """Whoever plans (a model, or the rules), the capacity meters learn from every tick and each scaling
-    proposal carries its predicted effect into the guard, the record and any approval prompt."""
-
-    inner: Planner
-    rules: RulePlanner
-
-    def plan(self, ctx: PlanContext) -> PlanResult | PlanFailed:
-        self.rules.measure(ctx.observation)
-        result = self.inner.plan(ctx)
-        if not isinstance(result, PlanResult):
-            return result
-        proposals = tuple(self.rules.with_prediction(ctx.observation, p) for p in result.proposals)
-        return replace(result, proposals=proposals)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.domain import BrainStats, BudgetState, HostMetrics, Observation, ScalePrediction, WorkerInfo
+from core.domain import BrainStats, BudgetState, HostMetrics, Observation, Proposal, ScalePrediction, WorkerInfo
 from graphs.capacity import CapacityMeters, Holt, KindMeter, Objective, budget_workers, drain_seconds, size
 from graphs.planners import PlanContext
 from graphs.rule_planner import RuleParams, RulePlanner
@@ -149,11 +149,12 @@ def test_prediction_reads_as_one_line() -> None:
     assert growing.summary() == "4 -> 1 extract: backlog 6,200 keeps growing, -$0.20/h compute"
 
 
-def _planner(max_wait_s: float | None) -> RulePlanner:
+def _planner(max_wait_s: float | None, budget_horizon_min: float = 30.0) -> RulePlanner:
     p = ScalingParams(stage="extract", max_workers=8, target_per_worker=500.0, llm_bound=True, max_wait_s=max_wait_s)
     from graphs.capacity import CostModel
 
-    return RulePlanner(RuleParams(scaling={"extract": p}, cost=CostModel({"*": 0.5})))
+    params = RuleParams(scaling={"extract": p}, cost=CostModel({"*": 0.5}), budget_horizon_min=budget_horizon_min)
+    return RulePlanner(params)
 
 
 def test_rule_planner_sizes_from_the_objective_and_predicts_the_effect() -> None:
@@ -182,17 +183,28 @@ def test_without_an_objective_the_hpa_rule_decides() -> None:
     assert scale[0].prediction is not None and scale[0].prediction.basis == "unmeasured"
 
 
-def test_the_token_window_caps_what_the_objective_asks_for() -> None:
-    planner = _planner(300.0)
+def _tight_budget_ticks(planner: RulePlanner) -> tuple[Proposal, ...]:
     backlog, done, used = 600, [0, 0], 84_500_000  # 5.5M of the window's 90M left (over the 5% floor)
     for i in range(6):
         obs = _obs(T0 + i * TICK, backlog, list(done), used=used)
         result = planner.plan(PlanContext(obs, T0 + i * TICK))
         done = [d + 25 for d in done]
-        used += 50 * 3000  # every item costs 3,000 tokens
+        used += 50 * 3000  # every item costs 3,000 tokens: the window burns 300k tokens/min
         backlog += 50
-    scale = [p for p in result.proposals if p.action == "scale_workers"]
+    return result.proposals
+
+
+def test_the_token_window_caps_what_the_objective_asks_for() -> None:
+    proposals = _tight_budget_ticks(_planner(300.0, budget_horizon_min=5.0))
+    scale = [p for p in proposals if p.action == "scale_workers"]
     # The objective asks for ~9 (6 after the step limit); ~5M tokens over the next 10 minutes pay for 3
     # workers at 50 items/min and 3,000 tokens an item.
-    assert scale and scale[0].args["count"] == 3, result.proposals
+    assert scale and scale[0].args["count"] == 3, proposals
     assert "the token window pays for 3" in scale[0].rationale
+
+
+def test_a_burn_that_empties_the_window_soon_holds_llm_bound_scale_ups() -> None:
+    proposals = _tight_budget_ticks(_planner(300.0))  # 30 minutes' projection
+    assert [p.action for p in proposals] == ["noop"], proposals
+    assert "at the recent burn (300,000 tokens/min)" in proposals[0].rationale
+    assert "run out in ~16 min" in proposals[0].rationale

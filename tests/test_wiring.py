@@ -34,8 +34,9 @@ def _tiers() -> LLMConfig:
 
 def _shape(planner: Any) -> dict[str, Any]:
     """Everything that configures a planner, as plain values."""
+    from graphs.measured import MeasuredPlanner
     from graphs.planners import FallbackPlanner
-    from graphs.rule_planner import MeasuredPlanner, RulePlanner
+    from graphs.rule_planner import RulePlanner
 
     if isinstance(planner, MeasuredPlanner):
         return {"measured": _shape(planner.inner), "meters": _shape(planner.rules)}

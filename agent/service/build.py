@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from core.domain import Verdict
 from core.kinds import LLM_BOUND_KINDS, STAGE_OF_KIND
 from graphs.capacity import CapacityMeters, CostModel
-from graphs.rule_planner import MeasuredPlanner, RecommendationHistory, RuleParams, RulePlanner, ScalingParams
+from graphs.measured import MeasuredPlanner
+from graphs.rule_planner import RecommendationHistory, RuleParams, RulePlanner, ScalingParams
 
 if TYPE_CHECKING:
     from core.ports import Actor, ApprovalDesk, ChatRouter, Observer, Recorder
