@@ -3,6 +3,8 @@ human lately, awaiting an approval, busy, and where a kind should run."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from core.domain import Observation
 
 
@@ -47,3 +49,17 @@ def place(obs: Observation, kind: str) -> str | None:
     return min(
         reachable, key=lambda h: (0 if kind == "embed" and h.gpus else 1, max(h.cpu_percent, h.mem_percent))
     ).host
+
+
+def crash_loop(obs: Observation, kind: str) -> str | None:
+    """One cause across a kind's workers: two or more FATAL with the same exit code, or every one of them.
+    Such a fault follows the code or the data, not the host: more workers anywhere would crash the same way."""
+    fatal = [w for w in obs.workers if w.kind == kind and w.state == "fatal" and w.last_exit not in (None, 0)]
+    if not fatal:
+        return None
+    code, count = Counter(w.last_exit for w in fatal).most_common(1)[0]
+    healthy = any(w.kind == kind and w.state in ("starting", "running") for w in obs.workers)
+    if count < 2 and healthy:
+        return None
+    hosts = ", ".join(sorted({w.host for w in fatal if w.last_exit == code}))
+    return f"{count} {kind} worker(s) FATAL with exit code {code} ({hosts})"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from core.actions import cooldown_key
 from core.domain import Observation, PlannerInfo, Proposal
 from graphs.capacity import CapacityMeters, CostModel, KindMeter, Objective, Sizing, budget_workers, predict, size
-from graphs.plan_facts import awaiting, awaiting_scale, busy, in_cooldown, place, refused, rounded
+from graphs.plan_facts import awaiting, awaiting_scale, busy, crash_loop, in_cooldown, place, refused, rounded
 from graphs.planners import PlanContext, PlanResult
 from graphs.scaling import (
     KindPlan,
@@ -171,6 +171,10 @@ class RulePlanner:
             desired = raw  # idle workers on a drained queue, not just scaled up: nothing in hand to lose
         if sizing is None and desired < current and (plan.rate < 0 or (meter is not None and meter.measuring(now))):
             return []  # growing, or about to be measured against its objective: scaling down now could flap back
+        looping = crash_loop(obs, kind) if desired > current else None
+        if looping:
+            why = f"{looping}: one cause, so {kind} is not scaled up on any host; an operator must look"
+            return [Proposal(action="noop", rationale=why)]
         short = self._budget_short(obs) if desired > current and p.llm_bound else None
         if short:
             return [Proposal(action="noop", rationale=f"{kind} not scaled up to {desired}: {short}")]
