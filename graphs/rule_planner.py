@@ -283,7 +283,7 @@ class RulePlanner:
         p = self.params
         # Entities missing vectors are filled by the dedup run itself; a job is for the records table.
         missing = obs.brain.pending.get("embed_records", obs.brain.pending.get("embed", 0))
-        if "embed" in p.scaling or missing < p.embed_job_threshold:
+        if "embed" in p.scaling or missing < p.embed_job_threshold or awaiting(obs, "start_embedding"):
             return []
         if any(w.kind == "embed" and w.state in ("starting", "running", "draining") for w in obs.workers):
             return []
@@ -366,8 +366,8 @@ class RulePlanner:
         if not p.cheap_routing:
             return []
         current = rounded(budget.routing or p.default_routing)  # a fresh ledger routes by the defaults
-        if refused(obs, "set_model_routing", now, p.refusal_backoff_s):
-            return []
+        if refused(obs, "set_model_routing", now, p.refusal_backoff_s) or awaiting(obs, "set_model_routing"):
+            return []  # refused lately, or a human is already asked: no second prompt
         if budget.pace >= p.budget_pace_high and current != rounded(p.cheap_routing):
             target, why = (
                 p.cheap_routing,
