@@ -77,6 +77,16 @@ class WorkerRefArgs(ActionArgs):
     worker_id: str
 
 
+class RestartWorkerArgs(WorkerRefArgs):
+    # Observed, not claimed: the engine sets it to the workers restarted in the past hour (approval rules use it).
+    restarts_last_hour: int = 0
+
+
+def restart_cooldown_key(a: Mapping[str, Any]) -> str:
+    """Per worker: a remediation cools down for the worker it restarted, not for every other one."""
+    return f"restart_worker:{a.get('worker_id', '')}"
+
+
 Effect = Callable[[Effects, Mapping[str, Any], str], str]  # (effects, complete args, job key) -> detail
 
 
@@ -87,6 +97,9 @@ class ActionSpec:
     mutates: bool
     effect: Effect | None  # None: nothing to do (the rationale is the record)
     cooldown: Callable[[Mapping[str, Any]], str] | None = None  # None: counted under the action's name
+    observed: frozenset[str] = (
+        frozenset()
+    )  # arguments the policy engine fills from the observation (no tool takes them)
 
     @property
     def arg_names(self) -> tuple[str, ...]:
@@ -163,7 +176,14 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("run_dedup", RunDedupArgs, mutates=True, effect=_dedup, cooldown=dedup_cooldown_key),
     ActionSpec("run_recluster", ReasonArgs, mutates=True, effect=_job("recluster")),
     ActionSpec("set_model_routing", SetModelRoutingArgs, mutates=True, effect=_routing),
-    ActionSpec("restart_worker", WorkerRefArgs, mutates=True, effect=_restart),
+    ActionSpec(
+        "restart_worker",
+        RestartWorkerArgs,
+        mutates=True,
+        effect=_restart,
+        cooldown=restart_cooldown_key,
+        observed=frozenset({"restarts_last_hour"}),
+    ),
     ActionSpec("stop_worker", WorkerRefArgs, mutates=True, effect=_stop),
     ActionSpec("noop", ReasonArgs, mutates=False, effect=None),
 )

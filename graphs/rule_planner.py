@@ -16,6 +16,7 @@ from core.domain import Observation, PlannerInfo, Proposal
 from graphs.capacity import CapacityMeters, CostModel, KindMeter, Objective, Sizing, budget_workers, predict, size
 from graphs.plan_facts import awaiting, awaiting_scale, busy, crash_loop, in_cooldown, place, refused, rounded
 from graphs.planners import PlanContext, PlanResult
+from graphs.remediation import RestartRule, restart_proposals
 from graphs.scaling import (
     KindPlan,
     RecommendationHistory,
@@ -62,6 +63,7 @@ class RuleParams:
     budget_horizon_min: float = 30.0  # ... nor when the recent burn would empty the window within this long
     refusal_backoff_s: float = 3600.0  # after a human denies (or lets expire) an action, do not ask again for this long
     cost: CostModel = field(default_factory=lambda: CostModel({}))  # host prices, for the predicted compute cost
+    restart: RestartRule = field(default_factory=RestartRule)  # when a worker out of line with its siblings restarts
 
 
 class RulePlanner:
@@ -98,6 +100,7 @@ class RulePlanner:
             *dedup,
             *self._recluster(obs, now, dedup_planned=bool(dedup)),
             *self._routing(obs, now),
+            *restart_proposals(obs, now, self.params.restart, self.params.host_ceilings),
         ]
         if not proposals:
             proposals.append(Proposal(action="noop", rationale=self._why_nothing(obs)))

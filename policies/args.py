@@ -179,13 +179,21 @@ def _worker_ref(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
     return []
 
 
+def _restart_worker(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
+    found = _worker_ref(args, ctx)
+    count = args.get("restarts_last_hour", 0)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        found.append(_type_error("restarts_last_hour", "a count >= 0", count))
+    return found
+
+
 CHECKS: dict[str, Check] = {
     "scale_workers": _scale_workers,
     "start_embedding": _start_embedding,
     "run_dedup": _run_dedup,
     "run_recluster": _reason_text,
     "set_model_routing": _set_model_routing,
-    "restart_worker": _worker_ref,
+    "restart_worker": _restart_worker,
     "stop_worker": _worker_ref,
     "noop": _reason_text,
 }

@@ -286,6 +286,11 @@ def _with_observed_facts(proposal: Proposal, obs: Observation) -> Proposal:
     candidates the brain reports and the count of the brain's dedup plan (a dry run's real count), whatever
     `expected_merges` says (or if it is left out). A live run naming the current plan is held to the approved
     count by the job itself; one without a plan, or naming another, is judged on the plan's count all the same."""
+    if proposal.action == "restart_worker":
+        hour_ago = obs.time - 3600.0
+        restarts = sum(1 for k, t in obs.recent_actions.items() if k.startswith("restart_worker:") and t >= hour_ago)
+        args = {**proposal.args, "restarts_last_hour": max(int(proposal.args.get("restarts_last_hour", 0)), restarts)}
+        return proposal.model_copy(update={"args": args})
     if proposal.action != "run_dedup":
         return proposal
     claimed = proposal.args.get("expected_merges", 0)

@@ -89,6 +89,16 @@ class Scaling(Strict):
         return max(self.max_step_up, by_percent)
 
 
+class Remediation(Strict):
+    """When the rule planner restarts a worker (a leak, a runaway): far out of line with its siblings of the same
+    kind while its host nears a ceiling."""
+
+    memory_outlier_ratio: SFloat = Field(default=4.0, gt=1)  # its RSS over the siblings' median
+    cpu_outlier_ratio: SFloat = Field(default=4.0, gt=1)
+    min_rss_mb: SFloat = Field(default=512.0, ge=0)  # below this no worker counts as leaking
+    host_margin_percent: SFloat = Field(default=10.0, ge=0, le=100)  # "near": within this of the ceiling
+
+
 class ApprovalRule(Strict):
     id: SStr = Field(pattern=r"^[a-z0-9_]+$")
     # arg (or dotted path into a dict arg, e.g. "weights.strategic") -> {op: value}; all must hold
@@ -121,6 +131,7 @@ class Policy(Strict):
     workers: dict[str, WorkerLimits] = Field(default_factory=dict)
     scaling: Scaling = Field(default_factory=lambda: Scaling())
     routing: Routing = Field(default_factory=lambda: Routing())
+    remediation: Remediation = Field(default_factory=lambda: Remediation())
     actions: dict[str, ActionPolicy] = Field(default_factory=lambda: {"noop": ActionPolicy()})
 
     @model_validator(mode="after")

@@ -24,7 +24,7 @@ def action_tool(fn: Callable[..., Proposal]) -> BaseTool:
     spec = action(fn.__name__)
     parsed = tool(parse_docstring=True, error_on_invalid_docstring=True)(fn)
     params = cast(type[BaseModel], parsed.get_input_schema()).model_fields
-    declared = spec.args.model_fields
+    declared = {n: f for n, f in spec.args.model_fields.items() if n not in spec.observed}
     if set(declared) - set(params) or set(params) - set(declared) - EXTRA_PARAMS:
         raise TypeError(
             f"tool {fn.__name__} takes {sorted(params)}; its action declares {sorted(declared)} (+ rationale)"
@@ -122,9 +122,10 @@ def set_model_routing(weights: dict[str, float], rationale: str) -> Proposal:
 
 @action_tool
 def restart_worker(worker_id: str, rationale: str) -> Proposal:
-    """Clear a FATAL (crash-looping) worker and start it again.
+    """Clear a FATAL (crash-looping) worker and start it again, or restart one far out of line with its siblings.
 
-    Use only after the cause of the crash loop is gone; otherwise it will crash again.
+    Use after the cause of a crash loop is gone (otherwise it crashes again), or for a worker whose memory or
+    CPU is many times its siblings' while its host nears a ceiling (a leak or a runaway loop).
 
     Args:
         worker_id: id of the worker as shown by get_workers.

@@ -15,6 +15,7 @@ from core.domain import Verdict
 from core.kinds import LLM_BOUND_KINDS, STAGE_OF_KIND
 from graphs.capacity import CapacityMeters, CostModel
 from graphs.measured import MeasuredPlanner
+from graphs.remediation import RestartRule
 from graphs.rule_planner import RecommendationHistory, RuleParams, RulePlanner, ScalingParams
 
 if TYPE_CHECKING:
@@ -67,6 +68,11 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
         embed_est=(policy.worker_limits("embed").est_cpu_percent, policy.worker_limits("embed").est_mem_percent),
         host_ceilings={name: (lim.cpu_ceiling_percent, lim.mem_ceiling_percent) for name, lim in policy.hosts.items()},
         cost=CostModel({name: lim.cost_per_hour for name, lim in policy.hosts.items()}),
+        restart=RestartRule(
+            **policy.remediation.model_dump(),
+            cooldown_s=policy.cooldown_for("restart_worker"),
+            refusal_backoff_s=RuleParams.refusal_backoff_s,
+        ),
     )
 
 
