@@ -33,6 +33,10 @@ class PolicyError(Exception):
         self.line = issues[0].line if issues else 1
         super().__init__("\n".join(_format(source, i) for i in issues))
 
+    def __reduce__(self) -> tuple[type[PolicyError], tuple[str, list[PolicyIssue]]]:
+        # Picklable, so a simulator run in a worker process reports the file problem instead of a broken pool.
+        return (PolicyError, (self.source, self.issues))
+
 
 def _format(source: str, issue: PolicyIssue) -> str:
     where = f"{issue.field}: " if issue.field else ""

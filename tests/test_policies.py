@@ -490,3 +490,14 @@ def test_dedup_risk_is_judged_on_the_brains_candidates_not_the_claim() -> None:
         assert "risk.run_dedup.live_merge" in decision.rule_ids
     quiet = obs.model_copy(update={"brain": BrainStats(duplicate_candidates=3)})
     assert engine.evaluate(Proposal(action="run_dedup", args={}), quiet, now=0.0).verdict == "allow"
+
+
+def test_a_policy_error_survives_a_process_boundary() -> None:
+    # The simulator bench runs policies in worker processes: an unpicklable error broke the whole pool.
+    import pickle
+
+    from policies.loader import PolicyError, PolicyIssue
+
+    error = PolicyError("p.yaml", [PolicyIssue(3, "workers.extract.max", "min (2) > max (1)")])
+    again = pickle.loads(pickle.dumps(error))
+    assert str(again) == str(error) == "p.yaml:3: workers.extract.max: min (2) > max (1)" and again.line == 3
