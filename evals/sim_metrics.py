@@ -4,11 +4,11 @@ approvals and backlog drain; plus the time series the report plots."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evals.sim_model import SCALED_STAGES, load_rises
+from evals.sim_model import SCALED_STAGES, arrival_rates, load_rises
 
 if TYPE_CHECKING:
     from core.ports import DecisionEntry
@@ -157,18 +157,42 @@ def count_flaps(events: list[tuple[float, str, int, int]], window_s: float = FLA
 
 
 def reaction_ticks(
-    rises: list[float], events: list[tuple[float, str, int, int]], duration_s: float, tick_s: float
+    rises: list[float],
+    events: list[tuple[float, str, int, int]],
+    duration_s: float,
+    tick_s: float,
+    covered: Callable[[float], bool] = lambda _rise: False,
 ) -> float | None:
     """Worst, over load rises (seconds from start), of the ticks from the rise to the first extract scale-up
-    (any host) at or after it; a rise not answered before the next rise or the end counts the ticks until then."""
+    (any host) at or after it; a rise not answered before the next rise or the end counts the ticks until then.
+    A rise the workers running at that moment already cover (`covered`: a burst arriving while the last one's
+    workers are still up) needs no scale-up and counts 0."""
     ups = sorted(t for t, key, before, after in events if key.startswith("extract@") and after > before)
     worst: float | None = None
     for index, rise in enumerate(rises):
+        if covered(rise):
+            worst = max(worst or 0.0, 0.0)
+            continue
         limit = rises[index + 1] if index + 1 < len(rises) else duration_s
         answer = next((t for t in ups if rise <= t < limit), limit)
         ticks = round((answer - rise) / tick_s, 3)
         worst = ticks if worst is None else max(worst, ticks)
     return worst
+
+
+def _covers(cfg: SimConfig, timeline: Timeline) -> Callable[[float], bool]:
+    """Whether the extract workers running at a rise already process the arrival rate that follows it."""
+    rate_per_s = arrival_rates(cfg)
+    per_worker_s = cfg.kind("extract").throughput_per_min / 60.0
+
+    def covered(rise: float) -> bool:
+        at = max((i for i, t in enumerate(timeline.t) if t <= rise), default=None)
+        if at is None:
+            return False
+        step = min(len(rate_per_s) - 1, round(rise / cfg.step_s))
+        return timeline.workers.get("extract", [0])[at] * per_worker_s >= rate_per_s[step]
+
+    return covered
 
 
 def summarize(
@@ -201,7 +225,7 @@ def summarize(
         llm_cost=round(state.cost + recorder.planner_cost, 4),
         scale_changes=len(timeline.scale_events),
         flaps=count_flaps(timeline.scale_events),
-        reaction_ticks=reaction_ticks(load_rises(cfg), events, cfg.duration_s, cfg.tick_s),
+        reaction_ticks=reaction_ticks(load_rises(cfg), events, cfg.duration_s, cfg.tick_s, _covers(cfg, timeline)),
         lost_items=round(state.lost_items),
         fault_lost_items=round(state.fault_lost_items),
         budget_overshoot_tokens=state.tokens.overshoot,

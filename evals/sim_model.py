@@ -189,6 +189,11 @@ def arrival_series(cfg: SimConfig) -> np.ndarray:
     return rng.poisson(rate * cfg.step_s).astype(float)
 
 
+def arrival_rates(cfg: SimConfig) -> np.ndarray:
+    """The trace's arrival rate (items/s) per step, before Poisson noise."""
+    return _rates(cfg)[0]
+
+
 def load_rises(cfg: SimConfig) -> list[float]:
     """Seconds from the start where the arrival rate rises: the first step of each burst, the step."""
     return _rates(cfg)[1]

@@ -32,6 +32,7 @@ from graphs.scaling import (
 # A kind goes to zero between bursts only when its objective is this many stabilization windows long: a
 # shorter cycle would read as flapping.
 IDLE_OBJECTIVE = 4.0
+EARLY_RELEASE_MIN = 2  # idle workers released before the window ends only this many at a time or more
 DRAINED_HOLD_S = 180.0  # a queue drained this long lets idle workers go before the stabilization window ends
 LASTING = 1.25  # arrivals alone need this much more than the approval-free workers: worth asking a human
 # Whether the policy would let a proposal run without a human (the engine's verdict is not needs_approval).
@@ -169,6 +170,7 @@ class RulePlanner:
             meter is not None
             and meter.drained_for(now) >= DRAINED_HOLD_S
             and self._settled(kind, now, p.stabilization_s)
+            and current - raw >= EARLY_RELEASE_MIN  # a burst's excess; one worker at the margin waits the window
         )
         if sizing is not None and sizing.drained and raw < current and quiet:
             desired = raw  # idle workers on a drained queue, not just scaled up: nothing in hand to lose

@@ -250,6 +250,8 @@ def test_reaction_ticks_count_from_each_load_rise_to_the_next_extract_scale_up()
     assert reaction_ticks([100.0], events, 3600.0, 30.0) == 2.0
     # The second rise is never answered: it counts the ticks to the end of the run.
     assert reaction_ticks([100.0, 700.0], events, 3600.0, 30.0) == pytest.approx((3600 - 700) / 30, abs=1e-3)
+    # ... unless the workers still up from the first burst already cover it: nothing to react to.
+    assert reaction_ticks([100.0, 700.0], events, 3600.0, 30.0, covered=lambda rise: rise == 700.0) == 2.0
 
 
 def test_the_step_scenario_doubles_the_rate_and_reports_the_reaction() -> None:
