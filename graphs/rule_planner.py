@@ -170,7 +170,9 @@ class RulePlanner:
             meter is not None
             and meter.drained_for(now) >= DRAINED_HOLD_S
             and self._settled(kind, now, p.stabilization_s)
-            and current - raw >= EARLY_RELEASE_MIN  # a burst's excess; one worker at the margin waits the window
+            # a burst's excess, or a kind going to zero between bursts (its restart waits for its objective);
+            # one worker at the margin waits the window
+            and (current - raw >= EARLY_RELEASE_MIN or raw == 0)
         )
         if sizing is not None and sizing.drained and raw < current and quiet:
             desired = raw  # idle workers on a drained queue, not just scaled up: nothing in hand to lose
