@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.domain import HostMetrics, Observation, PlannerInfo, Proposal
 from graphs.planners import PlanContext, PlanResult
 from policies.engine import PolicyEngine
@@ -108,3 +110,38 @@ def test_the_scorer_sees_a_joint_over_commit_the_guard_let_through() -> None:
     assert joint_overcommits(_obs(), policy, one_by_one) == ("host brain: cpu 40% -> 105% together > ceiling 90%",)
     joint = [one_by_one[0], Decided("scale_workers", one_by_one[1].args, "deny")]
     assert joint_overcommits(_obs(), policy, joint) == ()
+
+
+@pytest.mark.slow
+def test_with_real_workers_only_the_proposals_that_fit_together_start(tmp_path: Path, small_brain: str) -> None:
+    from support import wait_for
+    from support.agent_rig import copy_brain, kill_workers, make_settings, write_policy
+
+    from agent.service.agent import Agent
+
+    limits = {"hosts": {"*": {"max_workers": 3, "cpu_ceiling_percent": 100, "mem_ceiling_percent": 100}}}
+    settings = make_settings(tmp_path, copy_brain(small_brain, tmp_path), write_policy(tmp_path / "p.yaml", **limits))
+    agent = Agent(settings)
+    both = Scripted(
+        *(
+            _scale(kind, 2).model_copy(update={"args": {"kind": kind, "host": "local", "count": 2}})
+            for kind in ("extract", "wisdom")
+        )
+    )
+    try:
+        report = agent.tick(planner=both)
+        assert [o.status for o in report.outcomes] == ["done", "denied"], report.outcomes
+        assert report.verdicts[1]["rule_ids"][:2] == ["tick.joint", "host.local.max_workers"], report.verdicts[1]
+        running = wait_for(
+            lambda: (
+                (ws := [w for w in agent.fleet.dispatcher.workers(refresh=True) if w.state == "running"])
+                and len(ws) >= 2
+                and ws
+            ),
+            "the allowed extract workers to run",
+        )
+        assert sorted(w.kind for w in running) == ["extract", "extract"]  # no wisdom worker: 4 > max_workers 3
+        denied = [r for r in agent.decisions.all() if r.outcome.status == "denied"]
+        assert len(denied) == 1 and "tick.joint" in denied[0].rule_ids
+    finally:
+        kill_workers(settings.run_dir)
