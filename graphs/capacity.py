@@ -32,7 +32,7 @@ ALPHA, BETA, PHI = 0.3, 0.05, 0.9  # Holt smoothing of the arrival level, its tr
 # worker-minutes of a sliding window, and trusted once there are enough of them.
 THROUGHPUT_WINDOW_S = 1800.0
 MIN_BUSY_MINUTES = 2.0  # ... or MIN_TIMED_BATCHES intervals from workers that time their own batches
-MIN_TIMED_BATCHES = 3
+MIN_TIMED_BATCHES = 1  # a worker that times its batches reports a real rate from its first one
 MEASURE_HOLD_S = 600.0  # how long a kind's workers are kept, unmeasured, for a first throughput figure
 DEFAULT_START_S = 30.0  # a new worker's start-up until it is measured
 MAX_START_S = 300.0  # a longer "start-up" is a worker seen late (its host was away), not a slow start

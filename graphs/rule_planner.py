@@ -176,8 +176,10 @@ class RulePlanner:
         )
         if sizing is not None and sizing.drained and raw < current and quiet:
             desired = raw  # idle workers on a drained queue, not just scaled up: nothing in hand to lose
-        if sizing is None and desired < current and (plan.rate < 0 or (meter is not None and meter.measuring(now))):
-            return []  # growing, or about to be measured against its objective: scaling down now could flap back
+        idle_all = plan.backlog <= 0 and all(w.idle for w in obs.workers if w.kind == kind and w.state == "running")
+        waiting = meter is not None and meter.measuring(now) and not idle_all
+        if sizing is None and desired < current and (plan.rate < 0 or waiting):
+            return []  # growing, or busy and about to be measured against its objective: it could flap back
         looping = crash_loop(obs, kind) if desired > current else None
         if looping:
             why = f"{looping}: one cause, so {kind} is not scaled up on any host; an operator must look"
