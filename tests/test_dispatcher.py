@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -33,26 +32,14 @@ class FakeClock:
 
 @pytest.fixture(scope="module")
 def brain(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from support.brain_rig import pending_records
+
     from brain.store import BrainStore
-    from workers.runtime import bucket_of
 
     uri = str(tmp_path_factory.mktemp("brain") / "brain")
     store = BrainStore(uri).open_or_create()
-    rows = []
-    for i in range(3000):
-        rid = f"rec-{i:05d}"
-        text = f"Ada Lovelace met Person{i % 50} at Acme Corp in City{i % 7}."
-        rows.append(
-            {
-                "id": rid,
-                "text": text,
-                "source": "test",
-                "bucket": bucket_of(rid),
-                "content_hash": hashlib.sha1(text.encode()).hexdigest(),
-                "extracted": False,
-                "created_at": 0.0,
-            }
-        )
+    texts = [f"Ada Lovelace met Person{i % 50} at Acme Corp in City{i % 7}." for i in range(3000)]
+    rows = pending_records("rec", texts, "test", 0.0)
     store.add("records", rows)
     return uri
 

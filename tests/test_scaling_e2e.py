@@ -7,7 +7,6 @@ sets both, and the first scale-up from zero is the HPA rule's while no throughpu
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -58,25 +57,12 @@ def _mark_all_extracted(brain: str) -> None:
 
 
 def _write_burst(brain: str, n: int) -> None:
-    from brain.store import BrainStore
-    from workers.runtime import bucket_of
+    from support.brain_rig import pending_records
 
-    rows = []
-    for i in range(n):
-        rid = f"burst-{i:05d}"
-        text = f"Grace Hopper met Person{i % 40} at Initech in City{i % 9}."
-        rows.append(
-            {
-                "id": rid,
-                "text": text,
-                "source": "burst",
-                "bucket": bucket_of(rid),
-                "content_hash": hashlib.sha1(text.encode()).hexdigest(),
-                "extracted": False,
-                "created_at": time.time(),
-            }
-        )
-    BrainStore(brain).add("records", rows)
+    from brain.store import BrainStore
+
+    texts = [f"Grace Hopper met Person{i % 40} at Initech in City{i % 9}." for i in range(n)]
+    BrainStore(brain).add("records", pending_records("burst", texts, "burst", time.time()))
 
 
 def _backlog(brain: str) -> int:

@@ -79,3 +79,16 @@ def add_entities(
     if rels:
         store.add("relationships", rels)
     return store
+
+
+def pending_records(prefix: str, texts: Sequence[str], source: str, created_at: float) -> list[dict[str, Any]]:
+    """Record rows not extracted yet, shaped as the brain stores them (bucket, content hash)."""
+    from brain.seed_plan import content_hash
+    from workers.runtime import bucket_of
+
+    rows = []
+    for i, text in enumerate(texts):
+        rid = f"{prefix}-{i:05d}"
+        row = {"id": rid, "text": text, "source": source, "bucket": bucket_of(rid), "content_hash": content_hash(text)}
+        rows.append({**row, "extracted": False, "created_at": created_at})
+    return rows
