@@ -133,9 +133,11 @@ class BudgetState(Frozen):
     reserved_tokens: int = 0
     pace: float = 0.0  # used share of the window divided by elapsed share; >1 burns too fast
     cost_today: float = 0.0
+    reserved_cost: float = 0.0  # dollars held by calls in flight, counted against the daily cap
     daily_cost_cap: float | None = None
     per_tier: dict[str, int] = Field(default_factory=dict)
-    routing: dict[str, float] = Field(default_factory=dict)  # fleet tier weights, sum 1
+    routing: dict[str, float] = Field(default_factory=dict)  # fleet tier weights, sum 1; empty: the configured split
+    routed_calls: dict[str, int] = Field(default_factory=dict)  # fleet calls per tier in the window
 
     @property
     def remaining_tokens(self) -> int:

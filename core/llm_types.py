@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Role = Literal["routine", "escalation", "strategic"]
+# What a call is for; it decides which tiers may serve it (llm/routing.py).
+Purpose = Literal["routine", "analysis", "strategic"]
+Role = Purpose  # the planner's name for the same thing
 Message = dict[str, Any]
 
 
@@ -27,6 +29,8 @@ class Attempt:
     tier: str
     error: str | None = None  # None: this attempt answered
     skipped: bool = False  # True: no HTTP call was made (cooling down, no key, no budget)
+    budget_limit: BudgetLimit | None = None  # the limit that refused this attempt's reservation
+    deployment: str | None = None  # the model string of the deployment tried, when the tier has several
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class LLMReply:
 
 
 FailureKind = Literal["no_model", "budget_exhausted", "provider_failed"]
+# Which budget limit refused a call: the token window, a tier's window, the daily dollar cap, a tier's share.
+BudgetLimit = Literal["window", "tier_window", "daily_cost", "max_share"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class LLMFailure:
     kind: FailureKind
     detail: str
     attempts: tuple[Attempt, ...] = ()
+    budget_limits: tuple[BudgetLimit, ...] = ()  # set when kind is budget_exhausted: every limit that refused
 
 
 LLMResult = LLMReply | LLMFailure

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Proposal
-from core.llm_types import LLMResult, Message, Role
+from core.llm_types import LLMResult, Message, Purpose
 
 
 class Observer(Protocol):
@@ -99,14 +99,16 @@ class Effects(Protocol):
 
 class ChatRouter(Protocol):
     """What a model planner needs from a model router (llm.router.TierRouter is one): one chat call,
-    routed by role to a model tier, answering with a reply or a typed failure (it never raises for those).
+    routed by purpose to a model tier, answering with a reply or a typed failure (it never raises for those).
     `deadline` (a time.monotonic() value) bounds the call: no request outlives it, none starts after it."""
 
     def complete(
         self,
         messages: Sequence[Message],
         *,
-        role: Role = "routine",
+        purpose: Purpose = "routine",
         tools: Sequence[dict[str, Any]] | None = None,
         deadline: float | None = None,
+        temperature: float | None = None,
+        tool_choice: str | None = None,
     ) -> LLMResult: ...

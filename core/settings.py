@@ -6,7 +6,17 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -55,27 +65,61 @@ class HostConfig(StrictModel):
         return self.address in ("local", "localhost")
 
 
-class TierConfig(StrictModel):
-    name: str
+class DeploymentConfig(StrictModel):
+    """One place a model is served: a provider endpoint, its key and its prices."""
+
     model: str  # any litellm model string, e.g. "openai/glm-4.5"
     api_base: str | None = None
     api_key_env: str | None = None  # name of the env var holding the key; the key never sits in config
-    max_tokens: int = 1024
-    input_cost_per_mtok: float | None = None
-    output_cost_per_mtok: float | None = None
-    timeout_s: float = 30.0
+    input_cost_per_mtok: float | None = Field(default=None, ge=0)  # USD; when set, wins over litellm's price map
+    output_cost_per_mtok: float | None = Field(default=None, ge=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class TierConfig(DeploymentConfig):
+    """A model tier: its primary deployment, then `backups` (the same model served elsewhere, e.g. GLM via
+    OpenRouter when Z.ai fails), tried in order before the call falls back to another tier."""
+
+    name: str
+    max_tokens: int = Field(default=1024, gt=0)
+    backups: list[DeploymentConfig] = Field(default_factory=list)
+
+    def deployments(self) -> list[DeploymentConfig]:
+        return [self, *self.backups]
 
 
 class LLMConfig(StrictModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     tiers: list[TierConfig] = Field(default_factory=list)
     routine_tier: str | None = None
-    escalation_tier: str | None = None
+    analysis_tier: str | None = Field(default=None, validation_alias=AliasChoices("analysis_tier", "escalation_tier"))
     strategic_tier: str | None = None
+    # fleet calls' share of each tier, by tier name; unset: the documented split (llm/routing.py DEFAULT_SPLIT)
+    routing: dict[str, float] | None = None
+    # a fallback may go to a pricier tier only while the call's estimated cost there stays at or under this (USD)
+    fallback_cost_ceiling: float | None = Field(default=None, ge=0)
     max_steps: int = 6
     max_invalid_calls: int = 2
     cooldown_s: float = 30.0
     cache_dir: str | None = None
     redis_url: str | None = None
+
+    @model_validator(mode="after")
+    def _names_are_tiers(self) -> LLMConfig:
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"llm.tiers: tier names must be unique, got {names}")
+        for purpose in ("routine", "analysis", "strategic"):
+            chosen = getattr(self, f"{purpose}_tier")
+            if chosen is not None and chosen not in names:
+                raise ValueError(f"llm.{purpose}_tier = {chosen!r} is not one of llm.tiers {names}")
+        unknown = sorted(set(self.routing or {}) - set(names))
+        if unknown:
+            raise ValueError(f"llm.routing names {unknown}, which are not among llm.tiers {names}")
+        if self.routing is not None and (any(w < 0 for w in self.routing.values()) or sum(self.routing.values()) <= 0):
+            raise ValueError(f"llm.routing weights must be non-negative and not all zero, got {self.routing}")
+        return self
 
 
 class BudgetConfig(StrictModel):
@@ -112,12 +156,20 @@ class PlannerConfig(StrictModel):
     embed_max_shards: int = 4
     budget_pace_high: float = 1.2
     budget_pace_low: float = 0.7
-    default_routing: dict[str, float] = Field(
-        default_factory=lambda: {"routine": 0.6, "escalation": 0.35, "strategic": 0.05}
-    )
+    # the split the rule planner moves to while the budget burns too fast, by purpose (spread over each
+    # purpose's tiers); it moves back to [llm.routing] (or the 60/35/5 default) once the pace is low again
     cheap_routing: dict[str, float] = Field(
-        default_factory=lambda: {"routine": 0.85, "escalation": 0.15, "strategic": 0.0}
+        default_factory=lambda: {"routine": 0.85, "analysis": 0.15, "strategic": 0.0}
     )
+
+    @field_validator("cheap_routing")
+    @classmethod
+    def _purposes_only(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - {"routine", "analysis", "strategic"})
+        if unknown:
+            raise ValueError(f"planner.cheap_routing is by purpose (routine, analysis, strategic), not {unknown}")
+        return value
+
     scaled_kinds: list[str] = Field(default_factory=lambda: ["extract", "wisdom"])
 
 

@@ -342,6 +342,6 @@ def llm_factory(settings: Settings, state_dir: Path) -> PlannerFactory:
     model = ModelSetup.of(TierRouter.from_settings(settings, ledger), settings.llm)
 
     def make(scenario: Scenario, policy: Policy, engine: PolicyEngine, cfg: PlannerConfig) -> Planner:
-        return build_planner(policy, engine, cfg, model)
+        return build_planner(policy, engine, cfg, model, llm=settings.llm)
 
     return make

@@ -84,7 +84,7 @@ DEFAULT_KINDS = tuple(
 )
 HOST_OF_ROLE = {"brain": "brain", "worker": "worker1"}  # DEFAULT_HOSTS by role
 HOME_HOST = {k.name: HOST_OF_ROLE[k.sim.home] for k in KINDS}
-TIER_PRICE_PER_MTOK = {"routine": 1.0, "escalation": 6.0, "strategic": 30.0}
+TIER_PRICE_PER_MTOK = {"routine": 1.0, "analysis": 6.0, "strategic": 30.0}
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ class FleetState:
     waits: WaitLog = field(default_factory=WaitLog)
     workers: list[SimWorker] = field(default_factory=list)  # live ones (finished workers are dropped)
     desired: dict[str, int] = field(default_factory=dict)
-    routing: dict[str, float] = field(default_factory=lambda: {"routine": 0.6, "escalation": 0.35, "strategic": 0.05})
+    routing: dict[str, float] = field(default_factory=lambda: {"routine": 0.6, "analysis": 0.35, "strategic": 0.05})
     tokens: TokenWindow = field(default_factory=lambda: TokenWindow(5 * 3600, 60_000_000))
     cost: float = 0.0  # fleet LLM dollars
     throttled_items: float = 0.0

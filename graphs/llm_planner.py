@@ -5,6 +5,11 @@ policy engine checks inside the loop so the model can correct a denied or invali
 calls, a provider failure, an exhausted budget or the tick's deadline (its model share, checked before each
 call and passed to the router, which cuts each request's timeout to it) end in PlanFailed, and the tick falls
 back to the rules.
+
+Every call asks for temperature 0 and tool_choice "required"; the schemas carry the tick's host, worker and
+tier names as enums (graphs/tool_schemas.py); the last allowed step offers only the action tools, so the
+model must propose or noop; a call repeating one already made this tick (same tool, same arguments) is
+rejected instead of run again. Outside text is fenced with a token drawn per plan (core/fence.py).
 """
 
 from __future__ import annotations
@@ -18,10 +23,16 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from core.domain import Observation, PlannerInfo, PolicyDecision, Proposal, Verdict
+from core.fence import new_fence_token
 from core.llm_types import LLMFailure, LLMReply, RawToolCall, Role
 from core.ports import ChatRouter
 from graphs.llm_prompt import anomalies, first_messages, tool_result_text
 from graphs.planners import Deadline, PlanContext, PlanFailed, Planner, PlanResult, RejectedCall
+from graphs.tool_schemas import TickNames, declared_args, is_decision_tool, tick_schemas, trimmed_schema
+
+TEMPERATURE = 0.0
+TOOL_CHOICE = "required"
+LAST_STEP_NOTE = "Last step: decide now with an action tool (noop if nothing is needed); no read-only tools."
 
 
 class PolicyEngine(Protocol):
@@ -50,8 +61,12 @@ class CallOutcome:
 class _Run:
     """Mutable per-plan bookkeeping; lives for one `plan()` call only."""
 
-    role: Role
+    role: Role  # the call's purpose (routine, analysis, strategic): the router picks the tier from it
     messages: list[dict[str, Any]]
+    fence_token: str
+    schemas: dict[str, dict[str, Any]]  # this tick's schemas by tool name
+    offered: frozenset[str] = frozenset()  # tools offered on the current step
+    calls_made: set[tuple[str, str]] = field(default_factory=set)  # (tool, canonical arguments) this tick
     proposals: list[Proposal] = field(default_factory=list)
     rejected: list[RejectedCall] = field(default_factory=list)
     invalid: int = 0
@@ -98,16 +113,34 @@ class LLMPlanner:
         self.max_steps = max_steps
         self.max_invalid = max_invalid
         self.allow_strategic = allow_strategic
-        self.schemas = [_openai_schema(t) for t in tools]
+        self.schemas = [trimmed_schema(t) for t in tools]  # names are filled in per tick (tick_schemas)
+
+    def tick_schemas(self, ctx: PlanContext) -> list[dict[str, Any]]:
+        return tick_schemas(self.schemas, TickNames.of(ctx))
 
     def plan(self, ctx: PlanContext) -> PlanResult | PlanFailed:
-        run = _Run(role=self.initial_role(ctx), messages=first_messages(ctx.observation, ctx.recent_decisions))
+        token = new_fence_token()
+        schemas = self.tick_schemas(ctx)
+        run = _Run(
+            role=self.initial_role(ctx),
+            messages=first_messages(ctx.observation, ctx.recent_decisions, token),
+            fence_token=token,
+            schemas={s["function"]["name"]: s for s in schemas},
+        )
         deadline = ctx.deadline
         stop_at = None if deadline is None else deadline.model_at
-        for _step in range(self.max_steps):
+        for step in range(self.max_steps):
             if deadline is not None and _past(stop_at):  # checked before every model call
                 return _out_of_time(deadline, run)
-            reply = self.router.complete(run.messages, role=run.role, tools=self.schemas, deadline=stop_at)
+            offered = self._offer(run, last=step == self.max_steps - 1, first=step == 0)
+            reply = self.router.complete(
+                run.messages,
+                purpose=run.role,
+                tools=offered,
+                deadline=stop_at,
+                temperature=TEMPERATURE,
+                tool_choice=TOOL_CHOICE,
+            )
             if isinstance(reply, LLMFailure):
                 if deadline is not None and _past(stop_at):  # the tiers ran out of time, not out of health
                     return _out_of_time(deadline, run)
@@ -125,11 +158,19 @@ class LLMPlanner:
         reason = f"no proposal within {self.max_steps} steps"
         return PlanFailed(reason, run.info("max_steps"), tuple(run.rejected))
 
+    def _offer(self, run: _Run, *, last: bool, first: bool) -> list[dict[str, Any]]:
+        """Every tool, or on the last step only the action tools (and a note saying so)."""
+        offered = [s for name, s in run.schemas.items() if not last or is_decision_tool(name)]
+        run.offered = frozenset(s["function"]["name"] for s in offered)
+        if last and not first:
+            run.messages.append({"role": "user", "content": LAST_STEP_NOTE})
+        return offered
+
     def initial_role(self, ctx: PlanContext) -> Role:
         flags = anomalies(ctx.observation)
         if self.allow_strategic and len(flags) >= 2:
             return "strategic"
-        return "escalation" if flags else "routine"
+        return "analysis" if flags else "routine"
 
     # ------------------------------------------------------------- one model step
 
@@ -145,23 +186,34 @@ class LLMPlanner:
             return False
         step_ok, proposed = True, False
         for call in reply.tool_calls:
-            outcome = self.handle_call(call, ctx, run.role)
+            outcome = self._guarded_call(call, ctx, run)
             run.messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.reply})
             if outcome.rejection is not None:
                 run.invalid += 1
                 run.rejected.append(outcome.rejection)
                 step_ok = False
             elif outcome.proposal is not None:
-                step_ok &= self._accept(run, outcome)
+                step_ok &= self._accept(run, outcome, call)
                 proposed = True
         return step_ok and proposed
 
-    def _accept(self, run: _Run, outcome: CallOutcome) -> bool:
-        """Keep the proposal unless a routine-tier model made a risky one: then a stronger tier confirms it."""
+    def _guarded_call(self, call: RawToolCall, ctx: PlanContext, run: _Run) -> CallOutcome:
+        """The call, unless it was not offered on this step or repeats one already made this tick."""
+        if call.name in run.schemas and call.name not in run.offered:
+            return _reject(call, f"{call.name} is not offered on the last step: decide with an action tool")
+        key = (call.name, _canonical(call.arguments))
+        if key in run.calls_made:
+            return _reject(call, f"repeated call: {call.name} with these arguments was already made this tick")
+        run.calls_made.add(key)
+        return self.handle_call(call, ctx, run.role, run.fence_token, run.schemas.get(call.name))
+
+    def _accept(self, run: _Run, outcome: CallOutcome, call: RawToolCall) -> bool:
+        """Keep the proposal unless a routine call made a risky one: then an analysis call (stronger tier) confirms."""
         assert outcome.proposal is not None
         if outcome.risky and run.role == "routine" and not run.escalated_for_risk:
             run.escalated_for_risk = True
-            run.role = "escalation"
+            run.role = "analysis"
+            run.calls_made.discard((call.name, _canonical(call.arguments)))  # confirming means calling it again
             run.messages[-1]["content"] = (
                 f"held: {outcome.reply} This is a risky action; confirm it by calling it again, "
                 "or propose something safer."
@@ -173,18 +225,26 @@ class LLMPlanner:
 
     # ------------------------------------------------------------- one tool call
 
-    def handle_call(self, call: RawToolCall, ctx: PlanContext, role: Role) -> CallOutcome:
+    def handle_call(
+        self,
+        call: RawToolCall,
+        ctx: PlanContext,
+        role: Role,
+        fence_token: str | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> CallOutcome:
         tool = self.tools.get(call.name)
         if tool is None:
             return _reject(call, f"unknown tool {call.name!r}; available: {', '.join(sorted(self.tools))}")
         args = _parse_arguments(call.arguments)
         if isinstance(args, str):
             return _reject(call, args)
-        unexpected = sorted(set(args) - set(_declared_args(tool)))
+        takes = declared_args(schema or trimmed_schema(tool))  # what the model was offered, no observed args
+        unexpected = sorted(set(args) - set(takes))
         if unexpected:
-            return _reject(call, f"unexpected arguments {unexpected}; {call.name} takes {_declared_args(tool)}")
+            return _reject(call, f"unexpected arguments {unexpected}; {call.name} takes {takes}")
         if _wants_ctx(tool):
-            args["ctx"] = _tool_context(ctx)
+            args["ctx"] = _tool_context(ctx, fence_token or new_fence_token())
         try:
             result = tool.invoke(args)
         except ValidationError as exc:
@@ -245,16 +305,20 @@ def _validation_summary(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in exc.errors())
 
 
-def _declared_args(tool: Tool) -> list[str]:
-    return list(getattr(tool, "args", {}))
-
-
 def _wants_ctx(tool: Tool) -> bool:
     get_schema = getattr(tool, "get_input_schema", None)
     return get_schema is not None and "ctx" in getattr(get_schema(), "model_fields", {})
 
 
-def _tool_context(ctx: PlanContext) -> Any:
+def _canonical(raw: str) -> str:
+    """The arguments as one string regardless of key order or spacing; unparseable ones verbatim."""
+    try:
+        return json.dumps(json.loads(raw or "{}"), sort_keys=True, separators=(",", ":"))
+    except json.JSONDecodeError:
+        return raw
+
+
+def _tool_context(ctx: PlanContext, fence_token: str) -> Any:
     from tools.context import ToolContext
 
     recent = tuple(ctx.recent_decisions)
@@ -262,10 +326,5 @@ def _tool_context(ctx: PlanContext) -> Any:
         observation=ctx.observation,
         recent_decisions=lambda n: recent[-n:],
         policy_summary=dict(ctx.policy_summary),
+        fence_token=fence_token,
     )
-
-
-def _openai_schema(tool: Tool) -> dict[str, Any]:
-    from langchain_core.utils.function_calling import convert_to_openai_tool
-
-    return convert_to_openai_tool(tool)  # type: ignore[arg-type]

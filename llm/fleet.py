@@ -1,94 +1,49 @@
-"""The LLM call the fleet's workers make (extract, wisdom): tier by routing weight, answers cached.
+"""The LLM call the fleet's workers make (wisdom, dedup adjudication): a purpose, a tier from the split, a cache.
 
-The tier is drawn from the ledger's routing weights with a hash of the request as the "random" number,
-so the same request always lands on the same tier (reproducible runs, stable cache behaviour) while the
-fleet as a whole follows the weights. A cached answer is returned before the ledger is touched: it costs
-no tokens and makes no provider call.
+Each call names its task (the cache key's namespace, e.g. "wisdom") and its purpose (`routine`, `analysis`,
+`strategic`: which tiers may serve it, llm/routing.py). The split is the ledger's stored routing weights
+(`set_model_routing`), else `[llm.routing]`, else the documented 60/35/5. The tier is the eligible one
+furthest below its weight in the window's routed calls, counted in the shared ledger, so every process
+steers one split together; the policy's `routing.max_share` caps each tier's share per call, checked in the
+reservation's transaction. A cached answer is returned before the ledger is touched: no tokens, no request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.llm_types import Purpose
+from llm.cache import ResponseCache, open_response_cache
 from llm.router import LLMFailure, LLMReply, Message, TierRouter
+from llm.routing import configured_split, pick_by_deficit, share_caps_by_tier
 
 if TYPE_CHECKING:
     from core.settings import Settings
     from llm.ledger import TokenLedger
 
+log = logging.getLogger(__name__)
 CACHE_VERSION = "v1"
-DEFAULT_TTL_S = 30 * 86_400
-
-
-class ResponseCache(Protocol):
-    def get(self, key: str) -> str | None: ...
-    def set(self, key: str, value: str) -> None: ...
 
 
 class RoutingSource(Protocol):
     def routing(self) -> dict[str, float]: ...
+    def routed_calls(self, now: float | None = None) -> dict[str, int]: ...
 
 
-class DiskResponseCache:
-    """diskcache on a local directory: safe across threads and worker processes on one host."""
-
-    def __init__(self, directory: str | Path, ttl_s: float = DEFAULT_TTL_S) -> None:
-        import diskcache
-
-        self.ttl_s = ttl_s
-        self._cache = diskcache.Cache(str(directory))
-
-    def get(self, key: str) -> str | None:
-        value = self._cache.get(key)
-        return value if isinstance(value, str) else None
-
-    def set(self, key: str, value: str) -> None:
-        self._cache.set(key, value, expire=self.ttl_s)
-
-    def close(self) -> None:
-        self._cache.close()
-
-
-class RedisResponseCache:
-    """Shared by every host of the fleet; needs the optional `redis` extra."""
-
-    def __init__(self, url: str, ttl_s: float = DEFAULT_TTL_S, prefix: str = "brainops:llm:") -> None:
-        try:
-            import redis
-        except ImportError as exc:
-            raise RuntimeError(
-                "llm.redis_url is set but the redis package is missing: pip install 'brainops[redis]'"
-            ) from exc
-        self.ttl_s = ttl_s
-        self.prefix = prefix
-        self._client = redis.Redis.from_url(url)
-
-    def get(self, key: str) -> str | None:
-        value = self._client.get(self.prefix + key)
-        return value.decode() if isinstance(value, bytes) else None
-
-    def set(self, key: str, value: str) -> None:
-        self._client.set(self.prefix + key, value, ex=int(self.ttl_s))
-
-
-def fleet_llm_from_settings(settings: Settings, ledger: TokenLedger) -> FleetLLM:
-    """The wiring workers use: router over settings.llm, the shared ledger, the configured cache."""
+def fleet_llm_from_settings(
+    settings: Settings, ledger: TokenLedger, share_caps: Callable[[], Mapping[str, float]] | None = None
+) -> FleetLLM:
+    """The wiring workers use: router over settings.llm, the shared ledger, the configured cache.
+    `share_caps`: the policy's routing.max_share as it is now (read on every call; by tier or by purpose)."""
     cache_dir = settings.llm.cache_dir or str(settings.home / "llm_cache")
     router = TierRouter.from_settings(settings, ledger)
-    return FleetLLM(router, ledger, open_response_cache(cache_dir, settings.llm.redis_url))
-
-
-def open_response_cache(cache_dir: str | Path, redis_url: str | None = None) -> ResponseCache:
-    """Redis when a URL is configured (fleet-wide cache), else diskcache under `cache_dir`."""
-    if redis_url:
-        return RedisResponseCache(redis_url)
-    return DiskResponseCache(cache_dir)
+    return FleetLLM(router, ledger, open_response_cache(cache_dir, settings.llm.redis_url), share_caps=share_caps)
 
 
 @dataclass(frozen=True)
@@ -109,28 +64,14 @@ class FleetLLMUnavailable(RuntimeError):
         self.failure = failure
 
 
-def request_key(messages: Sequence[Message], purpose: str, max_tokens: int | None) -> str:
+def request_key(messages: Sequence[Message], task: str, max_tokens: int | None) -> str:
     blob = json.dumps(
-        {"v": CACHE_VERSION, "purpose": purpose, "messages": list(messages), "max_tokens": max_tokens},
+        {"v": CACHE_VERSION, "purpose": task, "messages": list(messages), "max_tokens": max_tokens},
         sort_keys=True,
         separators=(",", ":"),
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def pick_tier(weights: dict[str, float], key: str, known: Sequence[str], default: str) -> str:
-    """Weighted choice among known tiers, driven by the request key (same key -> same tier)."""
-    usable = sorted((tier, w) for tier, w in weights.items() if tier in known and w > 0)
-    total = sum(w for _, w in usable)
-    if total <= 0:
-        return default
-    point = int(key[:12], 16) / float(16**12) * total
-    for tier, weight in usable:
-        point -= weight
-        if point < 0:
-            return tier
-    return usable[-1][0]
 
 
 class FleetLLM:
@@ -140,25 +81,60 @@ class FleetLLM:
         ledger: RoutingSource,
         cache: ResponseCache | None = None,
         clock: Callable[[], float] = time.time,
+        share_caps: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         self.router = router
         self.ledger = ledger
         self.cache = cache
         self.clock = clock
+        self.share_caps = share_caps or dict
+        self.configured_split = configured_split(router.config, router.tiers) if router.enabled else {}
+        self._warned_stale = False
+
+    def split(self) -> dict[str, float]:
+        """The weights in force: the stored routing when it names configured tiers, else the configured split."""
+        stored = self.ledger.routing()
+        known = {tier: w for tier, w in stored.items() if tier in self.router.tier_names}
+        if stored and not known and not self._warned_stale:
+            self._warned_stale = True
+            log.warning(
+                "stored routing %s names no configured tier (%s); using the configured split %s",
+                sorted(stored),
+                list(self.router.tier_names),
+                self.configured_split,
+            )
+        return known if sum(known.values()) > 0 else self.configured_split
+
+    def pick(self, purpose: Purpose) -> str:
+        eligible = self.router.tiers.eligible(purpose)
+        picked = pick_by_deficit(eligible, self.split(), self.ledger.routed_calls(self.clock()))
+        return picked or self.router.tier_for(purpose)
 
     def try_complete(
-        self, messages: Sequence[Message], purpose: str, *, max_tokens: int | None = None, use_cache: bool = True
+        self,
+        messages: Sequence[Message],
+        task: str,
+        *,
+        purpose: Purpose = "routine",
+        max_tokens: int | None = None,
+        use_cache: bool = True,
     ) -> FleetReply | LLMFailure:
-        if not purpose:
-            raise ValueError("purpose must name what the call is for (e.g. 'extract', 'wisdom')")
-        key = request_key(messages, purpose, max_tokens)
+        if not task:
+            raise ValueError("task must name what the call is for (e.g. 'wisdom', 'dedup_adjudicate')")
+        key = request_key(messages, task, max_tokens)
         cached = self.cache.get(key) if (self.cache and use_cache) else None
         if cached is not None:
             return _from_cache(cached)
         if not self.router.enabled:
             return LLMFailure("no_model", "no LLM tiers configured")
-        tier = pick_tier(self.ledger.routing(), key, self.router.tier_names, self.router.tier_for("routine"))
-        result = self.router.complete(messages, tier=tier, max_tokens=max_tokens)
+        result = self.router.complete(
+            messages,
+            purpose=purpose,
+            tier=self.pick(purpose),
+            max_tokens=max_tokens,
+            routed=True,
+            share_caps=share_caps_by_tier(self.share_caps(), self.router.tiers),
+        )
         if isinstance(result, LLMFailure):
             return result
         reply = _to_fleet_reply(result)
@@ -166,9 +142,11 @@ class FleetLLM:
             self.cache.set(key, json.dumps({"text": reply.text, "tier": reply.tier}))
         return reply
 
-    def complete(self, messages: Sequence[Message], purpose: str, *, max_tokens: int | None = None) -> str:
+    def complete(
+        self, messages: Sequence[Message], task: str, *, purpose: Purpose = "routine", max_tokens: int | None = None
+    ) -> str:
         """The answer's text; raises FleetLLMUnavailable so a worker's batch fails visibly and retries."""
-        result = self.try_complete(messages, purpose, max_tokens=max_tokens)
+        result = self.try_complete(messages, task, purpose=purpose, max_tokens=max_tokens)
         if isinstance(result, LLMFailure):
             raise FleetLLMUnavailable(result)
         return result.text

@@ -1,9 +1,13 @@
-"""Token ledger: reserve before an LLM call, settle after it, over a rolling window (issue 4).
+"""Token and dollar ledger: reserve before an LLM call, settle after it, over a rolling window.
 
-A reservation (prompt + max_tokens) counts against the window until it is settled with the real usage,
-released on failure, or times out (so a crashed caller does not leak budget). `reserve` reads the window
-and inserts under one `BEGIN IMMEDIATE`, so concurrent callers in any threads or processes can never
-overshoot the limit together. A daily cost cap (UTC day) can stop spending on top of the token window.
+A reservation holds the call's ceiling, in tokens (prompt estimate + max_tokens) against the window and in
+dollars (that ceiling priced, llm/pricing.py) against the daily cost cap (UTC day), until it is settled with
+the real usage, released on failure, or times out (so a crashed caller does not leak budget). `reserve`
+reads the window and inserts under one `BEGIN IMMEDIATE`, so concurrent callers in any threads or processes
+can never pass a limit together: the cap is checked before spending, not after.
+
+Routed fleet calls carry their purpose; the window's count of them per tier is what the split steers by,
+and a tier's `share_cap` (the policy's routing.max_share) is checked in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,17 +19,18 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from core.domain import BudgetState
+from core.llm_types import BudgetLimit
 from core.statedb import canonical_json, connect, init_schema, read_tx, resolve_db_path, write_tx
+from llm.routing import normalise_weights
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
 DAY_S = 86_400
 RETENTION_S = 30 * DAY_S
-ExhaustedReason = Literal["window", "tier_window", "daily_cost"]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS ledger_entries (
@@ -38,12 +43,16 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
     settled_at REAL,
     tokens_in INTEGER NOT NULL DEFAULT 0,
     tokens_out INTEGER NOT NULL DEFAULT 0,
-    cost REAL NOT NULL DEFAULT 0
+    cost REAL NOT NULL DEFAULT 0,
+    reserved_cost REAL NOT NULL DEFAULT 0,
+    purpose TEXT
 );
 CREATE INDEX IF NOT EXISTS ledger_open ON ledger_entries(status, expires_at);
 CREATE INDEX IF NOT EXISTS ledger_settled ON ledger_entries(settled_at);
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release; a ledger created before them gets them on open.
+_ADDED_COLUMNS = {"reserved_cost": "REAL NOT NULL DEFAULT 0", "purpose": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,7 @@ class Reservation:
     tokens: int
     created_at: float
     expires_at: float
+    cost: float = 0.0  # dollars held against the daily cap
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ class BudgetExhausted:
     tier: str
     requested: int
     remaining: int
-    reason: ExhaustedReason
+    reason: BudgetLimit
     message: str
 
 
@@ -69,6 +79,8 @@ class _Usage:
     used: int = 0
     reserved: int = 0
     cost_today: float = 0.0
+    reserved_cost: float = 0.0
+    routed_calls: dict[str, int] = field(default_factory=dict)
     per_tier_used: dict[str, int] = field(default_factory=dict)
     per_tier_reserved: dict[str, int] = field(default_factory=dict)
 
@@ -96,6 +108,7 @@ class TokenLedger:
         self.tier_limits = dict(tier_limits or {})
         self.reservation_timeout_s = reservation_timeout_s
         init_schema(self.path, _DDL)
+        _add_missing_columns(self.path)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenLedger:
@@ -107,25 +120,46 @@ class TokenLedger:
             daily_cost_cap=budget.daily_cost_cap,
         )
 
-    def reserve(self, tier: str, tokens: int, now: float | None = None) -> Reservation | BudgetExhausted:
-        """Hold `tokens` (prompt + max_tokens) for one call on `tier`, or say why the budget is spent."""
+    def reserve(
+        self,
+        tier: str,
+        tokens: int,
+        now: float | None = None,
+        *,
+        cost: float = 0.0,
+        purpose: str | None = None,
+        share_cap: float | None = None,
+    ) -> Reservation | BudgetExhausted:
+        """Hold `tokens` (prompt + max_tokens) and `cost` (their price) for one call on `tier`, or say which
+        limit refuses it. `purpose` marks a routed fleet call; `share_cap` bounds the tier's share of those."""
         if not tier:
             raise ValueError("tier must be a non-empty name")
         if tokens <= 0:
             raise ValueError(f"tokens to reserve must be positive, got {tokens}")
+        if cost < 0:
+            raise ValueError(f"cost to reserve must be non-negative, got {cost}")
         now = time.time() if now is None else now
         with connect(self.path) as conn, write_tx(conn):
-            refusal = self._refusal(_usage(conn, now, self.window_s), tier, tokens)
+            usage = _usage(conn, now, self.window_s)
+            refusal = self._refusal(usage, tier, tokens, cost) or _share_refusal(
+                usage, tier, tokens, purpose, share_cap
+            )
             if refusal is not None:
                 return refusal
-            reservation = Reservation(uuid.uuid4().hex, tier, tokens, now, now + self.reservation_timeout_s)
+            reservation = Reservation(uuid.uuid4().hex, tier, tokens, now, now + self.reservation_timeout_s, cost)
             conn.execute(
-                "INSERT INTO ledger_entries (id, tier, reserved_tokens, status, created_at, expires_at)"
-                " VALUES (?, ?, ?, 'reserved', ?, ?)",
-                (reservation.id, tier, tokens, now, reservation.expires_at),
+                "INSERT INTO ledger_entries (id, tier, reserved_tokens, status, created_at, expires_at,"
+                " reserved_cost, purpose) VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?)",
+                (reservation.id, tier, tokens, now, reservation.expires_at, cost, purpose),
             )
             conn.execute("INSERT OR IGNORE INTO ledger_meta VALUES ('started_at', ?)", (repr(now),))
             return reservation
+
+    def routed_calls(self, now: float | None = None) -> dict[str, int]:
+        """Routed fleet calls per tier in the window (reserved or settled): what the split steers by."""
+        now = time.time() if now is None else now
+        with connect(self.path) as conn, read_tx(conn):
+            return _usage(conn, now, self.window_s).routed_calls
 
     def settle(
         self, reservation: Reservation, tokens_in: int, tokens_out: int, cost: float, now: float | None = None
@@ -169,6 +203,8 @@ class TokenLedger:
             reserved_tokens=usage.reserved,
             pace=self._pace(usage.used, started_at, now),
             cost_today=round(usage.cost_today, 6),
+            reserved_cost=round(usage.reserved_cost, 6),
+            routed_calls=usage.routed_calls,
             daily_cost_cap=self.daily_cost_cap,
             per_tier=per_tier,
             routing={str(k): float(v) for k, v in (routing or {}).items()},
@@ -189,7 +225,7 @@ class TokenLedger:
             stored = _meta_json(conn, "routing")
         return {str(k): float(v) for k, v in (stored or {}).items()}
 
-    def _refusal(self, usage: _Usage, tier: str, tokens: int) -> BudgetExhausted | None:
+    def _refusal(self, usage: _Usage, tier: str, tokens: int, cost: float) -> BudgetExhausted | None:
         remaining = self.window_tokens - usage.used - usage.reserved
         if tokens > remaining:
             message = f"token window spent: {tokens} requested, {max(remaining, 0)} left in {self.window_s}s"
@@ -199,8 +235,12 @@ class TokenLedger:
             left = max(tier_limit - usage.tier_total(tier), 0)
             message = f"tier {tier} window spent: {tokens} requested, {left} left"
             return BudgetExhausted(tier, tokens, left, "tier_window", message)
-        if self.daily_cost_cap is not None and usage.cost_today >= self.daily_cost_cap:
-            message = f"daily cost cap {self.daily_cost_cap} reached ({usage.cost_today:.4f} spent today)"
+        committed = usage.cost_today + usage.reserved_cost
+        if self.daily_cost_cap is not None and committed + cost > self.daily_cost_cap:
+            message = (
+                f"daily cost cap ${self.daily_cost_cap:.2f}: ${usage.cost_today:.4f} spent today and"
+                f" ${usage.reserved_cost:.4f} held by calls in flight leave less than this call's ${cost:.4f}"
+            )
             return BudgetExhausted(tier, tokens, max(remaining, 0), "daily_cost", message)
         return None
 
@@ -213,15 +253,25 @@ class TokenLedger:
         return round((used / self.window_tokens) / elapsed_share, 6)
 
 
-def normalise_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    if not weights:
-        raise ValueError("routing weights must name at least one tier")
-    if any(w < 0 for w in weights.values()):
-        raise ValueError(f"routing weights must be non-negative: {dict(weights)}")
-    total = float(sum(weights.values()))
-    if total <= 0:
-        raise ValueError("routing weights must not all be zero")
-    return {str(tier): float(w) / total for tier, w in sorted(weights.items())}
+def _share_refusal(
+    usage: _Usage, tier: str, tokens: int, purpose: str | None, share_cap: float | None
+) -> BudgetExhausted | None:
+    if purpose is None or share_cap is None:
+        return None
+    after = usage.routed_calls.get(tier, 0) + 1
+    total = sum(usage.routed_calls.values()) + 1
+    if after / total <= share_cap + 1e-9:
+        return None
+    message = f"tier {tier} at its max_share {share_cap:.0%}: this call would make it {after} of {total} routed calls"
+    return BudgetExhausted(tier, tokens, 0, "max_share", message)
+
+
+def _add_missing_columns(path: Path) -> None:
+    with connect(path) as conn, write_tx(conn):
+        present = {row[1] for row in conn.execute("PRAGMA table_info(ledger_entries)")}
+        for name, decl in _ADDED_COLUMNS.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE ledger_entries ADD COLUMN {name} {decl}")
 
 
 def _usage(conn: sqlite3.Connection, now: float, window_s: int) -> _Usage:
@@ -240,12 +290,23 @@ def _usage(conn: sqlite3.Connection, now: float, window_s: int) -> _Usage:
         "SELECT COALESCE(SUM(cost), 0) FROM ledger_entries WHERE status = 'settled' AND settled_at >= ?",
         (day_start,),
     ).fetchone()
+    held_row = conn.execute(
+        "SELECT COALESCE(SUM(reserved_cost), 0) FROM ledger_entries WHERE status = 'reserved' AND expires_at > ?",
+        (now,),
+    ).fetchone()
+    routed_rows = conn.execute(
+        "SELECT tier, COUNT(*) FROM ledger_entries WHERE purpose IS NOT NULL AND created_at > ?"
+        " AND (status = 'settled' OR (status = 'reserved' AND expires_at > ?)) GROUP BY tier",
+        (now - window_s, now),
+    ).fetchall()
     per_tier_used = {row[0]: int(row[1]) for row in used_rows}
     per_tier_reserved = {row[0]: int(row[1]) for row in reserved_rows}
     return _Usage(
         used=sum(per_tier_used.values()),
         reserved=sum(per_tier_reserved.values()),
         cost_today=float(cost_row[0]),
+        reserved_cost=float(held_row[0]),
+        routed_calls={row[0]: int(row[1]) for row in routed_rows},
         per_tier_used=per_tier_used,
         per_tier_reserved=per_tier_reserved,
     )

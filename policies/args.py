@@ -3,8 +3,8 @@ and what would be valid."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.actions import ACTION_ARGS
@@ -25,6 +25,8 @@ class ArgContext:
     policy: Policy
     obs: Observation
     known_hosts: Collection[str]
+    known_tiers: Collection[str] = ()
+    tier_ranks: Mapping[str, str] = field(default_factory=dict)
 
 
 Check = Callable[[dict[str, Any], ArgContext], list[Finding]]
@@ -148,10 +150,11 @@ def _set_model_routing(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
     if not isinstance(weights, dict) or not weights:
         return [_type_error("weights", "a non-empty mapping {tier: share}", weights)]
     routing = ctx.policy.routing
+    allowed = routing.allowed_tiers or tuple(sorted(ctx.known_tiers))  # empty in the policy: the configured tiers
     out: list[Finding] = []
     for tier, share in weights.items():
-        if tier not in routing.allowed_tiers:
-            reason = f"tier {tier!r} is not allowed; allowed tiers: {_list(routing.allowed_tiers)}"
+        if tier not in allowed:
+            reason = f"tier {tier!r} is not allowed; allowed tiers: {_list(allowed) or 'none configured'}"
             out.append(Finding("routing.tier_not_allowed", reason))
         if not _is_number(share) or not 0.0 <= share <= 1.0:
             out.append(Finding("args.weight_range", f"weight of {tier!r} must be a number in [0, 1], got {share!r}"))
@@ -160,10 +163,19 @@ def _set_model_routing(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
     total = sum(weights.values())
     if abs(total - 1.0) > routing.sum_tolerance:
         out.append(Finding("args.weights_sum", f"weights must sum to 1, they sum to {total:.3f}"))
-    for tier, cap in routing.max_share.items():
-        if weights.get(tier, 0.0) > cap + 1e-9:
-            reason = f"share of tier {tier!r} is {weights[tier]:.2f}, the policy allows at most {cap:.2f}"
-            out.append(Finding(f"routing.max_share.{tier}", reason))
+    shares = with_purpose_shares(weights, ctx.tier_ranks)
+    for name, cap in routing.max_share.items():
+        if shares.get(name, 0.0) > cap + 1e-9:
+            reason = f"share of {name!r} is {shares[name]:.2f}, the policy allows at most {cap:.2f}"
+            out.append(Finding(f"routing.max_share.{name}", reason))
+    return out
+
+
+def with_purpose_shares(weights: Mapping[str, Any], ranks: Mapping[str, str]) -> dict[str, Any]:
+    """The weights plus, for each purpose that is not itself a tier's name, the summed weight of its tiers."""
+    out: dict[str, Any] = dict(weights)
+    for purpose in set(ranks.values()) - set(weights):
+        out[purpose] = sum(w for t, w in weights.items() if ranks.get(t) == purpose and _is_number(w))
     return out
 
 

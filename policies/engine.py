@@ -17,7 +17,7 @@ from core.actions import ACTION_ARGS, ACTIONS, MUTATING_ACTIONS
 from core.actions import action as action_spec
 from core.domain import Observation, PolicyDecision, Proposal, Verdict
 from core.kinds import STAGES
-from policies.args import ArgContext, Finding, check_args
+from policies.args import ArgContext, Finding, check_args, with_purpose_shares
 from policies.model import RISK_ORDER, ActionPolicy, Op, Policy
 
 SCALE_ACTIONS: tuple[str, ...] = ("scale_workers", "start_embedding")
@@ -45,9 +45,14 @@ class ScaleTarget:
 
 
 class PolicyEngine:
-    def __init__(self, policy: Policy, known_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self, policy: Policy, known_hosts: Iterable[str] = (), tier_ranks: Mapping[str, str] | None = None
+    ) -> None:
+        """`tier_ranks`: each configured model tier's purpose (llm.routing.TierMap.rank), so routing rules may
+        name a purpose ("strategic") for the tiers that serve it as well as a tier itself."""
         self.policy = policy
         self.known_hosts = frozenset(known_hosts)
+        self.tier_ranks = dict(tier_ranks or {})
 
     def evaluate(self, proposal: Proposal, obs: Observation, now: float) -> PolicyDecision:
         action = proposal.action
@@ -61,7 +66,8 @@ class PolicyEngine:
         if act is None:
             return _deny([Finding("action.not_allowed", f"action {action} is not allowed by policy")])
         known = self.known_hosts | {h.host for h in obs.hosts}
-        arg_findings = check_args(action, proposal.args, ArgContext(self.policy, obs, known))
+        context = ArgContext(self.policy, obs, known, _known_tiers(self.tier_ranks, obs), self.tier_ranks)
+        arg_findings = check_args(action, proposal.args, context)
         if arg_findings:
             return _deny(arg_findings, act.risk)
         target = _scale_target(proposal)
@@ -74,7 +80,7 @@ class PolicyEngine:
         denials = self._limit_findings(proposal, target, obs, now)
         if denials:
             return _deny(denials, act.risk)
-        return self._risk_verdict(_with_observed_facts(proposal, obs), act)
+        return self._risk_verdict(_with_observed_facts(proposal, obs, self.tier_ranks), act)
 
     def project(self, proposal: Proposal, obs: Observation) -> Observation:
         """The fleet as it will be once `proposal` (allowed, or waiting for a human) has run: its desired count,
@@ -281,11 +287,19 @@ def _host_total(obs: Observation, host: str) -> int:
     return sum(_effective(obs, kind, host) for kind in kinds)
 
 
-def _with_observed_facts(proposal: Proposal, obs: Observation) -> Proposal:
+def _known_tiers(ranks: Mapping[str, str], obs: Observation) -> frozenset[str]:
+    budget = obs.budget
+    return frozenset(ranks) | set(budget.per_tier) | set(budget.routing) | set(budget.routed_calls)
+
+
+def _with_observed_facts(proposal: Proposal, obs: Observation, ranks: Mapping[str, str]) -> Proposal:
     """Risk rules judge what will happen, not what the proposer claims: a dedup merges at least the
     candidates the brain reports and the count of the brain's dedup plan (a dry run's real count), whatever
     `expected_merges` says (or if it is left out). A live run naming the current plan is held to the approved
     count by the job itself; one without a plan, or naming another, is judged on the plan's count all the same."""
+    if proposal.action == "set_model_routing" and isinstance(proposal.args.get("weights"), dict):
+        weights = with_purpose_shares(proposal.args["weights"], ranks)  # "weights.strategic" names a purpose too
+        return proposal.model_copy(update={"args": {**proposal.args, "weights": weights}})
     if proposal.action == "restart_worker":
         hour_ago = obs.time - 3600.0
         restarts = sum(1 for k, t in obs.recent_actions.items() if k.startswith("restart_worker:") and t >= hour_ago)

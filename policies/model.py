@@ -116,7 +116,10 @@ class ActionPolicy(Strict):
 
 
 class Routing(Strict):
-    allowed_tiers: tuple[SStr, ...] = ("routine", "escalation", "strategic")
+    # model tiers set_model_routing may name; empty: every configured tier (brainops.toml [[llm.tiers]])
+    allowed_tiers: tuple[SStr, ...] = ()
+    # most of the fleet's calls a tier, or the tiers of a purpose (routine, analysis, strategic), may take: checked
+    # on routing proposals and on every fleet call over the ledger's window
     max_share: dict[str, SFloat] = Field(default_factory=lambda: {"strategic": 0.2})
     sum_tolerance: SFloat = Field(default=0.01, ge=0, lt=0.5)
 
@@ -175,8 +178,9 @@ class Policy(Strict):
 
     def _routing_problems(self) -> list[PolicyProblem]:
         out: list[PolicyProblem] = []
+        purposes = ("routine", "analysis", "strategic")
         for tier, share in self.routing.max_share.items():
-            if tier not in self.routing.allowed_tiers:
+            if self.routing.allowed_tiers and tier not in (*self.routing.allowed_tiers, *purposes):
                 out.append(PolicyProblem(("routing", "max_share", tier), "tier is not in allowed_tiers"))
             if not 0.0 <= share <= 1.0:
                 out.append(PolicyProblem(("routing", "max_share", tier), f"share {share} is not within [0, 1]"))

@@ -80,31 +80,46 @@ def test_unreachable_host_fails_within_the_timeout(tmp_path: Path) -> None:
     assert report.find("host brain").status == "OK"
 
 
-def test_missing_model_key_and_unknown_tier_role(tmp_path: Path) -> None:
+def test_missing_model_key_and_unpriced_models(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
         "[llm]",
         'routine_tier = "cheap"',
-        'strategic_tier = "huge"',
         "[[llm.tiers]]",
         'name = "cheap"',
-        'model = "openai/glm-4.5-air"',
+        'model = "openai/glm-4.5-air"',  # not in litellm's price map
         f'api_key_env = "{KEY_ENV}"',
         "[[llm.tiers]]",
         'name = "local"',
         'model = "openai/qwen"',
         'api_base = "http://127.0.0.1:8000/v1"',
+        "input_cost_per_mtok = 0.0",  # explicitly free: a local server
+        "output_cost_per_mtok = 0.0",
+        "[[llm.tiers]]",
+        'name = "opus"',
+        'model = "anthropic/claude-opus-4-1"',  # litellm lists it at $0
+        f'api_key_env = "{KEY_ENV}"',
     )
     report = doctor(config, env={})
     key = report.find("model key cheap")
     assert key.status == "FAIL" and KEY_ENV in key.detail and f"export {KEY_ENV}=" in key.fix
     assert report.find("model key local").status == "OK"  # local endpoint needs no key
-    role = report.find("tier role strategic")
-    assert role.status == "FAIL" and "'huge'" in role.detail
+    prices = report.find("model prices")
+    assert prices.status == "FAIL" and "openai/glm-4.5-air" in prices.detail and "claude-opus-4-1" in prices.detail
+    assert "openai/qwen" not in prices.detail and "input_cost_per_mtok" in prices.fix
     secret = "sk-live-abcdefghijklmnopqrstuvwx"
     with_key = doctor(config, env={KEY_ENV: secret})
     assert with_key.find("model key cheap").status == "OK"
     assert all(secret not in c.detail + c.fix for c in with_key.checks)
+
+
+def test_an_unknown_purpose_tier_is_a_config_error(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, "[llm]", 'strategic_tier = "huge"', "[[llm.tiers]]", 'name = "cheap"', 'model = "zai/glm-4.5-air"'
+    )
+    report = doctor(config, env={})
+    assert [c.name for c in report.checks] == ["config"]
+    assert "strategic_tier = 'huge'" in report.checks[0].detail
 
 
 def test_incomplete_slack_names_the_missing_settings_without_secrets(tmp_path: Path) -> None:

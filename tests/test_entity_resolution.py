@@ -216,7 +216,8 @@ def korea_vectors(name: str) -> np.ndarray:
 def test_the_fleet_llm_adjudicates_ambiguous_pairs_within_a_cap_and_is_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llm.fleet import DiskResponseCache, FleetLLM
+    from llm.cache import DiskResponseCache
+    from llm.fleet import FleetLLM
     from llm.ledger import TokenLedger
     from llm.router import TierRouter
 
@@ -241,5 +242,6 @@ def test_the_fleet_llm_adjudicates_ambiguous_pairs_within_a_cap_and_is_recorded(
     assert ledger.state().used_tokens > 0
     log = store.fresh("merge_log").to_arrow().to_pylist()
     evidence = json.loads(log[0]["evidence"])
-    assert evidence[0]["adjudication"]["answer"] == "SAME" and "routine" in evidence[0]["adjudication"]["model"]
+    assert evidence[0]["adjudication"]["answer"] == "SAME"
+    assert evidence[0]["adjudication"]["model"].split()[0] in {"routine", "escalation"}  # the split; never strategic
     assert {"i1", "i2"} <= live_ids(store)

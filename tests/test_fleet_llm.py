@@ -1,26 +1,19 @@
-"""FleetLLM: tier by routing weight, disk cache in front of the ledger and the provider."""
+"""FleetLLM: tier by purpose and split, disk cache in front of the ledger and the provider."""
 
 from __future__ import annotations
 
 import os
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from support.fake_llm_server import FakeLLMServer, HttpError, Text, three_tier_config
 
 from core.settings import Settings
-from llm.fleet import (
-    DiskResponseCache,
-    FleetLLM,
-    FleetLLMUnavailable,
-    FleetReply,
-    fleet_llm_from_settings,
-    pick_tier,
-    request_key,
-)
+from llm.cache import DiskResponseCache
+from llm.fleet import FleetLLM, FleetLLMUnavailable, FleetReply, fleet_llm_from_settings
 from llm.ledger import TokenLedger
 from llm.router import LLMFailure, TierRouter
+from llm.routing import pick_by_deficit
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 pytestmark = pytest.mark.usefixtures("fake_llm_key")
@@ -68,17 +61,16 @@ def test_routing_weights_choose_the_tier(server: FakeLLMServer, tmp_path: Path) 
     assert set(ledger.state().per_tier) == {"escalation"}
 
 
-def test_pick_tier_is_deterministic_and_follows_weights() -> None:
-    weights = {"routine": 0.6, "escalation": 0.35, "strategic": 0.05}
-    known = ("routine", "escalation", "strategic")
-    keys = [request_key([{"role": "user", "content": f"doc {i}"}], "extract", None) for i in range(4000)]
-    picks = Counter(pick_tier(weights, k, known, "routine") for k in keys)
-    assert picks["routine"] / 4000 == pytest.approx(0.6, abs=0.03)
-    assert picks["escalation"] / 4000 == pytest.approx(0.35, abs=0.03)
-    assert picks["strategic"] / 4000 == pytest.approx(0.05, abs=0.015)
-    assert all(pick_tier(weights, k, known, "routine") == pick_tier(weights, k, known, "routine") for k in keys[:50])
-    assert pick_tier({"unknown": 1.0}, keys[0], known, "routine") == "routine"
-    assert pick_tier({}, keys[0], known, "escalation") == "escalation"
+def test_pick_by_deficit_tracks_the_weights_within_one_call() -> None:
+    weights = {"cheap": 0.6, "mid": 0.35, "top": 0.05}
+    calls: dict[str, int] = {}
+    for n in range(1, 1001):
+        tier = pick_by_deficit(("cheap", "mid", "top"), weights, calls)
+        assert tier is not None
+        calls[tier] = calls.get(tier, 0) + 1
+        assert all(abs(calls.get(t, 0) - w * n) <= 1 for t, w in weights.items())
+    assert pick_by_deficit(("cheap",), {"mid": 1.0}, {}) is None  # no weighted tier eligible: the caller decides
+    assert pick_by_deficit(("cheap", "mid"), {"cheap": 0.5, "mid": 0.5}, {}) == "cheap"  # ties: the cheaper
 
 
 def test_failure_is_typed_and_not_cached(server: FakeLLMServer, tmp_path: Path) -> None:
@@ -88,10 +80,13 @@ def test_failure_is_typed_and_not_cached(server: FakeLLMServer, tmp_path: Path) 
 
     failed = llm.try_complete(PROMPT, "extract")
     assert isinstance(failed, LLMFailure) and failed.kind == "provider_failed"
+    first = {r.model for r in server.requests}
     with pytest.raises(FleetLLMUnavailable, match="provider_failed"):
-        llm.complete(PROMPT, "extract")  # every tier is cooling down now: no further requests
-    assert len(server.requests) == 3
-    with pytest.raises(ValueError, match="purpose"):
+        llm.complete(PROMPT, "extract")  # the tiers tried are cooling down now: no further requests to them
+    # no ceiling configured: a routine call never climbs, so each call reached only its own tier or cheaper
+    assert "strategic-model" not in {r.model for r in server.requests}
+    assert len(server.requests) <= 2 and first <= {"routine-model", "escalation-model"}
+    with pytest.raises(ValueError, match="task"):
         llm.try_complete(PROMPT, "")
 
 

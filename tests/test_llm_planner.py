@@ -78,6 +78,7 @@ def test_read_tool_then_allowed_proposal(server: FakeLLMServer, ledger: TokenLed
     first, second = server.requests
     assert {t["function"]["name"] for t in first.body["tools"]} >= {"get_workers", "scale_workers", "noop"}
     assert "ctx" not in json.dumps(first.body["tools"])  # injected args never reach the model
+    assert [(r.body["temperature"], r.body["tool_choice"]) for r in server.requests] == [(0, "required")] * 2
     assert '"extract-worker1-1"' in tool_messages(second)[0]  # the read tool ran on the real observation
     info = result.planner
     assert (info.kind, info.tier, info.model) == ("model", "routine", "openai/routine-model")

@@ -44,7 +44,7 @@ def test_reply_settles_real_usage_and_configured_cost(server: FakeLLMServer, tmp
     router, ledger, clock = make_router(server, tmp_path)
     server.script(Text("all good"), model="routine-model")
 
-    reply = router.complete(MESSAGES, role="routine")
+    reply = router.complete(MESSAGES, purpose="routine")
 
     assert isinstance(reply, LLMReply)
     assert (reply.text, reply.tier, reply.model) == ("all good", "routine", "openai/routine-model")
@@ -62,19 +62,19 @@ def test_reply_settles_real_usage_and_configured_cost(server: FakeLLMServer, tmp
 def test_429_storm_falls_back_and_cools_down_the_tier(
     server: FakeLLMServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    router, ledger, clock = make_router(server, tmp_path, cooldown_s=30.0)
+    router, ledger, clock = make_router(server, tmp_path, cooldown_s=30.0, fallback_cost_ceiling=1.0)
     server.script(*[HttpError(429, "rate limited", retry_after=45)] * 5, model="routine-model")
     server.script(Text("first"), Text("second"), model="escalation-model")
 
     with caplog.at_level(logging.DEBUG):
-        first = router.complete(MESSAGES, role="routine")
+        first = router.complete(MESSAGES, purpose="routine")
     assert isinstance(first, LLMReply) and first.tier == "escalation"
     assert [a.tier for a in first.attempts] == ["routine", "escalation"]
     assert "RateLimitError" in (first.attempts[0].error or "")
     assert len(server.requests_for("routine-model")) == 1  # no retry storm against a 429ing provider
     assert router.cooling_down() == {"routine": pytest.approx(clock() + 45)}  # Retry-After beats cooldown_s
 
-    second = router.complete(MESSAGES, role="routine")
+    second = router.complete(MESSAGES, purpose="routine")
     assert isinstance(second, LLMReply) and second.text == "second"
     assert second.attempts[0].skipped and second.attempts[0].tier == "routine"
     assert len(server.requests_for("routine-model")) == 1  # the cooled-down tier got no request
@@ -85,12 +85,12 @@ def test_429_storm_falls_back_and_cools_down_the_tier(
     clock.now += 46
     server.clear("routine-model")
     server.script(Text("recovered"), model="routine-model")
-    third = router.complete(MESSAGES, role="routine")
+    third = router.complete(MESSAGES, purpose="routine")
     assert isinstance(third, LLMReply) and (third.tier, third.text) == ("routine", "recovered")
 
 
 def test_timeout_and_500_fall_through_to_a_typed_failure(server: FakeLLMServer, tmp_path: Path) -> None:
-    config = three_tier_config(server.base_url)
+    config = three_tier_config(server.base_url, fallback_cost_ceiling=1.0)
     config.tiers[0].timeout_s = 0.5
     ledger = TokenLedger(tmp_path / "state.db")
     router = TierRouter(config, ledger)
@@ -98,13 +98,15 @@ def test_timeout_and_500_fall_through_to_a_typed_failure(server: FakeLLMServer, 
     server.script(HttpError(500, "boom"), model="escalation-model")
     server.script(HttpError(503, "down"), model="strategic-model")
 
-    result = router.complete(MESSAGES, role="routine")
+    result = router.complete(MESSAGES, purpose="routine")
 
     assert isinstance(result, LLMFailure) and result.kind == "provider_failed"
     errors = [a.error or "" for a in result.attempts]
-    assert [a.tier for a in result.attempts] == ["routine", "escalation", "strategic"]
+    # a routine call may climb under the ceiling, but never to the strategic-only tier
+    assert [a.tier for a in result.attempts] == ["routine", "escalation"]
     assert "Timeout" in errors[0] and "InternalServerError" in errors[1]
-    assert set(router.cooling_down()) == {"routine", "escalation", "strategic"}
+    assert set(router.cooling_down()) == {"routine", "escalation"}
+    assert server.requests_for("strategic-model") == []
     assert ledger.state().reserved_tokens == 0 and ledger.state().used_tokens == 0
 
 
@@ -112,7 +114,7 @@ def test_exhausted_budget_makes_no_http_call(server: FakeLLMServer, tmp_path: Pa
     router, ledger, _clock = make_router(server, tmp_path, window_tokens=200)
     server.script(Text("should not be sent"))
 
-    result = router.complete(MESSAGES, role="routine")
+    result = router.complete(MESSAGES, purpose="routine")
 
     assert isinstance(result, LLMFailure) and result.kind == "budget_exhausted"
     assert server.requests == []
@@ -126,25 +128,25 @@ def test_near_the_limit_degrades_to_cheaper_tiers(server: FakeLLMServer, tmp_pat
     ledger.settle(spent, 80_000, 5_000, 0.5, clock())  # type: ignore[arg-type]
     server.script(Text("cheap answer"), model="routine-model")
 
-    reply = router.complete(MESSAGES, role="escalation")
+    reply = router.complete(MESSAGES, purpose="analysis")
 
     assert isinstance(reply, LLMReply)
     assert (reply.tier, reply.degraded) == ("routine", True)
     assert server.requests_for("escalation-model") == []
-    assert router.chain("escalation", degraded=True) == ["routine", "escalation"]
-    assert router.chain("escalation") == ["escalation", "strategic", "routine"]
+    assert router.chain("escalation", "analysis", degraded=True) == (["routine", "escalation"], [])
+    assert router.chain("escalation", "analysis") == (["escalation", "routine"], [])  # no ceiling: never up
 
 
 def test_missing_key_env_skips_tier_without_a_request(
     server: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = three_tier_config(server.base_url)
+    config = three_tier_config(server.base_url, fallback_cost_ceiling=1.0)
     config.tiers[0].api_key_env = "UNSET_KEY_FOR_TEST"
     monkeypatch.delenv("UNSET_KEY_FOR_TEST", raising=False)
     router = TierRouter(config, TokenLedger(tmp_path / "state.db"))
     server.script(Text("from escalation"), model="escalation-model")
 
-    reply = router.complete(MESSAGES, role="routine")
+    reply = router.complete(MESSAGES, purpose="routine")
 
     assert isinstance(reply, LLMReply) and reply.tier == "escalation"
     assert "UNSET_KEY_FOR_TEST is not set" in (reply.attempts[0].error or "")
@@ -154,8 +156,8 @@ def test_missing_key_env_skips_tier_without_a_request(
 def test_config_errors_are_clear(tmp_path: Path) -> None:
     ledger = TokenLedger(tmp_path / "state.db")
     tier = TierConfig(name="a", model="openai/a")
-    with pytest.raises(ValueError, match="escalation_tier = 'nope'"):
-        TierRouter(LLMConfig(tiers=[tier], escalation_tier="nope"), ledger)
+    with pytest.raises(ValueError, match="analysis_tier = 'nope'"):
+        TierRouter(LLMConfig(tiers=[tier], analysis_tier="nope"), ledger)
     with pytest.raises(ValueError, match="unique"):
         TierRouter(LLMConfig(tiers=[tier, tier]), ledger)
     empty = TierRouter(LLMConfig(), ledger)
@@ -195,7 +197,7 @@ degrade_at = 0.7
     settings = Settings(home=tmp_path)
     router = TierRouter.from_settings(settings, TokenLedger(tmp_path / "state.db"))
     assert router.tier_names == ("glm", "claude")
-    assert (router.tier_for("routine"), router.tier_for("escalation"), router.tier_for("strategic")) == (
+    assert (router.tier_for("routine"), router.tier_for("analysis"), router.tier_for("strategic")) == (
         "glm",
         "claude",
         "claude",
@@ -204,11 +206,11 @@ degrade_at = 0.7
 
 
 def test_bad_request_moves_on_without_cooling_the_tier(server: FakeLLMServer, tmp_path: Path) -> None:
-    router, _ledger, _clock = make_router(server, tmp_path)
+    router, _ledger, _clock = make_router(server, tmp_path, fallback_cost_ceiling=1.0)
     server.script(HttpError(400, "context length exceeded"), model="routine-model")
     server.script(Text("bigger context"), model="escalation-model")
 
-    reply = router.complete(MESSAGES, role="routine")
+    reply = router.complete(MESSAGES, purpose="routine")
 
     assert isinstance(reply, LLMReply) and reply.tier == "escalation"
     assert "BadRequestError" in (reply.attempts[0].error or "")

@@ -67,6 +67,7 @@ def test_a_planning_step_runs_in_process_read_tool_then_allowed_proposal() -> No
     first, second = model.calls
     assert {"get_workers", "scale_workers", "noop"} <= first.tool_names
     assert first.role == second.role == "routine"
+    assert (first.temperature, first.tool_choice) == (second.temperature, second.tool_choice) == (0.0, "required")
     assert '"extract-worker1-1"' in second.tool_results()[0]  # the read tool ran on the real observation
     usage = [c.reply.usage_metadata for c in model.calls if c.reply and c.reply.usage_metadata]
     info = result.planner
@@ -91,14 +92,14 @@ def test_malformed_and_denied_calls_go_back_to_the_model() -> None:
     assert model.remaining() == 0
 
 
-def test_anomaly_asks_the_escalation_role() -> None:
+def test_anomaly_asks_for_analysis() -> None:
     model = ScriptedChatModel(script=[ai_tool_calls(("noop", {"reason": "worker1 is down; waiting"}))])
     down = HostMetrics(host="worker1", reachable=False, error="ssh timeout")
 
     result = planner(model).plan(context(hosts=(HostMetrics(host="brain"), down)))
 
-    assert isinstance(result, PlanResult) and result.planner.tier == "escalation"
-    assert [c.role for c in model.calls] == ["escalation"]
+    assert isinstance(result, PlanResult) and result.planner.tier == "analysis"
+    assert [c.role for c in model.calls] == ["analysis"]
 
 
 def test_provider_down_is_a_typed_failure_and_the_rules_take_over() -> None:

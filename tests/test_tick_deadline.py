@@ -50,7 +50,11 @@ def three_providers(base_url: str, timeout_s: float = TIER_TIMEOUT_S) -> LLMConf
                 timeout_s=timeout_s,
             )
             for name, provider in (("routine", "openai"), ("escalation", "anthropic"), ("strategic", "zai"))
-        ]
+        ],
+        # a routine call may climb through every tier here (none is kept for strategic calls alone), so one
+        # planner call reaches all three provider paths
+        strategic_tier="escalation",
+        fallback_cost_ceiling=1.0,
     )
 
 

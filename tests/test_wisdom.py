@@ -11,7 +11,8 @@ import pytest
 from support.fake_llm_server import FakeLLMServer, Text, three_tier_config
 
 from brain.store import BrainStore
-from llm.fleet import DiskResponseCache, FleetLLM
+from llm.cache import DiskResponseCache
+from llm.fleet import FleetLLM
 from llm.ledger import TokenLedger
 from llm.router import TierRouter
 from workers.wisdom import WisdomConfig, WisdomWorker

@@ -41,31 +41,21 @@ def action_tool(fn: Callable[..., Proposal]) -> BaseTool:
 
 @action_tool
 def scale_workers(kind: ScalableKind, host: str, count: Count, rationale: str) -> Proposal:
-    """Set the desired number of long-running workers of one kind on one host (scale up or down).
-
-    Use when a stage's backlog per worker is well above or below its target. Scale-down drains workers
-    (they finish their batch). Keep within the policy's per-kind and per-host limits.
+    """Set the desired count of one worker kind on one host (scale-down drains).
 
     Args:
-        kind: worker kind: extract, embed or wisdom.
-        host: host name from the fleet.
-        count: desired total number of workers of this kind on this host.
-        rationale: one sentence on why, citing the numbers you used.
+        count: total of this kind on this host.
     """
     return Proposal(action="scale_workers", args={"kind": kind, "host": host, "count": count}, rationale=rationale)
 
 
 @action_tool
 def start_embedding(host: str, rationale: str, shards: Shards = 1, table: EmbedTable = "records") -> Proposal:
-    """Start a one-shot embedding job that fills missing vectors, split over shards (GPU host preferred).
-
-    Use when many rows lack vectors and no embedding job or embed worker is already running.
+    """One-shot job filling missing vectors: a large embed backlog and no embed worker.
 
     Args:
-        host: host to run on; prefer a host with an idle GPU.
-        rationale: one sentence on why, citing the backlog.
-        shards: how many parallel processes split the rows (no overlap).
-        table: which table to embed: records or entities.
+        host: prefer an idle GPU.
+        shards: parallel processes.
     """
     return Proposal(
         action="start_embedding", args={"host": host, "shards": shards, "table": table}, rationale=rationale
@@ -76,18 +66,12 @@ def start_embedding(host: str, rationale: str, shards: Shards = 1, table: EmbedT
 def run_dedup(
     rationale: str, expected_merges: Merges = 0, dry_run: bool = False, plan: PlanHash | None = None
 ) -> Proposal:
-    """Run entity resolution (merge duplicate entities of the same type; every merge is logged and undoable).
-
-    Two steps. When the duplicate estimate is above threshold and the brain stats show no current dedup_plan
-    (none, or stale: true), run a dry run: it merges nothing and stores a plan. When dedup_plan is current,
-    run it live with its hash and its absorbed count: the live run merges only that plan and stops if it
-    would merge more. Large merges need human approval by policy.
+    """Merge duplicate entities. No current dedup_plan (none or stale): dry_run, which stores one. A current
+    plan: live run with its hash and absorbed count (merges only that plan).
 
     Args:
-        rationale: one sentence on why, citing the duplicate estimate or the plan's count.
-        expected_merges: entities to be merged: the dedup_plan's absorbed count (else the stats' candidates).
-        dry_run: find merges and store them as the brain's dedup plan; merge nothing.
-        plan: for a live run, the hash of the brain stats' dedup_plan (copy it exactly); omit for a dry run.
+        expected_merges: the plan's absorbed count (else the candidates).
+        plan: the dedup_plan hash, for a live run.
     """
     args: dict[str, object] = {"dry_run": dry_run, "expected_merges": expected_merges}
     if plan is not None:
@@ -97,51 +81,39 @@ def run_dedup(
 
 @action_tool
 def run_recluster(reason: str) -> Proposal:
-    """Recompute graph communities (Leiden) and write them back with stable ids.
-
-    Use when many relationships changed since the last recluster, or communities are stale.
+    """Recompute communities: many relationships changed since the last recluster, or communities are old.
 
     Args:
-        reason: why now, citing changed relationships or community age.
+        reason: cite changed relationships or community age.
     """
     return Proposal(action="run_recluster", args={"reason": reason}, rationale=reason)
 
 
 @action_tool
 def set_model_routing(weights: dict[str, float], rationale: str) -> Proposal:
-    """Change the share of fleet LLM calls sent to each model tier (shares sum to 1, e.g. 0.6/0.35/0.05).
-
-    Use when the budget pace runs high (shift to cheaper tiers) or low with quality issues (shift up).
+    """Set the share of fleet LLM calls per tier (cheaper tiers when the budget pace is high).
 
     Args:
-        weights: tier name -> share of calls, summing to 1.
-        rationale: one sentence on why, citing pace or budget.
+        weights: shares summing to 1.
     """
     return Proposal(action="set_model_routing", args={"weights": weights}, rationale=rationale)
 
 
 @action_tool
 def restart_worker(worker_id: str, rationale: str) -> Proposal:
-    """Clear a FATAL (crash-looping) worker and start it again, or restart one far out of line with its siblings.
-
-    Use after the cause of a crash loop is gone (otherwise it crashes again), or for a worker whose memory or
-    CPU is many times its siblings' while its host nears a ceiling (a leak or a runaway loop).
+    """Restart a fatal worker once the crash cause is gone, or one far above its siblings' memory or CPU.
 
     Args:
-        worker_id: id of the worker as shown by get_workers.
-        rationale: why the restart should succeed now.
+        rationale: why it should work now.
     """
     return Proposal(action="restart_worker", args={"worker_id": worker_id}, rationale=rationale)
 
 
 @action_tool
 def stop_worker(worker_id: str, rationale: str) -> Proposal:
-    """Drain and stop one worker process.
-
-    Use to remove a misbehaving worker; to change counts use scale_workers instead.
+    """Drain and stop one misbehaving worker (to change counts, scale_workers).
 
     Args:
-        worker_id: id of the worker as shown by get_workers.
         rationale: why it must stop.
     """
     return Proposal(action="stop_worker", args={"worker_id": worker_id}, rationale=rationale)
@@ -149,10 +121,10 @@ def stop_worker(worker_id: str, rationale: str) -> Proposal:
 
 @action_tool
 def noop(reason: str) -> Proposal:
-    """Decide to do nothing this tick. Use when everything is within targets; say why.
+    """Do nothing this tick: everything is within targets.
 
     Args:
-        reason: why no action is needed.
+        reason: why, citing the numbers.
     """
     return Proposal(action="noop", args={}, rationale=reason)
 

@@ -1,7 +1,14 @@
-"""Read-only tools. The model may call these freely; each returns JSON-able data from the tick's snapshot."""
+"""Read-only tools. The model may call these freely; each returns JSON-able data from the tick's snapshot.
+
+Outside text in a result (host errors from remote stderr, earlier decisions with their rationales and outcomes)
+is fenced with the call's delimiter (ToolContext.fenced, core/fence.py); entity names (the dedup plan's sample)
+stay out. A str result is shown to the model as it is, a structure as compact JSON.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from langchain_core.tools import InjectedToolArg, tool
@@ -13,16 +20,40 @@ read_tool = tool(parse_docstring=True, error_on_invalid_docstring=False)
 Ctx = Annotated[ToolContext, InjectedToolArg]
 
 
+def decision_view(row: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """One logged decision, compact: how long ago, action, arguments, verdict, outcome, rationale. It holds
+    outside text (rationales, outcome details, a rejected call verbatim): callers fence the whole list."""
+    out: dict[str, Any] = {}
+    if isinstance(row.get("time"), int | float):
+        out["age_s"] = round(max(0.0, now - row["time"]))
+    out |= {k: row[k] for k in ("action", "args", "verdict") if row.get(k) not in (None, {}, "")}
+    outcome = row.get("outcome")
+    if isinstance(outcome, Mapping):
+        detail = outcome.get("detail")
+        out["outcome"] = f"{outcome.get('status')}: {detail}" if detail else outcome.get("status")
+    if row.get("rationale"):
+        out["rationale"] = row["rationale"]
+    return out
+
+
+def fenced_json(data: Any, fenced: Callable[[object], str]) -> str:
+    return fenced(json.dumps(data, separators=(",", ":"), default=str))
+
+
+def host_view(h: Any, fenced: Callable[[object], str]) -> dict[str, Any]:
+    data: dict[str, Any] = h.model_dump(mode="json")
+    if h.error:
+        data["error"] = fenced(h.error)
+    return data
+
+
 @read_tool
 def get_fleet_overview(ctx: Ctx) -> dict[str, Any]:
-    """One-screen summary of the whole fleet: hosts up/down, workers per kind, backlog per stage, budget.
-
-    Call this first when you need orientation; call the narrower tools for details.
-    """
+    """Hosts up/down, running workers per kind, backlog per stage, budget, pending approvals."""
     obs = ctx.observation
     kinds = sorted({w.kind for w in obs.workers})
     return {
-        "hosts": {h.host: ("up" if h.reachable else f"DOWN: {h.error}") for h in obs.hosts},
+        "hosts": {h.host: "up" if h.reachable else f"DOWN: {ctx.fenced(h.error or 'unreachable')}" for h in obs.hosts},
         "workers_running": {k: obs.running(k) for k in kinds},
         "workers_unhealthy": [w.id for w in obs.workers if w.state in ("crashed", "backoff", "fatal")],
         "pending": dict(obs.brain.pending),
@@ -35,26 +66,13 @@ def get_fleet_overview(ctx: Ctx) -> dict[str, Any]:
 
 @read_tool
 def get_host_metrics(ctx: Ctx, host: str | None = None) -> list[dict[str, Any]]:
-    """CPU, memory, disk, load and GPU use per host, and whether the host is reachable.
-
-    Use before placing or adding workers on a host, or when a host might be overloaded or down.
-
-    Args:
-        host: one host name; all hosts when omitted.
-    """
-    return [h.model_dump(mode="json") for h in ctx.observation.hosts if host is None or h.host == host]
+    """CPU, memory, disk, load, GPUs and reachability per host."""
+    return [host_view(h, ctx.fenced) for h in ctx.observation.hosts if host is None or h.host == host]
 
 
 @read_tool
 def get_workers(ctx: Ctx, kind: str | None = None, host: str | None = None) -> list[dict[str, Any]]:
-    """Worker processes with their state (running, draining, crashed, backoff, fatal), restarts and host.
-
-    Use to see what is running before scaling, or to find crash-looping (fatal) workers.
-
-    Args:
-        kind: only this worker kind (extract, embed, wisdom, dedup, recluster).
-        host: only workers on this host.
-    """
+    """Worker processes: state, restarts, host, CPU, memory."""
     return [
         w.model_dump(mode="json")
         for w in ctx.observation.workers
@@ -64,20 +82,19 @@ def get_workers(ctx: Ctx, kind: str | None = None, host: str | None = None) -> l
 
 @read_tool
 def get_brain_stats(ctx: Ctx) -> dict[str, Any]:
-    """Brain store counts, pending work per stage, duplicate estimate, community age and wisdom coverage.
-
-    Use to decide on dedup (duplicate estimate; dedup_plan: the last dry run's plan, whose hash and absorbed
-    count a live run_dedup passes), recluster (changed relationships, community age) and embedding.
-    """
-    return ctx.observation.brain.model_dump(mode="json")
+    """Brain counts, pending per stage, duplicates, dedup_plan, community age, wisdom coverage."""
+    brain = ctx.observation.brain
+    data: dict[str, Any] = brain.model_dump(mode="json", exclude={"dedup_plan", "error"})
+    if brain.error:
+        data["error"] = ctx.fenced(brain.error)
+    if brain.dedup_plan is not None:  # its sample (entity names: record text) is for human approvers only
+        data["dedup_plan"] = brain.dedup_plan.model_dump(mode="json", exclude={"sample"})
+    return data
 
 
 @read_tool
 def get_processing_rates(ctx: Ctx) -> dict[str, Any]:
-    """Recent net drain rate per stage in items per minute, beside the current backlog.
-
-    Use to judge whether current workers keep up with a backlog before scaling up or down.
-    """
+    """Net drain per stage (items/min; negative: growing) beside the backlog."""
     obs = ctx.observation
     return {
         stage: {"pending": obs.brain.pending.get(stage, 0), "rate_per_min": obs.rates.get(stage, 0.0)}
@@ -87,36 +104,28 @@ def get_processing_rates(ctx: Ctx) -> dict[str, Any]:
 
 @read_tool
 def get_budget(ctx: Ctx) -> dict[str, Any]:
-    """Token budget of the rolling window: used, reserved, remaining, pace, cost today, tier split and routing.
-
-    Use before changing model-tier routing, or when the pace is high.
-    """
+    """Token budget: used, reserved, remaining, pace, cost today, per tier, routing."""
     budget = ctx.observation.budget
     return budget.model_dump(mode="json") | {"remaining_tokens": budget.remaining_tokens}
 
 
 @read_tool
-def get_recent_decisions(ctx: Ctx, limit: int = 10, action: str | None = None) -> list[dict[str, Any]]:
-    """The agent's most recent decisions (action, args, verdict, outcome), newest last.
-
-    Use to avoid repeating an action that just ran, failed or was denied, and to see pending approvals' history.
+def get_recent_decisions(ctx: Ctx, limit: int = 10, action: str | None = None) -> str:
+    """The agent's latest decisions, newest last.
 
     Args:
-        limit: how many decisions, at most 50.
-        action: only decisions of this action.
+        limit: at most 50.
     """
     rows = list(ctx.recent_decisions(min(max(limit, 1), 50) * (3 if action else 1)))
     if action:
         rows = [r for r in rows if r.get("action") == action]
-    return rows[-limit:]
+    return fenced_json([decision_view(r, ctx.observation.time) for r in rows[-limit:]], ctx.fenced)
 
 
 @read_tool
 def get_policy_limits(ctx: Ctx) -> dict[str, Any]:
-    """Guardrail limits in force: per-kind min/max workers, per-host limits, approval thresholds, mode.
-
-    Use before proposing a count or merge size, so the proposal stays within limits.
-    """
+    """Limits in force: workers, hosts, scaling, routing (allowed tiers, max_share), and per action its risk,
+    cooldown and what needs human approval."""
     return dict(ctx.policy_summary)
 
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.llm_types import LLMFailure
+from core.llm_types import LLMFailure, Purpose
 from workers.dedup_match import Verdict
 from workers.er_compare import ERTable
 
@@ -29,7 +29,9 @@ ANSWERS = {"same": True, "different": False, "unsure": None}
 
 
 class CompletesText(Protocol):
-    def try_complete(self, messages: list[dict[str, str]], purpose: str, *, max_tokens: int | None = None) -> Any: ...
+    def try_complete(
+        self, messages: list[dict[str, str]], task: str, *, purpose: Purpose = "routine", max_tokens: int | None = None
+    ) -> Any: ...
 
 
 @dataclass
@@ -46,7 +48,7 @@ class LLMAdjudicator:
         if self.gave_up or self.asked >= self.max_calls:
             return Verdict(None, "none", self.gave_up or "call cap reached")
         self.asked += 1
-        reply = self.llm.try_complete(messages(table, a, b), PURPOSE, max_tokens=4)
+        reply = self.llm.try_complete(messages(table, a, b), PURPOSE, purpose="routine", max_tokens=4)
         if isinstance(reply, LLMFailure):
             self.gave_up = f"{reply.kind}: {reply.detail}"
             return Verdict(None, "none", self.gave_up)

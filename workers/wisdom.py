@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from brain.schema import WISDOM
+from core.fence import content_fence_token, fence, fence_rule
 from llm.fleet import FleetLLMUnavailable
 from workers.runtime import WorkerRun, bucket_of
 
@@ -122,12 +123,19 @@ class WisdomWorker:
         )
 
     def _llm_text(self, view: CommunityView) -> str:
-        listed = "; ".join(view.names[:MAX_NAMES_IN_PROMPT])
-        messages = [
-            {"role": "system", "content": "You write one or two factual sentences on what links a set of entities."},
-            {"role": "user", "content": f"Entities (most connected first): {listed}. Types: {view.types}."},
-        ]
-        return str(self.llm.complete(messages, purpose="wisdom", max_tokens=120)).strip()
+        token = content_fence_token(*view.names[:MAX_NAMES_IN_PROMPT], *map(str, view.types.items()))
+        messages = wisdom_messages(view, token)
+        return str(self.llm.complete(messages, "wisdom", purpose="analysis", max_tokens=120)).strip()
+
+
+def wisdom_messages(view: CommunityView, token: str) -> list[dict[str, str]]:
+    """The prompt for one community. Entity names and types are record text: fenced with this call's token
+    (core/fence.py) and named untrusted in the system prompt."""
+    listed = "; ".join(view.names[:MAX_NAMES_IN_PROMPT])
+    types = ", ".join(f"{t}: {n}" for t, n in view.types.items())
+    system = f"You write one or two factual sentences on what links a set of entities. {fence_rule(token)}"
+    user = f"Entities (most connected first): {fence(listed, token)}. Types: {fence(types, token)}."
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def _in_shard(community_id: str, shard: tuple[int, int]) -> bool:

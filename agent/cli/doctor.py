@@ -233,21 +233,29 @@ def check_model_keys(settings: Settings, env: Mapping[str, str]) -> list[Check]:
     llm = settings.llm
     if not llm.tiers:
         return [ok("model keys", "no LLM tiers configured: the deterministic rule planner decides")]
-    names = [t.name for t in llm.tiers]
-    checks = []
-    for role in ("routine", "escalation", "strategic"):
-        wanted = getattr(llm, f"{role}_tier")
-        if wanted is not None and wanted not in names:
-            checks.append(
-                fail(
-                    f"tier role {role}",
-                    f"llm.{role}_tier = {wanted!r} is not a configured tier",
-                    f"use one of {names} or add a [[llm.tiers]] named {wanted!r}",
-                )
-            )
+    checks = []  # unknown purpose tiers are refused when the settings load (core/settings.py LLMConfig)
     for tier in llm.tiers:
-        checks.append(_tier_key(tier.name, tier.api_key_env, tier.api_base, env))
+        for deployment in tier.deployments():
+            label = tier.name if deployment is tier else f"{tier.name} via {deployment.model}"
+            checks.append(_tier_key(label, deployment.api_key_env, deployment.api_base, env))
+    checks.append(check_model_prices(settings))
     return checks
+
+
+def check_model_prices(settings: Settings) -> Check:
+    """Every deployment needs a price the ledger can reserve against: litellm's map lists some models at $0
+    (claude-opus-4-1) and lacks others (openai/glm-4.5-air, openrouter/*), and their spend would pass any cap."""
+    from llm.pricing import deployment_price, unpriced_deployments
+
+    missing = unpriced_deployments(settings.llm)
+    if missing:
+        return fail(
+            "model prices",
+            "; ".join(missing),
+            "add input_cost_per_mtok and output_cost_per_mtok (USD per million tokens) to those [[llm.tiers]]",
+        )
+    sources = sorted({p.source for t in settings.llm.tiers for d in t.deployments() if (p := deployment_price(d))})
+    return ok("model prices", f"every deployment is priced ({' and '.join(sources)} prices)")
 
 
 def _tier_key(tier: str, key_env: str | None, api_base: str | None, env: Mapping[str, str]) -> Check:

@@ -206,8 +206,12 @@ def fleet_llm_or_none() -> FleetLLM | None:
         return None
     from llm.fleet import fleet_llm_from_settings
     from llm.ledger import TokenLedger
+    from policies.live import live_policy
 
-    return fleet_llm_from_settings(settings, TokenLedger.from_settings(settings))
+    policy = live_policy(settings)  # routing.max_share as the file says now, re-read on every call
+    return fleet_llm_from_settings(
+        settings, TokenLedger.from_settings(settings), share_caps=lambda: policy.current().routing.max_share
+    )
 
 
 @app.command("wisdom", help=kind("wisdom").summary)

@@ -109,6 +109,7 @@ class Agent:
         from agent.service.policy_state import PolicyInForce
         from graphs.capacity import CapacityMeters
         from graphs.scaling import RecommendationHistory
+        from llm.routing import tier_ranks
         from policies.live import live_policy
 
         history, meters, model = RecommendationHistory(), CapacityMeters(), ModelSetup.from_settings(self.settings)
@@ -116,8 +117,9 @@ class Agent:
             live=live_policy(self.settings, on_failure=self._policy_failed, clock=self.clock),
             known_hosts=[h.name for h in self.settings.hosts],
             make_planner=lambda policy, engine: build_planner(
-                policy, engine, self.settings.planner, model, history, meters
+                policy, engine, self.settings.planner, model, history, meters, self.settings.llm
             ),
+            tier_ranks=tier_ranks(self.settings.llm),
         )
 
     @property

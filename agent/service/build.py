@@ -7,7 +7,7 @@ these functions, so a scenario runs the planner exactly as production configures
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +26,19 @@ if TYPE_CHECKING:
     from policies.engine import PolicyEngine
     from policies.model import Policy
 
-POLICY_SUMMARY_KEYS = {"dry_run", "read_only", "hosts", "workers", "scaling"}
+POLICY_SUMMARY_KEYS = {"dry_run", "read_only", "hosts", "workers", "scaling", "routing", "actions"}
 
 
-def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
-    """Scaling targets and limits come from the policy file; trigger thresholds from brainops.toml."""
+def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None) -> RuleParams:
+    """Scaling targets and limits come from the policy file; trigger thresholds from brainops.toml; the
+    routing targets from the configured tiers (without tiers: tiers named by purpose, as in eval scenarios)."""
+    from llm.routing import DEFAULT_SPLIT, TierMap, configured_split
+
+    tiers = TierMap.from_config(llm) if llm is not None and llm.tiers else None
+    default_routing: dict[str, float] = dict(DEFAULT_SPLIT)
+    cheap_routing: dict[str, float] = dict(cfg.cheap_routing)
+    if llm is not None and tiers is not None:
+        default_routing, cheap_routing = configured_split(llm, tiers), tiers.spread(cfg.cheap_routing)
     scaling = {}
     for kind in cfg.scaled_kinds:
         lim, sc = policy.worker_limits(kind), policy.scaling
@@ -63,8 +71,8 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
         embed_max_shards=cfg.embed_max_shards,
         budget_pace_high=cfg.budget_pace_high,
         budget_pace_low=cfg.budget_pace_low,
-        cheap_routing=dict(cfg.cheap_routing),
-        default_routing=dict(cfg.default_routing),
+        cheap_routing=cheap_routing,
+        default_routing=default_routing,
         embed_est=(policy.worker_limits("embed").est_cpu_percent, policy.worker_limits("embed").est_mem_percent),
         host_ceilings={name: (lim.cpu_ceiling_percent, lim.mem_ceiling_percent) for name, lim in policy.hosts.items()},
         cost=CostModel({name: lim.cost_per_hour for name, lim in policy.hosts.items()}),
@@ -74,6 +82,18 @@ def rule_params(policy: Policy, cfg: PlannerConfig) -> RuleParams:
             refusal_backoff_s=RuleParams.refusal_backoff_s,
         ),
     )
+
+
+def _strategic_allowed(policy: Policy, llm: LLMConfig | None) -> bool:
+    """The planner may use the strategic tier when the policy allows every tier or names it (or its purpose)."""
+    allowed = policy.routing.allowed_tiers
+    if not allowed or "strategic" in allowed:
+        return True
+    if llm is None or not llm.tiers:
+        return False
+    from llm.routing import TierMap
+
+    return TierMap.from_config(llm).purpose_tier["strategic"] in allowed
 
 
 @dataclass(frozen=True)
@@ -107,12 +127,13 @@ def build_planner(
     model: ModelSetup | None = None,
     history: RecommendationHistory | None = None,
     meters: CapacityMeters | None = None,
+    llm: LLMConfig | None = None,
 ) -> Planner:
     """Rules always decide when nothing better is available; a configured model planner goes in front.
     `history` (the scale-down stabilization window) and `meters` (measured throughput and arrivals) carry
     over to planners rebuilt for a policy edit."""
     rules = RulePlanner(
-        rule_params(policy, cfg),
+        rule_params(policy, cfg, llm),
         history or RecommendationHistory(),
         meters or CapacityMeters(),
         approval_free=lambda proposal, obs, now: (
@@ -132,14 +153,31 @@ def build_planner(
         engine,
         max_steps=model.max_steps,
         max_invalid=model.max_invalid,
-        allow_strategic="strategic" in policy.routing.allowed_tiers,
+        allow_strategic=_strategic_allowed(policy, llm),
     )
     return MeasuredPlanner(FallbackPlanner(primary=primary, fallback=rules), rules)
 
 
-def policy_summary(policy: Policy) -> dict[str, Any]:
-    """The policy as the model sees it through get_policy_limits."""
-    return policy.model_dump(mode="json", include=POLICY_SUMMARY_KEYS)
+def policy_summary(policy: Policy, tier_ranks: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The policy as the model sees it through get_policy_limits: limits, routing limits (with the configured
+    tiers and the purpose each serves, `tier_ranks`), and per allowed action its risk, cooldown and what needs
+    a human ("always" for a destructive action)."""
+    summary = policy.model_dump(mode="json", include=POLICY_SUMMARY_KEYS - {"actions"})
+    if tier_ranks:
+        summary["routing"]["tiers"] = dict(tier_ranks)
+    actions: dict[str, Any] = {}
+    for name in policy.actions:
+        act = policy.action_policy(name)
+        if act is None:
+            continue
+        entry: dict[str, Any] = {"risk": act.risk, "cooldown_s": policy.cooldown_for(name)}
+        rules = [{"when": rule.when, "reason": rule.reason or rule.id} for rule in act.approval_when]
+        if act.destructive:
+            entry["needs_approval"] = "always"
+        elif rules:
+            entry["needs_approval_when"] = rules
+        actions[name] = entry
+    return {**summary, "actions": actions}
 
 
 @dataclass(frozen=True)
@@ -168,7 +206,7 @@ def build_tick(ports: TickPorts, planner: Planner, policy: Policy, engine: Polic
         desk=ports.desk,
         recorder=ports.recorder,
         recent_decisions=ports.recent_decisions,
-        policy_summary=lambda: policy_summary(policy),
+        policy_summary=lambda: policy_summary(policy, engine.tier_ranks),
         checkpointer=ports.checkpointer,
         clock=ports.clock,
     )

@@ -19,6 +19,7 @@ class PolicyInForce:
     live: LivePolicy
     known_hosts: list[str]
     make_planner: Callable[[Policy, PolicyEngine], Planner]
+    tier_ranks: dict[str, str] = field(default_factory=dict)  # configured model tiers by purpose
     _built_for: Policy | None = field(default=None)
     _engine: PolicyEngine | None = None
     _planner: Planner | None = None
@@ -44,5 +45,5 @@ class PolicyInForce:
         policy = self.live.current()
         if policy is not self._built_for:
             self._built_for = policy
-            self._engine = PolicyEngine(policy, known_hosts=self.known_hosts)
+            self._engine = PolicyEngine(policy, known_hosts=self.known_hosts, tier_ranks=self.tier_ranks)
             self._planner = None  # built on first use; the rule planner's history survives (make_planner's)

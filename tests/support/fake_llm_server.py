@@ -314,3 +314,27 @@ def three_tier_config(base_url: str, **overrides: Any) -> Any:
         )
     ]
     return LLMConfig(tiers=tiers, **overrides)
+
+
+SEED_PRICES = {"glm-air": (0.2, 1.1), "glm": (0.6, 2.2), "opus": (15.0, 75.0)}  # USD per million tokens
+
+
+def seed_tier_config(base_url: str, **overrides: Any) -> Any:
+    """LLMConfig with the seed's three tiers by their real names (glm-air < glm < opus), no routing set:
+    the documented 60/35/5 split applies. Model strings are "openai/<tier>-model" on this server."""
+    from core.settings import LLMConfig, TierConfig
+
+    tiers = [
+        TierConfig(
+            name=name,
+            model=f"openai/{name}-model",
+            api_base=base_url,
+            api_key_env="FAKE_LLM_KEY",
+            max_tokens=256,
+            input_cost_per_mtok=price_in,
+            output_cost_per_mtok=price_out,
+            timeout_s=5.0,
+        )
+        for name, (price_in, price_out) in SEED_PRICES.items()
+    ]
+    return LLMConfig(tiers=tiers, **overrides)

@@ -8,7 +8,7 @@ tool-calling chat model is expected. It is also a `core.ports.ChatRouter`: `comp
     model = ScriptedChatModel(script=[ai_tool_calls(("noop", {"reason": "idle"}))])
     LLMPlanner(model, tools, engine).plan(ctx)
 
-Every call is recorded in `model.calls` (the langchain messages, the bound tool schemas, the router role).
+Every call is recorded in `model.calls` (the langchain messages, the bound tool schemas, the call's purpose).
 Replies without `usage_metadata` get an estimate (4 characters a token), like the HTTP server's usage.
 Use fake_llm_server instead when the test is about litellm, HTTP errors or the real TierRouter.
 """
@@ -65,8 +65,10 @@ def _assistant(content: str, calls: Sequence[tuple[str, str, dict[str, Any] | st
 class ScriptedCall:
     messages: tuple[BaseMessage, ...]
     tools: tuple[dict[str, Any], ...]  # OpenAI tool schemas bound for this call
-    role: str | None  # the ChatRouter role, when called through complete()
+    role: str | None  # the ChatRouter purpose, when called through complete()
     reply: AIMessage | None  # what the model answered (usage included); None when the call raised
+    temperature: float | None = None  # what the caller asked for
+    tool_choice: str | None = None
 
     @property
     def tool_names(self) -> set[str]:
@@ -121,7 +123,10 @@ class ScriptedChatModel(BaseChatModel):
             reply = scripted
             if reply.usage_metadata is None:
                 reply = reply.model_copy(update={"usage_metadata": _estimated_usage(messages, tools, reply)})
-        self.calls.append(ScriptedCall(tuple(messages), tools, kwargs.get("role"), reply))
+        call = ScriptedCall(
+            tuple(messages), tools, kwargs.get("role"), reply, kwargs.get("temperature"), kwargs.get("tool_choice")
+        )
+        self.calls.append(call)
         if scripted is None:
             raise AssertionError(f"scripted chat model: script exhausted at call {len(self.calls)}")
         if isinstance(scripted, Exception):
@@ -135,27 +140,32 @@ class ScriptedChatModel(BaseChatModel):
         self,
         messages: Sequence[Message],
         *,
-        role: Role = "routine",
+        purpose: Role = "routine",
         tools: Sequence[dict[str, Any]] | None = None,
         deadline: float | None = None,
+        temperature: float | None = None,
+        tool_choice: str | None = None,
     ) -> LLMResult:
-        """One planner step: OpenAI-style dict messages in, an LLMReply (or a typed failure) out; tier = role.
-        Replies are scripted and instant, so `deadline` is not needed here."""
+        """One planner step: OpenAI-style dict messages in, an LLMReply (or a typed failure) out; tier = purpose
+        (recorded as the call's `role`).
+        Replies are scripted and instant, so `deadline` is not needed here; `temperature` and `tool_choice`
+        are recorded on the call."""
         try:
-            reply = self.bind_tools(list(tools or ()), role=role).invoke(to_langchain(messages))
+            bound = self.bind_tools(list(tools or ()), tool_choice=tool_choice, role=purpose, temperature=temperature)
+            reply = bound.invoke(to_langchain(messages))
         except ProviderDown as exc:
-            return LLMFailure("provider_failed", f"{role}: {exc}", (Attempt(role, str(exc)),))
+            return LLMFailure("provider_failed", f"{purpose}: {exc}", (Attempt(purpose, str(exc)),))
         usage = reply.usage_metadata or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
         tokens_in, tokens_out = usage["input_tokens"], usage["output_tokens"]
         return LLMReply(
             text=reply.text or None,
             tool_calls=raw_tool_calls(reply),
-            tier=role,
+            tier=purpose,
             model=self.model_name,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost=(tokens_in * self.input_cost_per_mtok + tokens_out * self.output_cost_per_mtok) / 1e6,
-            attempts=(Attempt(role),),
+            attempts=(Attempt(purpose),),
         )
 
 
