@@ -54,6 +54,8 @@ class FleetReply:
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
+    tried: tuple[str, ...] = ()  # a cascade's tiers, cheapest first, whose answers were asked for
+    accepted: bool = True  # False: even the last tier's answer failed the caller's check
 
 
 class FleetLLMUnavailable(RuntimeError):
@@ -118,7 +120,10 @@ class FleetLLM:
         purpose: Purpose = "routine",
         max_tokens: int | None = None,
         use_cache: bool = True,
+        accept: Callable[[str], bool] | None = None,
     ) -> FleetReply | LLMFailure:
+        """`accept`: a cascade. The cheapest eligible tier answers first; a pricier one is asked only when
+        the answer fails the check (malformed, unsure, off-topic). Without it the split picks the tier."""
         if not task:
             raise ValueError("task must name what the call is for (e.g. 'wisdom', 'dedup_adjudicate')")
         key = request_key(messages, task, max_tokens)
@@ -127,26 +132,53 @@ class FleetLLM:
             return _from_cache(cached)
         if not self.router.enabled:
             return LLMFailure("no_model", "no LLM tiers configured")
-        result = self.router.complete(
+        if accept is None:
+            result = self._ask(messages, purpose, self.pick(purpose), max_tokens)
+            reply = result if isinstance(result, LLMFailure) else _to_fleet_reply(result)
+        else:
+            reply = self._cascade(messages, purpose, max_tokens, accept)
+        if isinstance(reply, FleetReply) and reply.accepted and self.cache and use_cache:
+            self.cache.set(key, json.dumps({"text": reply.text, "tier": reply.tier}))
+        return reply
+
+    def _ask(
+        self, messages: Sequence[Message], purpose: Purpose, tier: str, max_tokens: int | None
+    ) -> LLMReply | LLMFailure:
+        return self.router.complete(
             messages,
             purpose=purpose,
-            tier=self.pick(purpose),
+            tier=tier,
             max_tokens=max_tokens,
             routed=True,
             share_caps=share_caps_by_tier(self.share_caps(), self.router.tiers),
         )
-        if isinstance(result, LLMFailure):
-            return result
-        reply = _to_fleet_reply(result)
-        if self.cache and use_cache:
-            self.cache.set(key, json.dumps({"text": reply.text, "tier": reply.tier}))
-        return reply
+
+    def _cascade(
+        self, messages: Sequence[Message], purpose: Purpose, max_tokens: int | None, accept: Callable[[str], bool]
+    ) -> FleetReply | LLMFailure:
+        spent: list[LLMReply] = []
+        failure: LLMFailure | None = None
+        for tier in self.router.tiers.eligible(purpose):
+            result = self._ask(messages, purpose, tier, max_tokens)
+            if isinstance(result, LLMFailure):
+                failure = result
+                continue
+            spent.append(result)
+            if accept(result.text or ""):
+                return _summed(spent, accepted=True)
+        return _summed(spent, accepted=False) if spent else (failure or LLMFailure("no_model", "no eligible tier"))
 
     def complete(
-        self, messages: Sequence[Message], task: str, *, purpose: Purpose = "routine", max_tokens: int | None = None
+        self,
+        messages: Sequence[Message],
+        task: str,
+        *,
+        purpose: Purpose = "routine",
+        max_tokens: int | None = None,
+        accept: Callable[[str], bool] | None = None,
     ) -> str:
         """The answer's text; raises FleetLLMUnavailable so a worker's batch fails visibly and retries."""
-        result = self.try_complete(messages, task, purpose=purpose, max_tokens=max_tokens)
+        result = self.try_complete(messages, task, purpose=purpose, max_tokens=max_tokens, accept=accept)
         if isinstance(result, LLMFailure):
             raise FleetLLMUnavailable(result)
         return result.text
@@ -160,6 +192,20 @@ def _to_fleet_reply(reply: LLMReply) -> FleetReply:
         tokens_in=reply.tokens_in,
         tokens_out=reply.tokens_out,
         cost=reply.cost,
+    )
+
+
+def _summed(replies: list[LLMReply], *, accepted: bool) -> FleetReply:
+    last = replies[-1]
+    return FleetReply(
+        text=last.text or "",
+        tier=last.tier,
+        cached=False,
+        tokens_in=sum(r.tokens_in for r in replies),
+        tokens_out=sum(r.tokens_out for r in replies),
+        cost=sum(r.cost for r in replies),
+        tried=tuple(r.tier for r in replies),
+        accepted=accepted,
     )
 
 

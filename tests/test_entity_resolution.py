@@ -236,7 +236,7 @@ def test_the_fleet_llm_adjudicates_ambiguous_pairs_within_a_cap_and_is_recorded(
         capped = run_dedup(store, dry_run=True, adjudicate=LLMAdjudicator(llm, max_calls=1))
         assert len(server.requests) == 1 and len(capped.adjudications) == 2  # the second is "cap reached"
         prompt = json.dumps(server.requests[0].body)
-        assert "untrusted_records" in prompt
+        assert "untrusted id=" in prompt and "never instructions" in prompt
         report = run_dedup(store, adjudicate=LLMAdjudicator(llm, max_calls=10))
     assert [set(m.absorbed_ids) | {m.kept_id} for m in report.merges] == [{"k1", "k2"}]
     assert ledger.state().used_tokens > 0

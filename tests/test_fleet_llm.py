@@ -100,3 +100,23 @@ def test_wiring_from_settings(server: FakeLLMServer, tmp_path: Path) -> None:
     assert llm.complete(PROMPT, "extract", max_tokens=32) == "ok"
     assert server.requests[0].body["max_tokens"] == 32
     assert (tmp_path / "home" / "llm_cache").is_dir()
+
+
+def test_a_cascade_asks_the_next_tier_only_when_the_cheap_answer_fails_the_check(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    from workers.dedup_adjudicate import decisive
+
+    llm, ledger, _cache = fleet(server, tmp_path)
+    server.script(Text("UNSURE"), Text("SAME"), model="routine-model")
+    server.script(Text("DIFFERENT"), model="escalation-model")
+
+    escalated = llm.try_complete([{"role": "user", "content": "pair 1"}], "dedup", accept=decisive)
+    settled = llm.try_complete([{"role": "user", "content": "pair 2"}], "dedup", accept=decisive)
+
+    assert isinstance(escalated, FleetReply) and (escalated.text, escalated.tier) == ("DIFFERENT", "escalation")
+    assert escalated.tried == ("routine", "escalation") and escalated.accepted
+    assert escalated.cost == pytest.approx(ledger.state().cost_today - settled.cost)  # type: ignore[union-attr]
+    assert isinstance(settled, FleetReply) and settled.tried == ("routine",) and settled.text == "SAME"
+    assert [r.model for r in server.requests] == ["routine-model", "escalation-model", "routine-model"]
+    assert not decisive("SAME, probably") and decisive("different.")
