@@ -13,6 +13,7 @@ from support.agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_set
 from agent.service.agent import Agent
 
 WEIGHTS = {"routine": 0.5, "escalation": 0.35, "strategic": 0.15}  # > 10% strategic: needs approval
+TIERS = {"allowed_tiers": list(WEIGHTS)}  # no model tiers are configured here: the policy names them
 
 
 class Clock:
@@ -29,7 +30,7 @@ def test_cli_or_slack_answer_racing_the_loop_executes_an_approval_once(
 ) -> None:
     monkeypatch.setenv("BRAINOPS_FAULT", "after_claim:0.02")  # widen the claim -> effect window
     settings = make_settings(
-        tmp_path, copy_brain(small_brain, tmp_path), write_policy(tmp_path / "p.yaml", **NO_CPU_CEILING)
+        tmp_path, copy_brain(small_brain, tmp_path), write_policy(tmp_path / "p.yaml", routing=TIERS, **NO_CPU_CEILING)
     )
     clock = Clock()
     cli_side, loop_side = Agent(settings, clock=clock), Agent(settings, clock=clock)  # two processes' worth
