@@ -17,3 +17,4 @@ def make_console(*, stderr: bool = False) -> Any:
     if stream.isatty() or os.environ.get("COLUMNS"):
         return Console(stderr=stderr)
     return Console(stderr=stderr, width=NO_WRAP_WIDTH, soft_wrap=True)
+
