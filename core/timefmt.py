@@ -26,3 +26,10 @@ def age(delta_s: float) -> str:
             amount = f"{span / size:.0f} {unit}"
             break
     return f"in {amount}" if delta_s > 0 else f"{amount} ago"
+
+
+def iso(ts: float) -> str:
+    """An absolute UTC time for text that is stored (rationales, records): an age would go stale."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

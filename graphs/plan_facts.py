@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from core.domain import Observation
+from core.timefmt import iso
 
 
 def rounded(weights: dict[str, float]) -> dict[str, float]:
@@ -63,3 +64,39 @@ def crash_loop(obs: Observation, kind: str) -> str | None:
         return None
     hosts = ", ".join(sorted({w.host for w in fatal if w.last_exit == code}))
     return f"{count} {kind} worker(s) FATAL with exit code {code} ({hosts})"
+
+
+def held_back(
+    obs: Observation, key: str, now: float, *, cooldown_s: float = 0.0, backoff_s: float = 0.0, asked: bool = True
+) -> str | None:
+    """Why an action due now waits, in words an operator can check: its cooldown (until when), a human's
+    refusal (when), or an approval already asked for (any of the action's, unless `asked` is False).
+    None: nothing holds it."""
+    action = key.split(":", 1)[0]
+    pending = next((a for a in obs.pending_approvals if a.action == action), None) if asked else None
+    if pending is not None:
+        return f"awaiting approval {pending.id} (expires {iso(pending.expires_at)})"
+    last = obs.recent_actions.get(key)
+    if cooldown_s and last is not None and now - last < cooldown_s:
+        return f"in cooldown until {iso(last + cooldown_s)}"
+    refused_at = obs.recent_actions.get(f"refused:{key}")
+    if backoff_s and refused_at is not None and now - refused_at < backoff_s:
+        return f"refused at {iso(refused_at)}; not asked again before {iso(refused_at + backoff_s)}"
+    return None
+
+
+def no_room(obs: Observation, hosts: list[str], ceilings: dict[str, tuple[float, float]]) -> str:
+    """Which limit keeps more workers off these hosts: unreachable, or a CPU or memory ceiling reached."""
+    parts = []
+    for host in hosts:
+        m = next((h for h in obs.hosts if h.host == host), None)
+        cpu, mem = ceilings.get(host) or ceilings.get("*") or (90.0, 85.0)
+        if m is None or not m.reachable:
+            parts.append(f"{host} unreachable")
+        elif m.cpu_percent >= cpu or m.mem_percent >= mem:
+            parts.append(
+                f"{host} at cpu {m.cpu_percent:.0f}% / mem {m.mem_percent:.0f}% (ceilings {cpu:.0f}%/{mem:.0f}%)"
+            )
+        else:
+            parts.append(f"{host} has no room for another worker under its ceilings {cpu:.0f}%/{mem:.0f}%")
+    return ", ".join(parts) or "no host"

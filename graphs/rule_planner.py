@@ -11,10 +11,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.actions import cooldown_key
 from core.domain import Observation, PlannerInfo, Proposal
+from graphs import data_jobs
 from graphs.capacity import CapacityMeters, CostModel, KindMeter, Objective, Sizing, budget_workers, predict, size
-from graphs.plan_facts import awaiting, awaiting_scale, busy, crash_loop, in_cooldown, place, refused, rounded
+from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, refused
 from graphs.planners import PlanContext, PlanResult
 from graphs.remediation import RestartRule, restart_proposals
 from graphs.scaling import (
@@ -23,7 +23,6 @@ from graphs.scaling import (
     ScalingParams,
     gather,
     hpa_desired,
-    room_for,
     scale_proposals,
     spread_down,
     spread_up,
@@ -82,6 +81,7 @@ class RulePlanner:
         self.approval_free = approval_free
         self.project = project  # the fleet after a proposal, as the policy engine projects it
         self.last_up: dict[str, float] = {}  # kind -> when this planner last proposed more workers
+        self.holds: list[str] = []
 
     def _settled(self, kind: str, now: float, window_s: float) -> bool:
         """No scale-up of the kind within the window: a scale-down now would not read as a flap."""
@@ -93,15 +93,17 @@ class RulePlanner:
             why = f"{obs.brain.error}; nothing is planned on brain figures until it can be read"
             return PlanResult(proposals=(Proposal(action="noop", rationale=why),), planner=PlannerInfo(kind="rules"))
         self.measure(obs)
-        dedup = self._dedup(obs, now)
+        self.holds = []  # why each action due this tick is held back, for an honest noop
+        p, holds = self.params, self.holds
+        dedup = data_jobs.dedup(p, obs, now, holds)
         scaling, after = self._scaling(obs, now)
         proposals = [
             *scaling,
-            *self._embedding(after, now),
+            *data_jobs.embedding(p, after, now, holds),
             *dedup,
-            *self._recluster(obs, now, dedup_planned=bool(dedup)),
-            *self._routing(obs, now),
-            *restart_proposals(obs, now, self.params.restart, self.params.host_ceilings),
+            *data_jobs.recluster(p, obs, now, holds, dedup_planned=bool(dedup)),
+            *data_jobs.routing(p, obs, now, holds),
+            *restart_proposals(obs, now, p.restart, p.host_ceilings),
         ]
         if not proposals:
             proposals.append(Proposal(action="noop", rationale=self._why_nothing(obs)))
@@ -179,7 +181,10 @@ class RulePlanner:
         idle_all = plan.backlog <= 0 and all(w.idle for w in obs.workers if w.kind == kind and w.state == "running")
         waiting = meter is not None and meter.measuring(now) and not idle_all
         if sizing is None and desired < current and (plan.rate < 0 or waiting):
-            return []  # growing, or busy and about to be measured against its objective: it could flap back
+            # growing, or busy and about to be measured against its objective: it could flap back
+            state = "its backlog is growing" if plan.rate < 0 else "its workers are being measured"
+            self.holds.append(f"{kind} stays at {current} (the backlog alone says {desired}) while {state}")
+            return []
         looping = crash_loop(obs, kind) if desired > current else None
         if looping:
             why = f"{looping}: one cause, so {kind} is not scaled up on any host; an operator must look"
@@ -189,7 +194,9 @@ class RulePlanner:
             return [Proposal(action="noop", rationale=f"{kind} not scaled up to {desired}: {short}")]
         recently_idled = current == 0 and last_change is not None and now - last_change < p.stabilization_s
         if sizing is None and desired > current and recently_idled and plan.backlog < p.target_per_worker:
-            return []  # hysteresis: a trickle right after scaling to zero waits for a worker's worth of work
+            # hysteresis: a trickle right after scaling to zero waits for a worker's worth of work
+            self.holds.append(f"{kind}: {plan.backlog} queued, under a worker's worth just after going to zero")
+            return []
         backoff = self.params.refusal_backoff_s
         cooling = [
             h
@@ -203,14 +210,54 @@ class RulePlanner:
         if desired > current:
             ran = [h for h in cooling if plan.counts[h] or f"{kind}@{h}" in obs.desired]
             if sizing is not None and any(plan.counts[h] < p.max_workers for h in ran):
-                return []  # a host running the kind has room once its cooldown ends: no spill onto another
+                # a host running the kind has room once its cooldown ends: no spill onto another
+                self.holds.append(f"{why}: {current} -> {desired} waits, {self._held_hosts(obs, now, plan, ran)}")
+                return []
             crashing = {w.host for w in obs.workers if w.kind == kind and w.state == "fatal"}
-            new = self._spread_up(obs, now, plan, desired - current, [*cooling, *crashing], sizing)
-            return self._with_predictions(obs, plan, new, f"{why}: scale up to {desired} in total", meter)
+            blocked = [*cooling, *crashing]
+            new = self._spread_up(obs, now, plan, desired - current, blocked, sizing)
+            added = sum(n - plan.counts[h] for h, n in new.items())
+            if added < desired - current:  # say what keeps the rest off, the decision shows a partial step
+                why = f"{why}; {desired - current - added} of {desired - current} not placed: "
+                why += self._why_unplaced(obs, now, plan, blocked)
+            if not new:
+                self.holds.append(why)
+            return self._with_predictions(obs, plan, new, f"{why}: scale up to {current + added} in total", meter)
         if desired < current:
             new = spread_down(plan, current - desired, cooling, obs)
+            if not new:
+                self.holds.append(f"{why}: {current} -> {desired} waits, {self._held_hosts(obs, now, plan, cooling)}")
             return self._with_predictions(obs, plan, new, f"{why}: scale down to {desired} in total", meter)
         return []
+
+    def _held_hosts(self, obs: Observation, now: float, plan: KindPlan, hosts: list[str]) -> str:
+        p = plan.p
+        out = []
+        for host in hosts:
+            key = f"scale_workers:{plan.kind}@{host}"
+            backoff = self.params.refusal_backoff_s
+            held = held_back(obs, key, now, cooldown_s=p.cooldown_s, backoff_s=backoff, asked=False)
+            pending = next(
+                (
+                    a
+                    for a in obs.pending_approvals
+                    if a.action == "scale_workers" and (a.args.get("kind"), a.args.get("host")) == (plan.kind, host)
+                ),
+                None,
+            )
+            held = f"awaiting approval {pending.id}" if pending else held
+            out.append(f"{host} {held or 'held'}")
+        return ", ".join(out) or "no host"
+
+    def _why_unplaced(self, obs: Observation, now: float, plan: KindPlan, blocked: list[str]) -> str:
+        held = [h for h in blocked if h in plan.counts]
+        at_max = [h for h in plan.counts if h not in held and plan.counts[h] >= plan.p.max_workers]
+        full = [h for h in plan.counts if h not in held and h not in at_max]
+        parts = [self._held_hosts(obs, now, plan, held)] if held else []
+        parts += [f"{h} at the policy's max {plan.p.max_workers} {plan.kind} workers" for h in at_max]
+        if full:
+            parts.append(no_room(obs, full, self.params.host_ceilings))
+        return ", ".join(parts)
 
     def _spread_up(
         self, obs: Observation, now: float, plan: KindPlan, add: int, blocked: list[str], sizing: Sizing | None
@@ -286,112 +333,10 @@ class RulePlanner:
             return f"at the recent burn ({burn}) the window's {b.remaining_tokens:,} tokens run out in ~{left:.0f} min"
         return None
 
-    # ------------------------------------------------------------ data jobs
-
-    def _embedding(self, obs: Observation, now: float) -> list[Proposal]:
-        p = self.params
-        # Entities missing vectors are filled by the dedup run itself; a job is for the records table.
-        missing = obs.brain.pending.get("embed_records", obs.brain.pending.get("embed", 0))
-        if "embed" in p.scaling or missing < p.embed_job_threshold or awaiting(obs, "start_embedding"):
-            return []
-        if any(w.kind == "embed" and w.state in ("starting", "running", "draining") for w in obs.workers):
-            return []
-        host = place(obs, "embed")
-        key = f"start_embedding:embed@{host}"
-        if host is None or in_cooldown(obs, key, now, 300.0) or refused(obs, key, now, p.refusal_backoff_s):
-            return []
-        ceiling = p.host_ceilings.get(host) or p.host_ceilings.get("*") or (90.0, 85.0)
-        fits = room_for(obs, host, "embed", p.embed_est, ceiling)
-        shards = min(p.embed_max_shards, math.ceil(missing / p.embed_rows_per_shard), fits)
-        if shards < 1:
-            return []  # no headroom on the best host: wait rather than overload it
-        return [
-            Proposal(
-                action="start_embedding",
-                args={"host": host, "shards": shards, "table": "records"},
-                rationale=f"{missing} rows lack vectors and no embedding job runs: {shards} shard(s) on {host}",
-            )
-        ]
-
-    def _dedup(self, obs: Observation, now: float) -> list[Proposal]:
-        """Dedup as a plan: a dry run stores the real merges as the brain's plan; the live run then names
-        that plan and its count, so the policy (and a human) judge the merges that will happen."""
-        p, brain = self.params, obs.brain
-        if brain.duplicate_estimate < p.dedup_threshold or busy(obs, "dedup"):
-            return []
-        if in_cooldown(obs, "run_dedup", now, p.dedup_cooldown_s) or awaiting(obs, "run_dedup"):
-            return []
-        dry_key = cooldown_key("run_dedup", {"dry_run": True})
-        if refused(obs, "run_dedup", now, p.refusal_backoff_s) or refused(obs, dry_key, now, p.refusal_backoff_s):
-            return []
-        estimate = f"duplicate estimate {brain.duplicate_estimate:.2%} >= threshold {p.dedup_threshold:.2%}"
-        plan = brain.dedup_plan
-        if plan is not None and not plan.stale:
-            return [
-                Proposal(
-                    action="run_dedup",
-                    args={"dry_run": False, "expected_merges": plan.absorbed, "plan": plan.hash},
-                    rationale=(
-                        f"{estimate}: dry-run plan {plan.hash[:12]} merges {plan.absorbed} entities into "
-                        f"{plan.merges} survivors; run it"
-                    ),
-                )
-            ]
-        if in_cooldown(obs, dry_key, now, p.dedup_dry_run_cooldown_s):
-            return []
-        why = "its last plan is stale (the entities changed)" if plan is not None else "no plan yet"
-        return [
-            Proposal(
-                action="run_dedup",
-                args={"dry_run": True, "expected_merges": brain.duplicate_candidates},
-                rationale=(f"{estimate} ({brain.duplicate_candidates} candidates), {why}: a dry run plans the merges"),
-            )
-        ]
-
-    def _recluster(self, obs: Observation, now: float, dedup_planned: bool) -> list[Proposal]:
-        p, brain = self.params, obs.brain
-        if brain.relationships == 0 or busy(obs, "recluster") or awaiting(obs, "run_recluster"):
-            return []
-        if dedup_planned or busy(obs, "dedup") or awaiting(obs, "run_dedup"):
-            return []  # merges repoint relationships: cluster after they land, not before
-        if in_cooldown(obs, "run_recluster", now, p.recluster_cooldown_s):
-            return []
-        if refused(obs, "run_recluster", now, p.refusal_backoff_s):
-            return []
-        changed = brain.relationships_changed_since_recluster / brain.relationships
-        age = brain.community_age_s
-        if brain.communities == 0 or age is None:
-            reason = "no communities yet"
-        elif changed >= p.recluster_change_ratio:
-            reason = f"{changed:.1%} of relationships changed since the last recluster"
-        elif age >= p.recluster_max_age_s:
-            reason = f"communities are {age / 3600:.1f} h old"
-        else:
-            return []
-        return [Proposal(action="run_recluster", args={"reason": reason}, rationale=reason)]
-
-    def _routing(self, obs: Observation, now: float) -> list[Proposal]:
-        p, budget = self.params, obs.budget
-        if not p.cheap_routing:
-            return []
-        current = rounded(budget.routing or p.default_routing)  # a fresh ledger routes by the defaults
-        if refused(obs, "set_model_routing", now, p.refusal_backoff_s) or awaiting(obs, "set_model_routing"):
-            return []  # refused lately, or a human is already asked: no second prompt
-        if budget.pace >= p.budget_pace_high and current != rounded(p.cheap_routing):
-            target, why = (
-                p.cheap_routing,
-                f"budget pace {budget.pace:.2f} >= {p.budget_pace_high}: shift to cheaper tiers",
-            )
-        elif budget.pace <= p.budget_pace_low and p.default_routing and current == rounded(p.cheap_routing):
-            target, why = p.default_routing, f"budget pace {budget.pace:.2f} back under {p.budget_pace_low}: restore"
-        else:
-            return []
-        return [Proposal(action="set_model_routing", args={"weights": dict(target)}, rationale=why)]
-
     def _why_nothing(self, obs: Observation) -> str:
         fatal = [w.id for w in obs.workers if w.state == "fatal"]
         down = [h.host for h in obs.hosts if not h.reachable]
-        parts = ["all stages within targets"]
+        parts = [f"nothing done: {'; '.join(self.holds)}" if self.holds else "all stages within targets"]
         if fatal:
             parts.append(f"crash-looping workers need an operator: {', '.join(fatal)}")
         if down:
