@@ -50,5 +50,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy core llm brain fleet workers tools policies graphs agent evals
 
+# Drains the workers `make run` started (brainops workers stop --all: SIGTERM, SIGKILL after 30 s) before deleting
+# the venv they run from. The state stays where the config puts it (without one: ~/.local/state/brainops).
 clean:
+	@if [ -x $(BIN)/brainops ]; then \
+		$(BIN)/brainops workers stop --all || { echo "make clean: workers still running (above); nothing deleted"; exit 1; }; \
+	fi
 	rm -rf $(VENV) .brainops

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    AliasChoices,
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -26,8 +25,24 @@ from pydantic_settings import (
 
 from core.config_errors import ENV_PREFIX, ConfigError, key_lines, toml_syntax_error, validation_problems
 from core.kinds import KINDS
+from core.llm_settings import (  # re-exported: settings hold them
+    BudgetConfig as BudgetConfig,
+)
+from core.llm_settings import (
+    DeploymentConfig as DeploymentConfig,
+)
+from core.llm_settings import (
+    LLMConfig as LLMConfig,
+)
+from core.llm_settings import (
+    StrictModel as StrictModel,
+)
+from core.llm_settings import (
+    TierConfig as TierConfig,
+)
+from core.locations import DEFAULT_CONFIG as DEFAULT_CONFIG  # re-exported: doctor names it
+from core.locations import anchor_paths, default_home, found_config, require_state
 
-DEFAULT_CONFIG = "brainops.toml"
 # Options each worker kind's command accepts, settable as defaults in [worker_defaults.KIND].
 WORKER_OPTIONS: dict[str, frozenset[str]] = {k.name: k.default_options for k in KINDS}
 # BRAINOPS_* variables that are not settings: the config path, the decision key (agent/state/decisions.py), the
@@ -37,12 +52,6 @@ OTHER_ENV = frozenset(
     {"BRAINOPS_CONFIG", "BRAINOPS_DECISION_KEY", "BRAINOPS_CACHE_DIR", "BRAINOPS_EMBED_THREADS", "BRAINOPS_FAULT"}
 )
 MIN_TICK_SECONDS = 1.0
-
-
-class StrictModel(BaseModel):
-    """Every config table: a key it does not declare is an error (a typo must not fall back to a default)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class HostConfig(StrictModel):
@@ -65,75 +74,54 @@ class HostConfig(StrictModel):
         return self.address in ("local", "localhost")
 
 
-class DeploymentConfig(StrictModel):
-    """One place a model is served: a provider endpoint, its key and its prices."""
-
-    model: str  # any litellm model string, e.g. "openai/glm-4.5"
-    api_base: str | None = None
-    api_key_env: str | None = None  # name of the env var holding the key; the key never sits in config
-    input_cost_per_mtok: float | None = Field(default=None, ge=0)  # USD; when set, wins over litellm's price map
-    output_cost_per_mtok: float | None = Field(default=None, ge=0)
-    timeout_s: float = Field(default=30.0, gt=0)
-
-
-class TierConfig(DeploymentConfig):
-    """A model tier: its primary deployment, then `backups` (the same model served elsewhere, e.g. GLM via
-    OpenRouter when Z.ai fails), tried in order before the call falls back to another tier."""
-
-    name: str
-    max_tokens: int = Field(default=1024, gt=0)
-    backups: list[DeploymentConfig] = Field(default_factory=list)
-
-    def deployments(self) -> list[DeploymentConfig]:
-        return [self, *self.backups]
-
-
-class LLMConfig(StrictModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    tiers: list[TierConfig] = Field(default_factory=list)
-    routine_tier: str | None = None
-    analysis_tier: str | None = Field(default=None, validation_alias=AliasChoices("analysis_tier", "escalation_tier"))
-    strategic_tier: str | None = None
-    # fleet calls' share of each tier, by tier name; unset: the documented split (llm/routing.py DEFAULT_SPLIT)
-    routing: dict[str, float] | None = None
-    # a fallback may go to a pricier tier only while the call's estimated cost there stays at or under this (USD)
-    fallback_cost_ceiling: float | None = Field(default=None, ge=0)
-    max_steps: int = 6
-    max_invalid_calls: int = 2
-    cooldown_s: float = 30.0
-    cache_dir: str | None = None
-    redis_url: str | None = None
-
-    @model_validator(mode="after")
-    def _names_are_tiers(self) -> LLMConfig:
-        names = [t.name for t in self.tiers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"llm.tiers: tier names must be unique, got {names}")
-        for purpose in ("routine", "analysis", "strategic"):
-            chosen = getattr(self, f"{purpose}_tier")
-            if chosen is not None and chosen not in names:
-                raise ValueError(f"llm.{purpose}_tier = {chosen!r} is not one of llm.tiers {names}")
-        unknown = sorted(set(self.routing or {}) - set(names))
-        if unknown:
-            raise ValueError(f"llm.routing names {unknown}, which are not among llm.tiers {names}")
-        if self.routing is not None and (any(w < 0 for w in self.routing.values()) or sum(self.routing.values()) <= 0):
-            raise ValueError(f"llm.routing weights must be non-negative and not all zero, got {self.routing}")
-        return self
-
-
-class BudgetConfig(StrictModel):
-    window_s: int = 5 * 3600
-    window_tokens: int = 800_000_000
-    daily_cost_cap: float | None = None
-    degrade_at: float = 0.8  # share of the window after which the planner drops to cheaper tiers
-
-
 class CronJob(StrictModel):
     name: str
     cron: str  # crontab expression, 5 fields
     action: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] = Field(default_factory=dict)  # checked against the action's own arguments
+
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression (minute hour day month weekday): {exc}") from None
+        return value
+
+    @field_validator("action")
+    @classmethod
+    def _known_action(cls, value: str) -> str:
+        from core.actions import ACTIONS
+
+        if value not in ACTIONS:
+            close = difflib.get_close_matches(value, ACTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown action {value!r}{hint}; known: {', '.join(ACTIONS)}")
+        return value
+
+    @field_validator("args")
+    @classmethod
+    def _args_fit_the_action(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from core.actions import BY_NAME
+
+        spec = BY_NAME.get(str(info.data.get("action", "")))
+        if spec is None:  # an unknown action is its own error
+            return value
+        unknown = sorted(set(value) - set(spec.arg_names))
+        if unknown:
+            close = [m for name in unknown for m in difflib.get_close_matches(name, spec.arg_names, n=1)]
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            takes = ", ".join(spec.arg_names) or "no arguments"
+            raise ValueError(f"{spec.name} takes no {', '.join(unknown)}{hint}; it takes {takes}")
+        try:
+            spec.args.model_validate(value)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"arguments of {spec.name}: {problems}") from None
+        return value
 
 
 class ScheduleConfig(StrictModel):
@@ -188,7 +176,7 @@ class Settings(BaseSettings):
     # The file is chosen in settings_customise_sources (config_path); extra="forbid" here and in every table.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
-    home: Path = Path(".brainops")
+    home: Path = Field(default_factory=default_home)  # where found: core/locations.py
     brain_uri: str | None = None  # LanceDB path or object-store URI; default <home>/brain
     policy_file: Path | None = None  # default: the shipped policies/default.yaml
     # Seed a small demo brain at <home>/brain when none exists. Left unset, only with no config file at all (a
@@ -320,8 +308,8 @@ class Settings(BaseSettings):
 
 
 def config_path(config: str | None = None) -> Path | None:
-    """The config file to read: `config` (a --config flag) or $BRAINOPS_CONFIG, which must exist; else
-    ./brainops.toml when there is one; else None (defaults and the environment only)."""
+    """The config file to read: `config` (a --config flag) or $BRAINOPS_CONFIG, which must exist; else the first
+    that exists in the search order (core/locations.py); else None (defaults and the environment only)."""
     named = config or os.environ.get("BRAINOPS_CONFIG")
     if named:
         path = Path(named).expanduser()
@@ -330,13 +318,13 @@ def config_path(config: str | None = None) -> Path | None:
             why = "is a directory, not a config file" if path.is_dir() else "does not exist"
             raise ConfigError([f"{path}: config file {why} (named by {origin})"])
         return path
-    default = Path(DEFAULT_CONFIG)
-    return default if default.is_file() else None
+    return found_config()
 
 
-def load_settings(config: str | None = None, **overrides: Any) -> Settings:
+def load_settings(config: str | None = None, *, existing_state: bool = False, **overrides: Any) -> Settings:
     """Settings from the config file (`config_path`) and the BRAINOPS_* environment. Every problem, an unknown
-    key at any level included, raises ConfigError naming the file, the line and the key (or the variable)."""
+    key at any level included, raises ConfigError naming the file, the line and the key (or the variable).
+    `existing_state` (commands that only read the state): a home without a state DB is a ConfigError too."""
     path = config_path(config)
     if config and path is not None:  # later loads in this process, and the workers it starts, read the same file
         os.environ["BRAINOPS_CONFIG"] = str(path.resolve())
@@ -349,6 +337,9 @@ def load_settings(config: str | None = None, **overrides: Any) -> Settings:
     unknown = _unknown_env(settings)
     if unknown:
         raise ConfigError(unknown)
+    anchor_paths(settings, path, set(data) - set(overrides))  # relative paths: against the file's directory
+    if existing_state:
+        require_state(settings)
     return settings
 
 

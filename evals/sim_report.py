@@ -1,7 +1,7 @@
 """The simulator's report: sim.json (every run, the summary across seeds, the targets), sim.md and sim.html
-(per scenario a median (worst) table of agent / hpa / fixed and the targets met or not), and per scenario two
-figures: the extract backlog and the workers over time, one panel per controller, the median over seeds as a
-line in a min-max band."""
+(the targets missed; per scenario one verdict line per metric against its target, met or not with the numbers,
+and a median (worst) table of agent / hpa / fixed), and per scenario two figures: the extract backlog and the
+workers over time, one panel per controller, the median over seeds as a line in a min-max band."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def _metric_table(by_controller: Mapping[str, Mapping[str, Any]]) -> list[str]:
     controllers = list(by_controller)
     lines = [
         "| metric | " + " | ".join(CONTROLLER_LABEL.get(c, c) for c in controllers) + " |",
-        "|---|" + "---|" * len(controllers),
+        "|---|" + "--:|" * len(controllers),
     ]
     for spec in (*METRICS, *CONTEXT_METRICS):
         unit = "$" if spec.unit == "$" else ""  # other units go once, in the row's name
@@ -216,6 +216,25 @@ def _metric_table(by_controller: Mapping[str, Mapping[str, Any]]) -> list[str]:
         name = f"{spec.label}, {spec.unit}" if spec.unit and not unit else spec.label
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def verdict_lines(targets: Sequence[Target]) -> list[str]:
+    """One Markdown list item per metric a target checks, met or not, with the numbers: "- **met** · vs HPA:
+    p95 wait (extract) 100 s vs HPA 400 s (0.25x, target <= 0.5x)"."""
+    return [
+        f"- **{'met' if check.met else 'not met'}** · {t.name}: {check.describe()}"
+        for t in targets
+        for check in t.checks
+    ]
+
+
+def _missed_line(targets: Sequence[Target]) -> str:
+    missed = [t for t in targets if not t.met]
+    if not targets:
+        return "No target judged: the agent or its baselines did not run."
+    if not missed:
+        return "Every target met."
+    return "**not met**: " + ", ".join(f"{t.scenario} {t.name}" for t in missed) + "."
 
 
 def _mark(target: Target | None) -> str:
@@ -246,18 +265,20 @@ def _sim_markdown(
         "",
         f"**Targets met: {met}/{total}**",
         "",
+        _missed_line(targets),
+        "",
     ]
     by_scenario = {(t.scenario, t.name): t for t in targets}
-    lines += ["| scenario | " + " | ".join(TARGET_NAMES) + " |", "|---|" + "---|" * len(TARGET_NAMES)]
+    lines += ["| scenario | " + " | ".join(TARGET_NAMES) + " |", "|---|" + ":-:|" * len(TARGET_NAMES)]
     for scenario in summary:
         marks = [_mark(by_scenario.get((scenario, name))) for name in TARGET_NAMES]
         lines.append(f"| {scenario} | " + " | ".join(marks) + " |")
     for scenario, by_controller in summary.items():
-        lines += ["", f"## {scenario}", "", *_metric_table(by_controller), ""]
         mine = [t for t in targets if t.scenario == scenario]
+        lines += ["", f"## {scenario}", ""]
         if mine:
-            lines += ["| target | result | verdict |", "|---|---|---|"]
-            lines += [f"| {t.name} | {_mark(t)} | {t.verdict} |" for t in mine]
-            lines.append("")
-        lines += [f"![{p.stem}]({p.name})" for p in plots.get(scenario, ())]
+            lines += [f"**{sum(t.met for t in mine)} of {len(mine)} targets met**", "", *verdict_lines(mine), ""]
+        lines += [*_metric_table(by_controller), ""]
+        for p in plots.get(scenario, ()):  # one figure a row: each is a panel per controller, wide
+            lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines) + "\n"

@@ -8,15 +8,12 @@ that does nothing says what it waits for instead of "all stages within targets".
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from core.actions import cooldown_key
 from core.domain import Observation, Proposal
 from graphs.plan_facts import busy, held_back, no_room, place, rounded
+from graphs.rule_params import RuleParams
 from graphs.scaling import room_for
-
-if TYPE_CHECKING:
-    from graphs.rule_planner import RuleParams
 
 EMBED_COOLDOWN_S = 300.0
 

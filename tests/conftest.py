@@ -38,3 +38,12 @@ def _decision_key_outside_the_real_home(tmp_path_factory: pytest.TempPathFactory
         patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
         patch.delenv("BRAINOPS_DECISION_KEY", raising=False)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _default_home_outside_the_real_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that sets no home gets the default one ($XDG_STATE_HOME/brainops) in a directory of its own,
+    never ~/.local/state/brainops, and never one another test wrote."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from agent.state.approvals import AnswerResult, Approval, ApprovalStore, answer_approval, verify_binding
+from agent.state.approvals import (
+    AnswerResult,
+    Approval,
+    ApprovalRefError,
+    ApprovalStore,
+    answer_approval,
+    args_binding_hash,
+    verify_binding,
+)
+from agent.state.decisions import DecisionLog
+from core.domain import Outcome
 from core.settings import Settings
+from core.timefmt import when
 
 NOW = 1_700_000_000.0
 ARGS = {"kind": "embed", "host": "gpu", "count": 6}
@@ -192,3 +205,93 @@ def test_concurrent_creates_open_one_approval(tmp_path: Path) -> None:
         thread.join(timeout=30)
     assert len(ids) == 8 and len(set(ids)) == 1
     assert len(ApprovalStore(db).pending(NOW)) == 1
+
+
+def test_rules_and_reasons_are_kept_and_paired(store: ApprovalStore) -> None:
+    rules = ("risk.run_dedup.large_merge", "risk.run_dedup.live_merge")
+    reasons = ("more than 200 expected merges", "a live (not dry-run) dedup merging more than 20 entities")
+    made = store.create("ap-r", "t", "run_dedup", {"n": 1}, "why", "high", rules, "rules", 60, now=NOW, reasons=reasons)
+    again = ApprovalStore(store.path).get("ap-r")
+    assert again == made and again.reasons == reasons and again.rules == tuple(zip(rules, reasons, strict=True))
+    odd = store.create("ap-o", "t", "run_dedup", {"n": 2}, "", "high", rules, "rules", 60, now=NOW, reasons=("one",))
+    assert odd.rules == ((rules[0], None), (rules[1], None)) and odd.unpaired_reasons == ("one",)
+    assert _create(store).reasons == () and _create(store).rules == (("scale.approval", None),)
+
+
+def test_a_store_made_by_an_older_version_is_migrated_in_place(tmp_path: Path) -> None:
+    """A state.db from before context, prediction and reasons were kept: the columns are added, old rows read
+    as "not recorded" (their reasons, where the decision log has them, from there) and can still be answered."""
+    db = tmp_path / "state.db"
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE approvals (id TEXT PRIMARY KEY, tick_id TEXT NOT NULL, action TEXT NOT NULL, args TEXT NOT NULL,"
+        " args_hash TEXT NOT NULL, rationale TEXT NOT NULL, risk TEXT NOT NULL, rule_ids TEXT NOT NULL,"
+        " requested_by TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,"
+        " status TEXT NOT NULL DEFAULT 'pending', decided_by TEXT, decided_at REAL, reason TEXT, channel TEXT,"
+        " message_ts TEXT)"
+    )
+    binding = args_binding_hash("scale_workers", ARGS)
+    conn.execute(
+        "INSERT INTO approvals (id, tick_id, action, args, args_hash, rationale, risk, rule_ids, requested_by,"
+        " created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            "ap-old",
+            "t-old",
+            "scale_workers",
+            json.dumps(ARGS),
+            binding,
+            "backlog",
+            "high",
+            '["r.x"]',
+            "rules",
+            NOW,
+            NOW + 600,
+        ),
+    )
+    conn.commit()
+    conn.close()
+    store = ApprovalStore(db)
+    columns = {row[1] for row in sqlite3.connect(db).execute("PRAGMA table_info(approvals)")}
+    assert {"context", "prediction", "reasons"} <= columns
+    old = store.get("ap-old")
+    assert old is not None and old.reasons == () and old.prediction is None and old.context == {}
+    DecisionLog(db).append(
+        tick_id="t-old",
+        action="scale_workers",
+        args=ARGS,
+        verdict="needs_approval",
+        rule_ids=("r.x",),
+        reasons=("scaling above 4",),
+        outcome=Outcome(status="pending", data={"approval_id": "ap-old"}),
+    )
+    assert store.get("ap-old").rules == (("r.x", "scaling above 4"),)  # type: ignore[union-attr]
+    assert store.answer("ap-old", True, "alice", APPROVERS, now=NOW + 1).ok
+
+
+def test_resolve_takes_the_full_id_or_a_unique_start(store: ApprovalStore) -> None:
+    for i, approval_id in enumerate(("apr-t1-0", "apr-t1-1", "apr-t2-0")):
+        _create(store, approval_id, args={**ARGS, "count": i})
+    assert store.resolve("apr-t2").id == "apr-t2-0"
+    assert store.resolve(" apr-t1-1 ").id == "apr-t1-1"
+    with pytest.raises(ApprovalRefError, match=r"'apr-t1' is the start of 2 open approvals \(apr-t1-\d, apr-t1-\d\)"):
+        store.resolve("apr-t1", now=NOW)
+    store.answer("apr-t1-0", True, "alice", APPROVERS, now=NOW)
+    assert store.resolve("apr-t1", now=NOW).id == "apr-t1-1"  # the only one still open
+    assert store.resolve("apr-t1-0").status == "approved"  # a full id always names its approval
+    with pytest.raises(ApprovalRefError, match="no approval id is or starts with 'apr-x'"):
+        store.resolve("apr-x")
+    with pytest.raises(ApprovalRefError, match="empty"):
+        store.resolve("  ")
+    with pytest.raises(ApprovalRefError, match="start of 3 approvals"):
+        store.resolve("apr", now=NOW + 10_000)  # none open: all three named
+
+
+def test_refusals_give_iso_times_not_epoch(store: ApprovalStore) -> None:
+    _create(store, ttl_s=60)
+    store.answer("ap-1", True, "alice", APPROVERS, now=NOW + 5)
+    again = store.answer("ap-1", True, "alice", APPROVERS, now=NOW + 65)
+    assert f"at {when(NOW + 5, NOW + 65)}" in again.message and str(int(NOW)) not in again.message
+    _create(store, "ap-2", ttl_s=60, args={**ARGS, "count": 1})
+    late = store.answer("ap-2", True, "alice", APPROVERS, now=NOW + 120)
+    assert late.status == "expired" and f"expired at {when(NOW + 60, NOW + 120)}" in late.message
+    assert "(1 min ago)" in late.message and str(int(NOW)) not in late.message

@@ -66,7 +66,7 @@ def test_trust_needs_confirmation_then_records_the_verified_key(fleet: SshFleet,
     h8 = fleet.hosts[0]
     expected = ssh_keygen_fingerprint(h8.root / "host_ed25519.pub")
 
-    code, out = cli("hosts", "trust", "h8", "-c", str(config_file))  # no terminal, no --yes
+    code, out = cli("hosts", "trust", "h8", "-c", str(config_file))  # no terminal, no --yes: a usage error
     assert code == 2 and expected in out and "pass --yes" in out
     assert not known_hosts_of(config_file).exists()
 
@@ -105,7 +105,7 @@ def test_changed_host_key_is_refused(fleet: SshFleet, config_file: Path) -> None
     before = known.read_text()
 
     code, out = cli("hosts", "trust", "h8", "--yes", "-c", str(config_file))
-    assert code == 2 and "REFUSED" in out and "DIFFERENT" in out
+    assert code == 1 and "REFUSED" in out and "DIFFERENT" in out  # refused: exit 1, as every refusal
     assert known.read_text() == before
 
 

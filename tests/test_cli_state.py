@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,52 @@ def test_budget_table(home: Path) -> None:
     result = CliRunner().invoke(_app(), ["budget"])
     assert result.exit_code == 0, result.output
     assert "4,000" in result.output and "routing routine" in result.output and "60%" in result.output
+
+
+def test_budget_json_is_one_document(home: Path) -> None:
+    ledger = TokenLedger(home / "state.db")
+    r = ledger.reserve("routine", 5000)
+    assert isinstance(r, Reservation)
+    ledger.settle(r, 3000, 1000, 0.02)
+    result = CliRunner().invoke(_app(), ["budget", "--json"])
+    assert result.exit_code == 0, result.output
+    state = json.loads(result.stdout)  # nothing else on stdout
+    assert state["used_tokens"] == 4000 and state["remaining_tokens"] == state["window_tokens"] - 4000
+    assert state["per_tier"] == {"routine": 4000} and state["cost_today"] == 0.02
+    assert state["burning_too_fast"] is (state["pace"] > 1)
+
+
+def test_decisions_verify_json_keeps_the_exit_codes(home: Path) -> None:
+    log = DecisionLog(home / "state.db")
+    for i in range(3):
+        log.append(tick_id=f"t{i}", action="noop", args={"i": i}, outcome=Outcome(status="noop"))
+    runner = CliRunner()
+    ok = runner.invoke(_app(), ["decisions", "verify", "--json"])
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.stdout)
+    assert report["ok"] is True and report["checked"] == 3 and report["head_seq"] == 3 and report["head_keyed"]
+    assert report["head"] == runner.invoke(_app(), ["decisions", "head"]).stdout.strip()
+    assert report["summary"].startswith("ok: 3 records")
+    matched = json.loads(
+        runner.invoke(_app(), ["decisions", "verify", "--json", "--expect-head", report["head"]]).stdout
+    )
+    assert matched["ok"] and matched["expected_head"] == report["head"]
+
+    conn = sqlite3.connect(home / "state.db")
+    conn.execute("DROP TRIGGER decisions_no_update")
+    conn.execute("UPDATE decisions SET action = 'scale_workers' WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    bad = runner.invoke(_app(), ["decisions", "verify", "--json"])
+    assert bad.exit_code == 1
+    tampered = json.loads(bad.stdout)
+    assert tampered["ok"] is False and tampered["first_bad_seq"] == 2 and "TAMPERED at seq 2" in bad.stderr
+
+
+def test_decisions_table_shows_iso_times_not_epoch(home: Path) -> None:
+    DecisionLog(home / "state.db").append(tick_id="t1", action="noop", args={}, outcome=Outcome(status="noop"))
+    (record,) = DecisionLog(home / "state.db").last(1)
+    table = CliRunner().invoke(_app(), ["decisions"])
+    assert table.exit_code == 0, table.output
+    stamp = datetime.fromtimestamp(record.time).astimezone().isoformat(timespec="seconds")
+    assert f"{stamp} (just now)" in table.stdout and str(int(record.time)) not in table.stdout

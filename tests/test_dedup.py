@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -248,13 +249,24 @@ def test_worker_runs_once_as_a_real_process(brain: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_dry_run_then_merge_then_undo(brain: str) -> None:
+def test_cli_dry_run_then_merge_then_undo(brain: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--brain names another brain than the config's; the live run still goes through the policy (one that asks no
+    approval here: tests/test_cli_dedup.py has the one that does) and a dedup job worker."""
+    from support.agent_rig import NO_CPU_CEILING, kill_workers, write_policy
+
+    policy = write_policy(tmp_path / "policy.yaml", actions={"run_dedup": {"approval_when": []}}, **NO_CPU_CEILING)
+    monkeypatch.setenv("BRAINOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BRAINOPS_POLICY_FILE", str(policy))
     runner = CliRunner()
     dry = runner.invoke(app, ["dedup", "--dry-run", "--brain", brain, "--json"])
     assert dry.exit_code == 0, dry.output
     assert BrainStore(brain).fresh("merge_log").count_rows() == 0
-    done = runner.invoke(app, ["dedup", "--brain", brain, "--json"])
+    try:
+        done = runner.invoke(app, ["dedup", "--brain", brain, "--json"])
+    finally:
+        kill_workers(tmp_path / "home" / "run")
     assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["job"]["merged"] == 24
     merge_id = BrainStore(brain).fresh("merge_log").to_arrow().column("merge_id")[0].as_py()
     undone = runner.invoke(app, ["dedup", "undo", merge_id, "--brain", brain])
     assert undone.exit_code == 0 and "undid" in undone.output

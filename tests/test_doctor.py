@@ -19,6 +19,7 @@ from agent.cli.doctor import DoctorReport, run_doctor
 from core.settings import Settings
 
 KEY_ENV = "BRAINOPS_TEST_DOCTOR_KEY"
+EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "brainops.toml.example"
 
 
 def write_config(tmp: Path, *extra: str, policy: Path = DEFAULT_POLICY) -> Path:
@@ -208,47 +209,66 @@ def test_ssh_host_with_trusted_key_passes_and_untrusted_key_fails(fleet: SshFlee
 
 
 def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    example = Path(__file__).resolve().parent.parent / "deploy" / "brainops.toml.example"
-    monkeypatch.setenv("BRAINOPS_CONFIG", str(example))
+    monkeypatch.setenv("BRAINOPS_CONFIG", str(EXAMPLE))
     settings = Settings()
     roles = {h.role for h in settings.hosts}
     assert roles == {"orchestrator", "brain", "worker"}
     assert settings.metrics_port and settings.json_logs
 
 
-def test_systemd_unit_runs_the_agent_on_the_example_config_paths() -> None:
-    import configparser
-
-    unit = configparser.ConfigParser(strict=False, interpolation=None)
-    unit.read(Path(__file__).resolve().parent.parent / "deploy" / "brainops.service")
-    service = unit["Service"]
-    assert service["ExecStart"].endswith("brainops run --config /etc/brainops/brainops.toml")
-    assert service["KillSignal"] == "SIGTERM" and service["KillMode"] == "process"  # workers outlive restarts
-    assert service["User"] == "brainops" and service["StateDirectory"] == "brainops"
-    assert unit["Install"]["WantedBy"] == "multi-user.target"
+# ---------------------------------------------------------------- secrets and nested keys
 
 
-def test_compaction_timer_compacts_the_example_configs_brain(monkeypatch: pytest.MonkeyPatch) -> None:
-    import configparser
-    import shlex
+def test_slack_tokens_are_sent_to_the_environment_never_to_the_file(tmp_path: Path) -> None:
+    missing = doctor(write_config(tmp_path, "[slack]", 'mode = "socket"', 'channel = "#ops"')).find("slack")
+    assert missing.status == "FAIL"
+    assert "BRAINOPS_SLACK__BOT_TOKEN=" in missing.fix and "BRAINOPS_SLACK__APP_TOKEN=" in missing.fix
+    assert "tokens never go in brainops.toml" in missing.fix and "[slack]" not in missing.fix
 
-    from typer.testing import CliRunner
+    token, app_token = "xoxb-1111-2222-abcdefabcdef", "xapp-1-A1-abcdef"
+    in_file = write_config(
+        tmp_path,
+        "[slack]",
+        'mode = "socket"',
+        'channel = "#ops"',
+        f'bot_token = "{token}"',
+        f'app_token = "{app_token}"',
+    )
+    check = doctor(in_file).find("slack")
+    assert check.status == "WARN" and f"slack.bot_token, slack.app_token written in {in_file}" in check.detail
+    assert "BRAINOPS_SLACK__BOT_TOKEN, BRAINOPS_SLACK__APP_TOKEN" in check.fix and "delete the line" in check.fix
+    assert token not in check.detail + check.fix and app_token not in check.detail + check.fix
 
-    from agent.cli.main import app
 
-    deploy = Path(__file__).resolve().parent.parent / "deploy"
-    unit = configparser.ConfigParser(strict=False, interpolation=None)
-    unit.read(deploy / "brainops-compact.service")
-    argv = shlex.split(unit["Service"]["ExecStart"])
-    assert argv[0] == "/opt/brainops/.venv/bin/brainops" and argv[1:3] == ["brain", "compact"]
-    monkeypatch.setenv("BRAINOPS_CONFIG", str(deploy / "brainops.toml.example"))
-    brain_uri = Settings().brain_uri
-    assert brain_uri is not None and argv[argv.index("--path") + 1] == brain_uri
-    assert unit["Service"]["ReadWritePaths"] == "/srv/brain" and brain_uri.startswith("/srv/brain/")
-    monkeypatch.delenv("BRAINOPS_CONFIG")
-    # the arguments are ones the CLI accepts: a missing brain is the only complaint
-    result = CliRunner().invoke(app, [*argv[1:3], "--path", "/nonexistent/brain", *argv[argv.index("--path") + 2 :]])
-    assert result.exit_code == 1 and "no brain at /nonexistent/brain" in result.output
-    timer = configparser.ConfigParser(strict=False, interpolation=None)
-    timer.read(deploy / "brainops-compact.timer")
-    assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        (
+            ["[[hosts]]", 'name = "pc"', 'adress = "10.0.0.30"'],
+            "hosts[0].adress: unknown key (did you mean 'address'?)",
+        ),
+        (["[slack]", 'bot_tokn = "x"'], "slack.bot_tokn: unknown key (did you mean 'bot_token'?)"),
+        (["[llm]", "[[llm.tiers]]", 'name = "a"', 'model = "openai/x"', 'modle = "y"'], "llm.tiers[0].modle"),
+        (["[schedule]", "tick_secnds = 5"], "schedule.tick_secnds: unknown key (did you mean 'tick_seconds'?)"),
+        (["[worker_defaults.extract]", "batchsize = 5"], "extract workers take no batchsize"),
+    ],
+)
+def test_nested_unknown_keys_are_named_with_their_line(tmp_path: Path, lines: list[str], problem: str) -> None:
+    config = write_config(tmp_path, *lines)
+    report = doctor(config)
+    assert [c.name for c in report.checks] == ["config"] and report.exit_code == 1
+    assert f"{config}:" in report.checks[0].detail and problem in report.checks[0].detail, report.checks[0]
+
+
+def test_a_cron_jobs_unknown_argument_is_named_with_its_line(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        "[[schedule.cron]]",
+        'name = "nightly"',
+        'cron = "30 3 * * *"',
+        'action = "run_recluster"',
+        'args = { reasn = "nightly refresh" }',
+    )
+    report = doctor(config)
+    assert [c.name for c in report.checks] == ["config"]
+    assert f"{config}:9: schedule.cron[0].args: run_recluster takes no reasn" in report.checks[0].detail

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,7 +201,10 @@ def test_reports_are_written_with_plots(rules_run: SuiteRun, tmp_path: Path) -> 
     assert data["summary"]["scenarios"] == len(rules_run.results) and "pass_hat_1" in data["summary"]
     md, page = files.markdown.read_text(), files.html.read_text()
     assert "**FAIL**" in md and "conflict-dedup-before-recluster" in md
-    assert '<img src="pass_by_category.png"' in page and "<table>" in page
+    promised = ["pass_by_category", "precision_recall", "forbidden", "approvals", "tokens_cost", "latency"]
+    assert [p.stem for p in files.plots] == promised  # the README's list: P/R, forbidden, approvals, tokens/cost
+    assert re.findall(r'<img src="([^"]+)"', page) == [f"{name}.png" for name in promised]
+    assert "<table>" in page and "---" not in page  # no Markdown delimiter row rendered as a table row
     for plot in files.plots:
         assert plot.parent == tmp_path and plot.read_bytes()[:4] == b"\x89PNG"
 

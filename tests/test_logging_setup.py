@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.service.logging_setup import HANDLER_NAME, configure_logging
+from agent.service.logging_setup import DECISIONS_LOGGER, HANDLER_NAME, configure_logging
 
 SLACK_TOKEN = "xoxb-1234567890-abcdefghijkl"
 OPENAI_KEY = "sk-proj-abcdefghijklmnop1234"
@@ -23,6 +23,8 @@ def restore_root() -> Iterator[None]:
     # earlier in the session can leave it raised, which would swallow this test's INFO records.
     disabled = logging.root.manager.disable
     logging.disable(logging.NOTSET)
+    decisions = logging.getLogger(DECISIONS_LOGGER)
+    decision_handlers, propagate = list(decisions.handlers), decisions.propagate
     yield
     logging.disable(disabled)
     for handler in list(root.handlers):
@@ -30,6 +32,9 @@ def restore_root() -> Iterator[None]:
             root.removeHandler(handler)
     root.handlers[:] = handlers
     root.setLevel(level)
+    decisions.handlers[:] = decision_handlers
+    decisions.propagate = propagate
+    logging.captureWarnings(False)
 
 
 def _lines(stream: io.StringIO) -> list[str]:
@@ -74,3 +79,18 @@ def test_plain_format_is_redacted_too_and_reconfiguring_does_not_double_lines(re
 def test_unknown_level_is_a_clear_error(restore_root: None) -> None:
     with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
         configure_logging(json_logs=True, level="LOUD")
+
+
+def test_json_logs_put_decisions_on_their_own_stream_and_text_logs_take_them_back(restore_root: None) -> None:
+    logs, decisions = io.StringIO(), io.StringIO()
+    configure_logging(json_logs=True, stream=logs, decisions_stream=decisions)
+    logging.getLogger(DECISIONS_LOGGER).info("noop -> noop", extra={"tick_id": "t1", "rationale": SLACK_TOKEN})
+    logging.getLogger("brainops.run").info("brainops run: tick every 30s")
+    (decision,) = [json.loads(line) for line in _lines(decisions)]
+    assert decision["logger"] == DECISIONS_LOGGER and decision["tick_id"] == "t1"
+    assert decision["rationale"] == "[REDACTED]"  # the same redaction as every record
+    assert [json.loads(line)["msg"] for line in _lines(logs)] == ["brainops run: tick every 30s"]
+
+    configure_logging(json_logs=False, stream=logs, decisions_stream=decisions)
+    logging.getLogger(DECISIONS_LOGGER).info("scale_workers -> done")
+    assert len(_lines(decisions)) == 1 and "INFO brainops.tick: scale_workers -> done" in _lines(logs)[-1]

@@ -133,7 +133,8 @@ def test_a_burst_scales_extract_up_drains_and_scales_down_without_flapping(tmp_p
     timings: dict[str, float] = {}
     try:
         started = time.monotonic()
-        first_tick = re.compile(r"^\d\d:\d\d:\d\d tick ", re.MULTILINE)  # not the banner's "tick every 1s"
+        # a tick header ("<ISO time> (just now) tick ..."), not the banner's "tick every 1s"
+        first_tick = re.compile(r"^\d{4}-\d\d-\d\dT\S+ \([^)]*\) tick ", re.MULTILINE)
         wait_for(lambda: first_tick.search(out_path.read_text()), "the loop's first tick", timeout_s=30)
         assert _registry(settings.home) == (0, [])  # nothing waits: no extract worker
         _write_burst(brain, BURST)

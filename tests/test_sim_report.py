@@ -202,15 +202,20 @@ def test_report_files_have_the_summary_targets_tables_and_figures(tmp_path: Path
     md = files.markdown.read_text()
     assert "| metric | agent | HPA | fixed |" in md and "## bursty" in md and "## steady" in md
     assert "| p95 wait (extract), s | 100 (100) | 400 (400) | 300 (300) |" in md
-    assert "| vs HPA | met | p95 wait (extract) 100 s vs HPA 400 s" in md
-    assert "**Targets met: 14/14**" in md
+    assert "- **met** · vs HPA: p95 wait (extract) 100 s vs HPA 400 s (0.25x, target <= 0.5x)" in md
+    assert "- **met** · vs fixed: worker-seconds 1,200 vs fixed 2,000 (0.60x, target <= 0.7x)" in md
+    verdicts = [line for line in md.splitlines() if line.startswith(("- **met** · ", "- **not met** · "))]
+    assert len(verdicts) == sum(len(t["checks"]) for t in data["targets"]) == 18  # one per metric per target
+    assert "**Targets met: 14/14**" in md and "Every target met." in md and "**7 of 7 targets met**" in md
     names = [p.name for p in files.plots]
     assert names == [f"sim_{s}_{w}.png" for s in ("bursty", "steady") for w in ("backlog", "workers")]
     assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in files.plots)
     page = files.html.read_text()
-    assert "<th>metric</th><th>agent</th><th>HPA</th><th>fixed</th></tr><tr><td>p95 wait (extract), s</td>" in page
+    header = '<th>metric</th><th class="num">agent</th><th class="num">HPA</th><th class="num">fixed</th>'
+    assert header + '</tr></thead><tbody><tr><td>p95 wait (extract), s</td><td class="num">100 (100)</td>' in page
     assert "---" not in page  # the Markdown header rules are not rendered as rows
-    assert "<td>vs HPA</td><td>met</td>" in page and '<img src="sim_steady_workers.png"' in page
+    assert '<tr><td>bursty</td><td class="center ok">met</td>' in page and '<img src="sim_steady_workers.png"' in page
+    assert '<li class="ok"><b>met</b> · no flaps: worst flaps 0 (target 0)</li>' in page
 
 
 def test_a_missed_target_is_marked_in_the_report(tmp_path: Path) -> None:
@@ -219,8 +224,11 @@ def test_a_missed_target_is_marked_in_the_report(tmp_path: Path) -> None:
     files = write_sim_report(made, tmp_path)  # type: ignore[arg-type]
 
     md = files.markdown.read_text()
-    assert "| nothing lost | **not met** | worst lost items 3 (target 0): not met |" in md
-    assert "<b>not met</b>" in files.html.read_text()
+    assert "- **not met** · nothing lost: worst lost items 3 (target 0)" in md
+    assert "**not met**: bursty nothing lost." in md and "**6 of 7 targets met**" in md
+    page = files.html.read_text()
+    assert '<li class="bad"><b>not met</b> · nothing lost: worst lost items 3 (target 0)</li>' in page
+    assert '<td class="center bad"><b>not met</b></td>' in page
 
 
 # ---------------------------------------------------------------- CLI

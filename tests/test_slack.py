@@ -7,20 +7,25 @@ that "executes" by counting, so tests can assert that an approved action ran exa
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
+from slack_sdk.models.blocks import Block
 from support.slack_rig import APPROVER, OPS, STRANGER, CountingBackend, Rig, posted_prompt, rig
 
-from agent.slack.app import build_app, mark_expired, notify_tick
-from agent.slack.blocks import APPROVE_ACTION_ID, DENY_ACTION_ID
+from agent.slack.app import build_app, mark_expired, notify_tick, post_approval
+from agent.slack.blocks import APPROVE_ACTION_ID, DENY_ACTION_ID, MAX_SECTION_CHARS
 from agent.slack.commands import ActionCommand, ReadCommand, UsageError, parse_command
-from core.domain import Outcome
+from core.domain import Outcome, ScalePrediction
 
 __all__ = ["rig"]  # the fixture
+
+ISO = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}"
 
 # ---------------------------------------------------------------- slash commands
 
@@ -117,13 +122,75 @@ def test_prompt_shows_the_approval_and_stores_its_message_ref(rig: Rig) -> None:
     assert stored is not None and (stored.channel, stored.message_ts) == (OPS, ts)
 
 
+PREDICTION = ScalePrediction(
+    kind="extract",
+    before=4,
+    after=7,
+    backlog=6200,
+    arrival_per_min=40.0,
+    per_worker_per_min=45.0,
+    basis="measured",
+    drain_s=1320.0,
+    compute_per_hour_delta=0.41,
+)
+LONG_ID = "apr-t20261201T193012-" + "0123456789abcdef" * 4 + "-0"
+RULE, REASON = "risk.scale_workers.large_scale", "scaling one kind above 4 workers on a host"
+
+
+def _explained(rig: Rig, rationale: str) -> tuple[str, list[dict], str]:
+    approval = rig.backend.approvals.create(
+        LONG_ID,
+        "t20261201T193012",
+        "scale_workers",
+        {"kind": "extract", "host": "worker-pc", "count": 7},
+        rationale,
+        "medium",
+        (RULE,),
+        "planner:rules",
+        7230,
+        prediction=PREDICTION,
+        reasons=(REASON,),
+    )
+    post_approval(rig.client, OPS, approval, refs=rig.backend.approvals)
+    (call,) = rig.slack.of("chat.postMessage")
+    stamp = datetime.fromtimestamp(approval.expires_at).astimezone().isoformat(timespec="seconds")
+    return call.params["text"], call.params["blocks"], stamp
+
+
+def test_the_prompt_explains_itself_like_the_cli(rig: Rig) -> None:
+    rationale = "extract backlog 6,200 at 180/min with 4 workers misses the 30 min objective: 4 -> 7"
+    text, blocks, expires = _explained(rig, rationale)
+    shown = json.dumps(blocks, ensure_ascii=False)
+    assert LONG_ID in shown and f"brainops approve {LONG_ID} --by NAME" in shown  # the full id, uncut
+    assert f"`{RULE}`: {REASON}" in shown and "*Asked by policy*" in shown
+    assert PREDICTION.summary().replace(">", "&gt;") in shown
+    assert rationale.replace(">", "&gt;") in shown  # the numbers, escaped for mrkdwn only
+    assert f"{expires} (in 2 h)" in shown and "then denied" in shown
+    assert "requested by planner:rules in tick `t20261201T193012`" in shown
+    for needle in ("scale_workers", RULE, LONG_ID, f"expires {expires} (in 2 h)", "4 -> 7 extract"):
+        assert needle in text  # the notification fallback says it too
+    for block in blocks:
+        Block.parse(block).validate_json()  # type: ignore[union-attr]  # Slack would accept it
+
+
+def test_a_long_rationale_is_cut_to_fit_with_a_pointer_to_the_cli(rig: Rig) -> None:
+    rationale = "backlog 6,200; " * 400  # 6,000 characters: Slack would reject the whole message
+    _, blocks, _ = _explained(rig, rationale)
+    (section,) = [b for b in blocks if b.get("text", {}).get("text", "").startswith("*Rationale*")]
+    body = section["text"]["text"]
+    assert len(body) <= MAX_SECTION_CHARS and body.endswith("`brainops approvals` shows all of it)")
+    for block in blocks:
+        Block.parse(block).validate_json()  # type: ignore[union-attr]
+
+
 def test_listed_approver_resumes_and_executes_once(rig: Rig) -> None:
     approval, ts = posted_prompt(rig)
     assert rig.click(approval.id, APPROVER, ts)[0] == 200
     (update,) = rig.slack.wait_for("chat.update")
     assert update.params["ts"] == ts
     final = json.dumps(update.params["blocks"])
-    assert f"Approved* by <@{APPROVER}>" in final and "UTC" in final and "executed scale_workers" in final
+    assert f"Approved* by <@{APPROVER}>" in final and "executed scale_workers" in final
+    assert re.search(rf"Approved\* by <@{APPROVER}> at {ISO} \(just now\)", final)  # ISO-8601 with its age
     assert all(b["type"] != "actions" for b in update.params["blocks"])  # buttons are gone
     assert "Approval request:* `scale_workers`" in final and "Approval needed" not in final
     assert rig.backend.executed[approval.id] == 1

@@ -27,7 +27,8 @@ def brainops(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subpro
 
 @pytest.fixture
 def cwd(tmp_path: Path) -> Path:
-    """An empty working directory: no brainops.toml, and where a demo brain would land (.brainops/brain)."""
+    """An empty working directory with no brainops.toml: nothing may be written in it (state and a demo brain
+    go where the config says, or to the default home, never here)."""
     path = tmp_path / "cwd"
     path.mkdir()
     return path
@@ -53,7 +54,7 @@ def assert_clean_error(done: subprocess.CompletedProcess[str], *needles: str) ->
 
 
 def assert_nothing_written(cwd: Path, *paths: Path) -> None:
-    assert list(cwd.iterdir()) == [], list(cwd.iterdir())  # no .brainops/brain demo brain in the working dir
+    assert list(cwd.iterdir()) == [], list(cwd.iterdir())  # no state, no demo brain in the working dir
     for path in paths:
         assert not path.exists(), path
 
@@ -248,8 +249,9 @@ def test_a_config_file_without_brain_uri_does_not_seed_a_demo_brain(tmp_path: Pa
 def test_dry_run_tick_without_a_brain_writes_nothing(cwd: Path) -> None:
     done = brainops(cwd, "tick", "--dry-run")  # no config at all: the one case a real tick seeds the demo brain
     assert done.returncode == 0, done.stderr
-    assert f"No brain at {cwd / '.brainops' / 'brain'}" in done.stdout and "nothing written" in done.stdout
-    assert_nothing_written(cwd)
+    home = Path(os.environ["XDG_STATE_HOME"]) / "brainops"  # the default home: not in the working directory
+    assert f"No brain at {home / 'brain'}" in done.stdout and "nothing written" in done.stdout
+    assert_nothing_written(cwd, home)
 
 
 def test_demo_brain_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

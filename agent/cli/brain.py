@@ -1,4 +1,4 @@
-"""`brainops brain ...` and `brainops dedup ...`."""
+"""`brainops brain ...` and `brainops dedup ...`. Every command works on the config's brain unless told another."""
 
 from __future__ import annotations
 
@@ -7,7 +7,20 @@ from typing import Any
 
 import typer
 
+from agent.cli.console import EXIT_USAGE
+
 app = typer.Typer(no_args_is_help=True)
+
+PATH_HELP = "Where the brain lives: LanceDB path or URI (default: brain_uri from the config, else <home>/brain)."
+
+
+def brain_path(path: str | None) -> str:
+    """`--path` as given, else the loaded config's brain (brain_uri, else <home>/brain)."""
+    if path:
+        return path
+    from core.settings import load_settings
+
+    return load_settings().brain_path
 
 
 def register_top_level(root: typer.Typer) -> None:
@@ -19,7 +32,7 @@ def register_top_level(root: typer.Typer) -> None:
 
 @app.command("seed")
 def seed(
-    path: str = typer.Option(..., "--path", help="Where the brain lives (LanceDB path or URI)."),
+    path: str | None = typer.Option(None, "--path", help=PATH_HELP),
     scale: str = typer.Option("small", "--scale", help="small (~2K records) or seed (485,848 records)."),
     seed_value: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same brain."),
     force: bool = typer.Option(False, "--force", help="Replace a brain that already has records."),
@@ -34,6 +47,7 @@ def seed(
 
     if scale not in SCALES:
         raise typer.BadParameter(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    path = brain_path(path)
     try:
         report = seed_brain(path, scale, seed_value, force=force, embed_entities=embed_entities)
     except StoreError as exc:
@@ -52,10 +66,11 @@ def seed(
 
 @app.command("stats")
 def stats(
-    path: str = typer.Option(..., "--path", help="Where the brain lives (LanceDB path or URI)."),
+    path: str | None = typer.Option(None, "--path", help=PATH_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Counts, per-stage backlog and graph health of the brain (fast: filtered counts and meta)."""
+    path = brain_path(path)
     result, took_ms = _load_stats(path)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -78,7 +93,7 @@ def stats(
 
 @app.command("compact")
 def compact(
-    path: str = typer.Option(..., "--path", help="Where the brain lives (LanceDB path or URI)."),
+    path: str | None = typer.Option(None, "--path", help=PATH_HELP),
     keep_minutes: float = typer.Option(10.0, "--keep-minutes", min=0.0, help="Keep versions this recent."),
 ) -> None:
     """Merge small fragments, drop old versions and rows that repeat a key (run off the hot path)."""
@@ -86,10 +101,11 @@ def compact(
 
     from brain.store import BrainStore, StoreError
 
+    path = brain_path(path)
     store = BrainStore(path)
     if not store.exists():
         typer.echo(f"compact: no brain at {path}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_USAGE)
     try:
         report = store.compact(timedelta(minutes=keep_minutes))
     except StoreError as exc:
@@ -136,7 +152,7 @@ def _load_stats(path: str) -> tuple[dict[str, Any], float]:
     store = BrainStore(path)
     if not store.exists():
         typer.echo(f"stats: no brain at {path} (run `brainops brain seed --path {path}`)", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_USAGE)
     started = time.perf_counter()
     stats = store.stats()
     return stats.model_dump(mode="json"), (time.perf_counter() - started) * 1000

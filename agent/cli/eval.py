@@ -114,7 +114,7 @@ def suite(
 def replay(
     planner: str = typer.Option("rules", "--planner", help="rules | llm"),
     policy: Path = typer.Option(None, "--policy", help="Policy to judge with (default: the configured one)."),
-    out: Path = typer.Option(None, "--out", help="Write replay.json here."),
+    out: Path = typer.Option(None, "--out", help="Write replay.json, replay.md, replay.html and replay.png here."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     config: str = typer.Option(None, "--config", "-c", help="brainops.toml"),
 ) -> None:
@@ -141,9 +141,11 @@ def replay(
     made = factory(stand_in, policy_model, engine, settings.planner)
     report = run_replay(DecisionLog(settings.state_db), ObservationArchive(settings.state_db), made, engine.evaluate)
     data = report.to_dict()
+    files = None
     if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "replay.json").write_text(json.dumps(data, indent=2) + "\n")
+        from evals.report import write_replay_report
+
+        files = write_replay_report(data, out, planner=planner, policy=str(policy or settings.policy_path))
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -153,6 +155,8 @@ def replay(
     )
     for diff in report.diffs:
         console.print(f"[yellow]{diff.tick_id}[/] recorded {list(diff.recorded)}\n  replayed {list(diff.replayed)}")
+    if files is not None:
+        console.print(f"reports: {files.markdown}  {files.html}  {files.json}")
 
 
 def _empty_observation() -> Any:

@@ -19,10 +19,11 @@ import typer
 if TYPE_CHECKING:
     from core.settings import HostConfig, Settings
 
+from agent.cli.console import EXIT_REFUSED, EXIT_USAGE
+
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 
-EXIT_REFUSED = 2
-EXIT_UNREACHABLE = 1
+EXIT_UNREACHABLE = EXIT_REFUSED  # 1: the host could not be reached; a bad config or usage is EXIT_USAGE (2)
 
 
 def register(root: typer.Typer) -> None:
@@ -48,7 +49,7 @@ def _remote_config(settings: Settings, name: str) -> HostConfig:
 
 @app.command("trust")
 def trust(
-    name: str = typer.Argument(..., help="Host name from brainops.toml [[hosts]]."),
+    name: str = typer.Argument(..., help="Host name, as in a hosts entry of brainops.toml."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Trust without asking (you checked the fingerprint)."),
     config: str = typer.Option(None, "--config", "-c", help="brainops.toml (default: ./brainops.toml)"),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds for the key exchange."),
@@ -92,7 +93,7 @@ def trust(
     if not yes:
         if not sys.stdin.isatty():
             typer.echo("not trusted: no terminal to confirm on; check the fingerprint, then pass --yes", err=True)
-            raise typer.Exit(EXIT_REFUSED)
+            raise typer.Exit(EXIT_USAGE)
         if not typer.confirm(f"Trust this key and add it to {path}?", default=False):
             typer.echo("not trusted")
             raise typer.Exit(EXIT_REFUSED)
@@ -106,21 +107,25 @@ def check(
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per host (hosts run in parallel)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per host."),
 ) -> None:
-    """Connect to every SSH host (verifying its key) and run the probe; exit 1 if any is unreachable."""
+    """Connect to every SSH host (verifying its key) and run the probe; exit 1 if any is unreachable.
+    With --json, stdout has one JSON object per host and nothing else."""
     from fleet.commands import UnsafeCommandError
     from fleet.remote import RemoteHost, observe_hosts
 
     settings = _settings(config)
     remote = [h for h in settings.hosts if not h.is_local]
-    if not remote:
-        typer.echo("no SSH hosts configured (every host is local)")
+    if not remote:  # under --json: no objects on stdout, the reason on stderr
+        typer.echo("no SSH hosts configured (every host is local)", err=as_json)
         return
     try:
         hosts = [RemoteHost(h) for h in remote]
     except UnsafeCommandError as exc:
         typer.echo(f"config error: {exc}", err=True)
-        raise typer.Exit(EXIT_REFUSED) from exc
-    snaps = observe_hosts(hosts, timeout)
+        raise typer.Exit(EXIT_USAGE) from exc
+    from agent.cli.doctor_checks_hosts import quiet_paramiko
+
+    with quiet_paramiko():  # one line per unreachable host below, not paramiko's transport tracebacks
+        snaps = observe_hosts(hosts, timeout)
     for host in hosts:
         host.close()
     rows: list[dict[str, object]] = [
@@ -144,6 +149,7 @@ def _print_rows(rows: list[dict[str, object]], as_json: bool) -> None:
         for row in rows:
             typer.echo(json.dumps(row))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     from agent.cli.console import make_console
@@ -151,5 +157,6 @@ def _print_rows(rows: list[dict[str, object]], as_json: bool) -> None:
     table = Table("host", "address", "ok", "ms", "workers", "error")
     for r in rows:
         ok = "[green]yes[/]" if r["reachable"] else "[red]NO[/]"
-        table.add_row(str(r["host"]), str(r["address"]), ok, str(r["ms"]), str(r["workers"]), str(r["error"] or ""))
+        error = escape(str(r["error"] or ""))
+        table.add_row(escape(str(r["host"])), str(r["address"]), ok, str(r["ms"]), str(r["workers"]), error)
     make_console().print(table)

@@ -1,8 +1,15 @@
 """The `brainops` command. Heavy libraries are imported inside commands, so --help and status stay instant.
 
 Calling `app` (the `brainops` script, `python -m agent.cli`) is the one error boundary: an error the user can
-fix (config, policy, brain store, unreachable host) prints `file:line: reason` or one sentence to stderr and
-exits 2 (a worker process exits 1, as the dispatcher expects of a failed worker); `--debug` shows the traceback.
+fix prints `file:line: reason` or one sentence to stderr, no traceback (`--debug` shows it). Exit codes, the
+same for every command (agent/cli/console.py):
+  0  ok
+  1  refused or failed: a denied or refused action (`approve` by a non-approver, a changed host key, a guard
+     that says no), a check that failed (`doctor` FAIL, `decisions verify` TAMPERED, an unreachable host), a
+     `worker` command that failed (the dispatcher reads 1 as failed; a worker's own codes are in
+     workers/runtime.py), or an unexpected error (a bug: its traceback)
+  2  usage or config error: a bad option or argument (click's own code), a config, policy or brain path that
+     does not load, a second `run` on the same home
 """
 
 from __future__ import annotations
@@ -12,22 +19,26 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from agent.cli.console import EXIT_REFUSED, EXIT_USAGE
+
 if TYPE_CHECKING:
     from agent.state.approvals import Approval
     from core.domain import Outcome
     from core.settings import Settings
 
-EXIT_USAGE = 2  # what click gives a bad option; a bad config, policy or brain path is the same kind of mistake
-EXIT_WORKER_FAILED = 1
+EXIT_WORKER_FAILED = EXIT_REFUSED
 
-# (module, exception class) of the errors a user can fix; looked up in sys.modules, so none is imported here.
+# (module, exception class) of the errors a user can fix (exit 2); looked up in sys.modules, so none is imported.
 EXPECTED_ERRORS = (
     ("core.config_errors", "ConfigError"),
     ("policies.loader", "PolicyError"),
     ("brain.store", "StoreError"),
+    ("tomllib", "TOMLDecodeError"),
+)
+# ... and those that say a host refused or could not be reached (exit 1): the config may be right.
+REFUSED_ERRORS = (
     ("fleet.remote", "RemoteError"),
     ("fleet.host_keys", "HostKeyFetchError"),
-    ("tomllib", "TOMLDecodeError"),
 )
 
 
@@ -36,14 +47,28 @@ class _Invocation:
     command: str | None = None
 
 
-def expected_error(exc: BaseException) -> str | None:
-    """What to print for an error the user can fix; None for anything else (a bug: keep its traceback)."""
-    for module, name in EXPECTED_ERRORS:
+def _match(exc: BaseException, kinds: tuple[tuple[str, str], ...]) -> str | None:
+    for module, name in kinds:
         kind = getattr(sys.modules.get(module), name, None)
         if isinstance(kind, type) and isinstance(exc, kind):
-            text = str(exc).strip() or type(exc).__name__
-            return text if module in ("core.config_errors", "policies.loader") else f"error: {text}"
+            return module
     return None
+
+
+def expected_error(exc: BaseException) -> str | None:
+    """What to print for an error the user can fix; None for anything else (a bug: keep its traceback)."""
+    module = _match(exc, EXPECTED_ERRORS + REFUSED_ERRORS)
+    if module is None:
+        return None
+    text = str(exc).strip() or type(exc).__name__
+    return text if module in ("core.config_errors", "policies.loader") else f"error: {text}"
+
+
+def exit_code(exc: BaseException, command: str | None) -> int:
+    """The exit code of an expected error (see the module docstring)."""
+    if command == "worker" or _match(exc, REFUSED_ERRORS):
+        return EXIT_REFUSED
+    return EXIT_USAGE
 
 
 class BrainopsApp(typer.Typer):
@@ -55,12 +80,28 @@ class BrainopsApp(typer.Typer):
             if message is None or _Invocation.debug:
                 raise
             print(message, file=sys.stderr)
-            sys.exit(EXIT_WORKER_FAILED if _Invocation.command == "worker" else EXIT_USAGE)
+            sys.exit(exit_code(exc, _Invocation.command))
 
 
 app = BrainopsApp(
-    no_args_is_help=True, add_completion=False, help="Autonomous operations agent for a self-hosted LLM brain."
+    no_args_is_help=True, add_completion=True, help="Autonomous operations agent for a self-hosted LLM brain."
 )
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("brainops")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"brainops {version()}")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -74,6 +115,9 @@ def main(
         "here or in $BRAINOPS_CONFIG must exist.",
     ),
     debug: bool = typer.Option(False, "--debug", help="On an error, show the full traceback, not one line."),
+    _version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the installed version and exit."
+    ),
 ) -> None:
     """Every command reads its settings from this file plus BRAINOPS_* environment overrides."""
     _Invocation.debug = debug
@@ -126,6 +170,7 @@ def _register() -> None:
     cli_hosts.register(app)
     cli_eval.register(app)
     cli_ops.register(app)
+    __import__("agent.cli.workers", fromlist=["register"]).register(app)  # `brainops workers stop [--all]`
 
 
 _register()

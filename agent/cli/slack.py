@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from agent.cli.console import EXIT_USAGE
 from agent.slack.wiring import BackendFactory, SlackConfigError, build_slack_app, secret, slack_mode
 
 if TYPE_CHECKING:
@@ -32,13 +33,14 @@ def register(app: typer.Typer, backend_factory: BackendFactory | None = None) ->
             bolt_app = build_slack_app(settings, backend_factory, chosen)
         except SlackConfigError as err:
             typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from err
+            raise typer.Exit(EXIT_USAGE) from err
         if check:
             typer.echo(f"ok: Slack app built ({chosen} mode), bot token accepted")
             return
         _serve(bolt_app, settings.slack, chosen, bind or settings.slack.bind, port or settings.slack.port)
 
-    app.command("slack", help="Serve Slack chat commands and approval buttons (settings: [slack]).")(slack)
+    # no square brackets in help text: Typer renders it as Rich markup, where "[slack]" is a tag and vanishes
+    app.command("slack", help="Serve Slack chat commands and approval buttons (settings: the slack table).")(slack)
 
 
 def _serve(bolt_app: App, cfg: SlackConfig, mode: str, bind: str, port: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -13,9 +12,12 @@ import typer
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from agent.state.approvals import AnswerResult, Approval, OnAnswered
+    from agent.state.approvals import AnswerResult, OnAnswered
     from agent.state.decisions import DecisionRecord, ExpectedHead, VerifyReport
     from core.settings import Settings
+
+
+ID_HELP = "Approval id as `brainops approvals` shows it, or its start when that names one approval (or one still open)."
 
 
 def register(app: typer.Typer, on_answered: OnAnswered | None = None) -> None:
@@ -35,9 +37,10 @@ def register(app: typer.Typer, on_answered: OnAnswered | None = None) -> None:
 
 
 def _settings() -> Settings:
+    """Settings for commands that read the state: none where there is none (one sentence, exit 2)."""
     from core.settings import load_settings
 
-    return load_settings()
+    return load_settings(existing_state=True)
 
 
 def _decisions_list(
@@ -65,6 +68,9 @@ def _decisions_verify(
         help="A head recorded elsewhere (`decisions head`, the metric, the log line, the Slack digest): "
         "fails if the log no longer reaches it unchanged (truncated, wiped, rewritten).",
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON document on stdout (ok, checked, head, ...); same exit codes."
+    ),
 ) -> None:
     """Exit 0: one `ok:` line. Exit 1: one `TAMPERED at seq N` line. Exit 2: the log or key cannot be read.
     Only reads: no schema set up, no key created, a read-only connection."""
@@ -79,20 +85,43 @@ def _decisions_verify(
     settings = _settings()
     try:
         report = verify_log(settings.state_db, key_file=settings.decision_key_file, expect_head=expected)
-    except DecisionKeyError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except sqlite3.Error as exc:
-        typer.echo(f"error: cannot read the decision log {settings.state_db}: {exc}", err=True)
+    except (DecisionKeyError, sqlite3.Error) as exc:
+        what = (
+            str(exc)
+            if isinstance(exc, DecisionKeyError)
+            else f"cannot read the decision log {settings.state_db}: {exc}"
+        )
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "error": what, "state_db": str(settings.state_db)}, sort_keys=True))
+        typer.echo(f"error: {what}", err=True)
         raise typer.Exit(2) from None
     if report.ok:
-        typer.echo(_verified_line(report, expected))
+        line = _verified_line(report, expected)
+        typer.echo(json.dumps(_verify_json(report, expected, line), sort_keys=True) if as_json else line)
         return
     where = f" (record {report.first_bad_id})" if report.first_bad_id else ""
-    typer.echo(
-        f"TAMPERED at seq {report.first_bad_seq}{where} after {report.checked} good records: {report.reason}", err=True
-    )
+    line = f"TAMPERED at seq {report.first_bad_seq}{where} after {report.checked} good records: {report.reason}"
+    if as_json:
+        typer.echo(json.dumps(_verify_json(report, expected, line), sort_keys=True))
+    typer.echo(line, err=True)
     raise typer.Exit(1)
+
+
+def _verify_json(report: VerifyReport, expected: ExpectedHead | None, summary: str) -> dict[str, object]:
+    head = report.head
+    return {
+        "ok": report.ok,
+        "checked": report.checked,
+        "head": None if head is None else str(head),
+        "head_seq": None if head is None else head.seq,
+        "head_keyed": None if head is None else head.keyed,
+        "legacy_through": report.legacy_through,
+        "expected_head": None if expected is None else str(expected),
+        "first_bad_seq": report.first_bad_seq,
+        "first_bad_id": report.first_bad_id,
+        "reason": report.reason,
+        "summary": summary,
+    }
 
 
 def _verified_line(report: VerifyReport, expected: ExpectedHead | None) -> str:
@@ -134,51 +163,46 @@ def _decisions_head() -> None:
     typer.echo(str(head))
 
 
-def _approvals(all_recent: bool = typer.Option(False, "--all", help="Also decided and expired ones.")) -> None:
-    from rich.table import Table
-
+def _approvals(
+    all_recent: bool = typer.Option(False, "--all", help="Also decided and expired ones (the newest 50)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout: {now, approvals: [...]}."),
+) -> None:
+    """Each approval with its full id, action and arguments, rationale, the policy rules that asked and why,
+    the expected effect, the facts it was opened with and the time left."""
+    from agent.cli import approval_view as view
     from agent.state.approvals import ApprovalStore
 
     store = ApprovalStore(_settings().state_db)
     now = time.time()
     rows = store.recent() if all_recent else store.pending(now)
-    table = Table(title="approvals" if all_recent else "pending approvals")
-    for column in ("id", "action", "args", "risk", "status", "expires in", "decided by"):
-        table.add_column(column)
-    for a in rows:
-        expires = f"{a.expires_at - now:.0f}s" if a.is_open(now) else "-"
-        table.add_row(a.id, a.action, _short(a.args), a.risk, a.status, expires, a.decided_by or "")
-    _print(table)
-    _print_context(rows)
-
-
-def _print_context(approvals: list[Approval]) -> None:
-    """What each approval will do beyond its arguments: a scaling change's expected effect (drain time, cost),
-    a dedup plan's count and sample pairs with scores."""
+    if as_json:
+        document = {"now": view.iso(now), "approvals": [view.approval_json(a, now) for a in rows]}
+        typer.echo(json.dumps(document, sort_keys=True, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no approvals recorded" if all_recent else "no pending approvals")
+        return
     from rich.markup import escape
 
     from agent.cli.console import make_console
-    from core.domain import approval_context_lines
 
     console = make_console()
-    for a in approvals:
-        lines = [a.prediction.summary()] if a.prediction is not None else []
-        lines += approval_context_lines(a.context)
-        if lines:
-            console.print(f"[bold]{a.id}[/] {escape(a.action)} {escape(_short(a.args, 200))}")
-            for line in lines:
-                console.print("  " + escape(line), highlight=False)
+    for i, approval in enumerate(rows):
+        first, *rest = view.render(approval, now)
+        console.print(("\n" if i else "") + f"[bold]{escape(first)}[/]", soft_wrap=True, highlight=False)
+        for line in rest:
+            console.print(escape(line), soft_wrap=True, highlight=False)
 
 
 def _answer_command(approve: bool, on_answered: OnAnswered | None) -> Callable[..., None]:
     def approve_command(
-        approval_id: str = typer.Argument(..., help="Approval id, as shown by `brainops approvals`."),
+        approval_id: str = typer.Argument(..., help=ID_HELP),
         by: str = typer.Option(..., "--by", help="Your approver name, as listed in the policy file."),
     ) -> None:
         _answer(approval_id, True, by, "", on_answered)
 
     def deny_command(
-        approval_id: str = typer.Argument(..., help="Approval id, as shown by `brainops approvals`."),
+        approval_id: str = typer.Argument(..., help=ID_HELP),
         by: str = typer.Option(..., "--by", help="Your approver name, as listed in the policy file."),
         reason: str = typer.Option(..., "--reason", help="Why: recorded and shown to the planner."),
     ) -> None:
@@ -187,10 +211,16 @@ def _answer_command(approve: bool, on_answered: OnAnswered | None) -> Callable[.
     return approve_command if approve else deny_command
 
 
-def _answer(approval_id: str, approve: bool, by: str, reason: str, on_answered: OnAnswered | None) -> None:
-    from agent.state.approvals import answer_approval
+def _answer(ref: str, approve: bool, by: str, reason: str, on_answered: OnAnswered | None) -> None:
+    from agent.state.approvals import ApprovalRefError, ApprovalStore, answer_approval
 
-    result: AnswerResult = answer_approval(_settings(), approval_id, approve, by, reason, on_answered=on_answered)
+    settings = _settings()
+    try:
+        approval_id = ApprovalStore(settings.state_db).resolve(ref).id
+    except ApprovalRefError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    result: AnswerResult = answer_approval(settings, approval_id, approve, by, reason, on_answered=on_answered)
     ran = result.outcome
     if result.ok and approve and ran is not None and ran.status not in ("done", "dry_run"):
         typer.echo(f"{result.message}, but the action did not run: {ran.status}: {ran.detail}", err=True)
@@ -202,12 +232,23 @@ def _answer(approval_id: str, approve: bool, by: str, reason: str, on_answered: 
     raise typer.Exit(1)
 
 
-def _budget() -> None:
+def _budget(
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout: the ledger's state."),
+) -> None:
     from rich.table import Table
 
     from llm.ledger import TokenLedger
 
     state = TokenLedger.from_settings(_settings()).state()
+    if as_json:
+        document = {
+            **state.model_dump(mode="json"),
+            "remaining_tokens": state.remaining_tokens,
+            "used_share": round((state.used_tokens + state.reserved_tokens) / state.window_tokens, 6),
+            "burning_too_fast": state.pace > 1,
+        }
+        typer.echo(json.dumps(document, sort_keys=True))
+        return
     table = Table(title=f"token budget (rolling {state.window_s / 3600:g} h)")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -228,13 +269,16 @@ def _budget() -> None:
 def _decisions_table(records: list[DecisionRecord]) -> Table:
     from rich.table import Table
 
+    from core.timefmt import when
+
+    now = time.time()
     table = Table(title=f"last {len(records)} decisions")
     for column in ("time", "tick", "planner", "action", "args", "verdict", "outcome", "approver"):
         table.add_column(column, overflow="fold")
     for r in records:
-        planner = r.planner.kind if r.planner.kind == "rules" else f"{r.planner.tier or r.planner.model}"
+        planner = r.planner.kind if r.planner.kind != "model" else (r.planner.tier or r.planner.model or "model")
         table.add_row(
-            datetime.fromtimestamp(r.time, UTC).strftime("%m-%d %H:%M:%S"),
+            when(r.time, now),
             r.tick_id,
             planner,
             r.action,

@@ -19,10 +19,21 @@ T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True)
 
+# The dispatcher always passes --brain; by hand, a worker works on the config's brain.
+BRAIN_HELP = "LanceDB path or object-store URI of the brain (default: brain_uri from the config, else <home>/brain)."
+
+
+def _brain(brain: str | None) -> str:
+    if brain:
+        return brain
+    from core.settings import load_settings
+
+    return load_settings().brain_path
+
 
 @app.command("extract", help=kind("extract").summary)
 def extract(
-    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    brain: str | None = typer.Option(None, "--brain", help=BRAIN_HELP),
     shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the records."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     loop: bool = typer.Option(False, "--loop", help="Wait for new records instead of exiting when idle."),
@@ -30,6 +41,7 @@ def extract(
     item_ms: int = typer.Option(0, "--item-ms", min=0, help="Simulated per-record LLM latency (ms)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many records."),
 ) -> None:
+    brain = _brain(brain)
     from workers.extract import ExtractConfig, run_extract
     from workers.runtime import WorkerRun, parse_shard
 
@@ -54,7 +66,7 @@ def _worker_number(status_file: Path | None) -> int:
 
 @app.command("embed", help=kind("embed").summary)
 def embed(
-    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    brain: str | None = typer.Option(None, "--brain", help=BRAIN_HELP),
     table: str = typer.Option("records", "--table", help="records or entities (entities embed their name)."),
     shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the rows."),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
@@ -64,6 +76,7 @@ def embed(
     status_file: Path | None = typer.Option(None, "--status-file"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many rows."),
 ) -> None:
+    brain = _brain(brain)
     from brain.embedder import EmbedderError
     from brain.store import StoreError
     from workers.embed import EmbedConfig, run_embed
@@ -92,7 +105,7 @@ def embed(
 
 @app.command("dedup", help=kind("dedup").summary)
 def dedup(
-    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    brain: str | None = typer.Option(None, "--brain", help=BRAIN_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Find merges, write only their count and plan."),
     loop: bool = typer.Option(False, "--loop", help="Run again whenever the entities change."),
     status_file: Path | None = typer.Option(None, "--status-file"),
@@ -106,6 +119,7 @@ def dedup(
         50, "--llm-calls", min=0, help="Ambiguous pairs the fleet LLM may judge per pass (0: never ask a model)."
     ),
 ) -> None:
+    brain = _brain(brain)
     from workers.dedup import DedupConfig, run_dedup_worker
     from workers.dedup_match import MatchConfig
 
@@ -135,7 +149,7 @@ def dedup(
 
 @app.command("recluster", help=kind("recluster").summary)
 def recluster(
-    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    brain: str | None = typer.Option(None, "--brain", help=BRAIN_HELP),
     seed: int = typer.Option(42, "--seed", help="Leiden seed: the same graph and seed give the same partition."),
     resolution: float = typer.Option(
         1.0, "--resolution", min=0.0, help="Modularity resolution of every Leiden pass (level 0, split proposals)."
@@ -149,6 +163,7 @@ def recluster(
     loop: bool = typer.Option(False, "--loop", help="Run again whenever relationships or entities change."),
     status_file: Path | None = typer.Option(None, "--status-file"),
 ) -> None:
+    brain = _brain(brain)
     from workers.recluster import ReclusterConfig, run_recluster_worker
 
     try:
@@ -216,7 +231,7 @@ def fleet_llm_or_none() -> FleetLLM | None:
 
 @app.command("wisdom", help=kind("wisdom").summary)
 def wisdom(
-    brain: str = typer.Option(..., "--brain", help="LanceDB path or object-store URI of the brain."),
+    brain: str | None = typer.Option(None, "--brain", help=BRAIN_HELP),
     shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the communities."),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     loop: bool = typer.Option(False, "--loop", help="Wait for new communities instead of exiting when idle."),
@@ -224,6 +239,7 @@ def wisdom(
     item_ms: int = typer.Option(0, "--item-ms", min=0, help="Simulated per-community latency without a model."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many communities."),
 ) -> None:
+    brain = _brain(brain)
     from workers.runtime import WorkerRun, parse_shard
     from workers.wisdom import WisdomConfig, run_wisdom
 

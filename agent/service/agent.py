@@ -295,10 +295,34 @@ class Agent:
         self.observer.notes = supervise_notes(report, exits)
         return report
 
-    def request(self, action: str, args: dict[str, Any], requester: str) -> TickReport:
-        """A human asks for an action (Slack or CLI): same guard, approvals and decision log as the loop."""
-        proposal = Proposal(action=action, args=args, rationale=f"requested by {requester}")
+    def request(self, action: str, args: dict[str, Any], requester: str, why: str = "") -> TickReport:
+        """A human asks for an action (Slack, CLI, cron): same guard, approvals and decision log as the loop.
+        Its record says so: planner "human", rationale "requested by REQUESTER" (": WHY" when given)."""
+        rationale = f"requested by {requester}" + (f": {why}" if why else "")
+        proposal = Proposal(action=action, args=args, rationale=rationale)
         return self.tick(planner=RequestedPlanner(proposal))
+
+    def record_operator(
+        self, action: str, args: dict[str, Any], requester: str, why: str, outcome: Outcome, **decision: Any
+    ) -> str:
+        """An operator's action that is no agent action (`dedup.undo`, `workers.stop`): one decision record in
+        the same log, planner "human", tick id "operator-...", rationale "requested by REQUESTER: WHY";
+        `decision` adds verdict, rule_ids, reasons. Returns the record id."""
+        now = self.clock()
+        tick_id = f"operator-{time.strftime('%Y%m%d%H%M%S', time.gmtime(now))}-{uuid.uuid4().hex[:6]}"
+        rationale = f"requested by {requester}" + (f": {why}" if why else "")
+        planner = PlannerInfo(kind="human")
+        record = self.decisions.append(
+            tick_id=tick_id,
+            action=action,
+            args=args,
+            rationale=rationale,
+            planner=planner,
+            outcome=outcome,
+            now=now,
+            **decision,
+        )
+        return record.id
 
     def observe(self) -> Observation:
         return self.observer(self.clock())
@@ -321,6 +345,7 @@ class Agent:
             now,
             context=request.context,
             prediction=request.proposal.prediction,
+            reasons=request.decision.reasons,
         )
         existing = approval.id != request.approval_id
         if approval.message_ts is None and not existing:

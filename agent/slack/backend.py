@@ -63,10 +63,10 @@ class AgentSlackBackend:
         pending = self.agent.approvals.pending(self.agent.clock())
         if not pending:
             return "No pending approvals."
+        from agent.slack.blocks import approval_text
+
         return "\n".join(
-            f"`{a.id}` {a.action} {a.args} (risk {a.risk})"
-            + (f"\n    expected: {a.prediction.summary()}" if a.prediction else "")
-            for a in pending
+            approval_text(a) + (f"\n    expected: {a.prediction.summary()}" if a.prediction else "") for a in pending
         )
 
     def request(self, action: str, args: dict[str, Any], requester: str) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.domain import approval_context_lines
+from core.timefmt import when
 
 if TYPE_CHECKING:
     from core.domain import ScalePrediction
@@ -22,6 +22,8 @@ DENY_ACTION_ID = "brainops_deny"
 MAX_ARGS_CHARS = 600  # Slack caps a section's text at 3000 chars; arguments stay readable well below that
 MAX_DIGEST_LINES = 12
 MAX_FACTS_CHARS = 2000  # the plan's count and sample pairs, within Slack's 3000-char section limit
+MAX_SECTION_CHARS = 3000  # Slack rejects the whole message when one section's text is longer
+FULL_TEXT = "… (cut to fit Slack: `brainops approvals` shows all of it)"
 
 Block = dict[str, Any]
 OPEN_TITLE = "Approval needed"
@@ -48,10 +50,14 @@ class ApprovalView(Protocol):
     def context(self) -> Mapping[str, Any]: ...  # observed facts beside the arguments (e.g. a dedup plan)
     @property
     def prediction(self) -> ScalePrediction | None: ...  # what a scaling change is expected to do
-
-
-def format_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    @property
+    def rules(self) -> Sequence[tuple[str, str | None]]: ...  # (policy rule id, its reason) that asked
+    @property
+    def unpaired_reasons(self) -> Sequence[str]: ...  # reasons that could not be paired with a rule id
+    @property
+    def requested_by(self) -> str: ...
+    @property
+    def tick_id(self) -> str: ...
 
 
 def format_args(args: Mapping[str, Any]) -> str:
@@ -70,20 +76,45 @@ def _context(text: str) -> Block:
 
 
 def _summary_blocks(approval: ApprovalView, title: str = OPEN_TITLE) -> list[Block]:
+    """What the approver needs, as the CLI shows it: action and arguments, the time left, the expected effect
+    and observed facts, the policy rules that asked and why, the rationale, the full id and who asked."""
     facts = context_lines(approval)
+    rationale = _fit("*Rationale*\n", _escape(approval.rationale) or "(none given)")
     return [
         _section(f"*{title}:* `{approval.action}`  (risk: *{approval.risk}*)"),
         {
             "type": "section",
             "fields": [
                 {"type": "mrkdwn", "text": f"*Arguments*\n`{format_args(approval.args)}`"},
-                {"type": "mrkdwn", "text": f"*Expires*\n{format_time(approval.expires_at)} (then denied)"},
+                {"type": "mrkdwn", "text": f"*Expires* (then denied)\n{when(approval.expires_at)}"},
             ],
         },
         *([_section("*What it will do*\n```" + _clip("\n".join(facts)) + "```")] if facts else []),
-        _section(f"*Rationale*\n{approval.rationale or '(none given)'}"),
-        _context(f"approval `{approval.id}`"),
+        _section(_fit("*Asked by policy*\n", "\n".join(f"• {line}" for line in rule_lines(approval)))),
+        _section(rationale),
+        _context(
+            f"approval `{approval.id}` · requested by {_escape(approval.requested_by)} in tick "
+            f"`{approval.tick_id}` · from a shell: `brainops approve {approval.id} --by NAME`"
+        ),
     ]
+
+
+def rule_lines(approval: ApprovalView) -> list[str]:
+    """One mrkdwn line per policy rule that asked: "`risk.scale_workers.large_scale`: scaling one kind ..."."""
+    lines = [f"`{rule_id}`: {_escape(reason)}" if reason else f"`{rule_id}`" for rule_id, reason in approval.rules]
+    lines += [f"reason: {_escape(reason)}" for reason in approval.unpaired_reasons]
+    return lines or ["(no rule recorded)"]
+
+
+def _escape(text: str) -> str:
+    """mrkdwn control characters as entities: text from the planner or records makes no mentions or links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fit(heading: str, body: str) -> str:
+    """A section's text within Slack's limit, cut with a pointer to the CLI where it had to be."""
+    room = MAX_SECTION_CHARS - len(heading)
+    return heading + (body if len(body) <= room else body[: room - len(FULL_TEXT)] + FULL_TEXT)
 
 
 def context_lines(approval: ApprovalView) -> list[str]:
@@ -95,14 +126,19 @@ def context_lines(approval: ApprovalView) -> list[str]:
 
 def _clip(text: str) -> str:
     """Escaped for mrkdwn (entity names are text from the records: no mentions or links from them)."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "'''")
+    text = _escape(text).replace("```", "'''")
     return text if len(text) <= MAX_FACTS_CHARS else text[: MAX_FACTS_CHARS - 1] + "…"
 
 
 def approval_text(approval: ApprovalView) -> str:
+    """The notification text: what, the first fact or expected effect, which rules asked, the time left."""
     facts = context_lines(approval)
     plan = f"; {facts[0]}" if facts else ""
-    return f"Approval needed: {approval.action} {format_args(approval.args)} (risk {approval.risk}){plan}"
+    rules = ", ".join(rule_id for rule_id, _ in approval.rules) or "no rule recorded"
+    return (
+        f"Approval needed: {approval.action} {format_args(approval.args)} (risk {approval.risk}){plan}; "
+        f"asked by {rules}; expires {when(approval.expires_at)}; id {approval.id}"
+    )
 
 
 def approval_blocks(approval: ApprovalView) -> list[Block]:
@@ -137,7 +173,7 @@ def mention(user: str) -> str:
 
 def decided_line(approved: bool, user: str, at: float, detail: str = "") -> str:
     verb = "Approved" if approved else "Denied"
-    line = f"{':white_check_mark:' if approved else ':no_entry:'} *{verb}* by {mention(user)} at {format_time(at)}"
+    line = f"{':white_check_mark:' if approved else ':no_entry:'} *{verb}* by {mention(user)} at {when(at)}"
     return f"{line}\n{detail}" if detail else line
 
 
@@ -147,7 +183,7 @@ def decided_blocks(approval: ApprovalView, approved: bool, user: str, at: float,
 
 
 def expired_blocks(approval: ApprovalView) -> list[Block]:
-    line = f":hourglass: *Expired — denied* (no answer by {format_time(approval.expires_at)})"
+    line = f":hourglass: *Expired — denied* (no answer by {when(approval.expires_at)})"
     return [*_summary_blocks(approval, CLOSED_TITLE), _section(line)]
 
 

@@ -15,54 +15,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent.state.approval_schema import DDL, migrate
 from core.domain import Outcome, ScalePrediction
 from core.redact import redact, redact_text
 from core.statedb import canonical_json, connect, init_schema, resolve_db_path, sha256_hex, write_tx
+from core.timefmt import when
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
 ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
 AnswerStatus = Literal["ok", "not_found", "not_approver", "already_decided", "expired"]
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS approvals (
-    id TEXT PRIMARY KEY,
-    tick_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    args TEXT NOT NULL,
-    args_hash TEXT NOT NULL,
-    rationale TEXT NOT NULL,
-    risk TEXT NOT NULL,
-    rule_ids TEXT NOT NULL,
-    requested_by TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    decided_by TEXT,
-    decided_at REAL,
-    reason TEXT,
-    channel TEXT,
-    message_ts TEXT,
-    context TEXT,
-    prediction TEXT
-);
-CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
-"""
-# One pending approval per action and arguments, enforced by SQLite rather than a read-then-write, so
-# concurrent ticks (or a tick and a chat request) cannot open two prompts for one need.
-_ONE_PENDING = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS approvals_one_pending ON approvals(args_hash) WHERE status = 'pending'"
-)
-# Stores made before the index may hold such twins already: all but the newest count as expired.
-_EXPIRE_TWINS = """
-UPDATE approvals SET status = 'expired', reason = 'superseded by a newer approval for the same action'
-WHERE status = 'pending' AND EXISTS (
-    SELECT 1 FROM approvals newer WHERE newer.args_hash = approvals.args_hash AND newer.status = 'pending'
-    AND (newer.created_at > approvals.created_at
-         OR (newer.created_at = approvals.created_at AND newer.id > approvals.id))
-)
-"""
+MAX_CANDIDATES = 5  # ids named in an "ambiguous prefix" message
 
 
 @dataclass(frozen=True)
@@ -88,10 +52,26 @@ class Approval:
     context: dict[str, Any] = field(default_factory=dict)
     # What the proposal expects (scale_workers: drain time, cost), shown to approvers; not part of the binding.
     prediction: ScalePrediction | None = None
+    # Why the policy asked, one reason per rule id in `rule_ids` (PolicyDecision.reasons); () when the record
+    # predates them and the decision log does not say either.
+    reasons: tuple[str, ...] = ()
 
     @property
     def approved(self) -> bool:
         return self.status == "approved"
+
+    @property
+    def rules(self) -> tuple[tuple[str, str | None], ...]:
+        """(rule id, its reason) for each rule that asked for approval. The engine gives one reason per rule;
+        where the counts differ the reasons cannot be paired, so each id gets None and `unpaired_reasons`
+        has them all."""
+        if len(self.reasons) == len(self.rule_ids):
+            return tuple(zip(self.rule_ids, self.reasons, strict=True))
+        return tuple((rule_id, None) for rule_id in self.rule_ids)
+
+    @property
+    def unpaired_reasons(self) -> tuple[str, ...]:
+        return () if len(self.reasons) == len(self.rule_ids) else self.reasons
 
     def is_open(self, now: float) -> bool:
         return self.status == "pending" and self.expires_at > now
@@ -130,16 +110,9 @@ def verify_binding(approval: Approval, action: str, args: Mapping[str, Any]) -> 
 class ApprovalStore:
     def __init__(self, db_path: str | Path) -> None:
         self.path = resolve_db_path(db_path)
-        init_schema(self.path, _DDL)
+        init_schema(self.path, DDL)
         with connect(self.path) as conn, write_tx(conn):
-            columns = {r["name"] for r in conn.execute("PRAGMA table_info(approvals)")}
-            if "context" not in columns:  # a store made before approvals showed observed facts
-                conn.execute("ALTER TABLE approvals ADD COLUMN context TEXT")
-            if "prediction" not in columns:  # ... and before proposals carried a prediction
-                conn.execute("ALTER TABLE approvals ADD COLUMN prediction TEXT")
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'approvals_one_pending'").fetchone():
-                conn.execute(_EXPIRE_TWINS)
-                conn.execute(_ONE_PENDING)
+            migrate(conn)
 
     def create(
         self,
@@ -155,9 +128,12 @@ class ApprovalStore:
         now: float | None = None,
         context: Mapping[str, Any] | None = None,
         prediction: ScalePrediction | None = None,
+        reasons: Iterable[str] | None = None,
     ) -> Approval:
         """Create a pending approval; the same id again returns the stored row (graph nodes may re-run), and
-        so does a request for the action and arguments of another approval still pending (check the id)."""
+        so does a request for the action and arguments of another approval still pending (check the id).
+        `reasons` are the policy's, one per rule id (PolicyDecision.reasons); None: read them from the
+        decision log's record of the request once it is written."""
         if not id or not action:
             raise ValueError("an approval needs an id and an action")
         if ttl_s <= 0:
@@ -178,6 +154,7 @@ class ApprovalStore:
             now + ttl_s,
             canonical_json(redact(dict(context or {}))),
             None if prediction is None else canonical_json(prediction.model_dump(mode="json")),
+            None if reasons is None else json.dumps([redact_text(str(r)) for r in reasons]),
         )
         with connect(self.path) as conn, write_tx(conn):
             # An overdue twin no longer blocks: it is expired now (its thread records that on settle).
@@ -188,8 +165,8 @@ class ApprovalStore:
             )
             conn.execute(
                 "INSERT OR IGNORE INTO approvals (id, tick_id, action, args, args_hash, rationale, risk,"
-                " rule_ids, requested_by, created_at, expires_at, context, prediction)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " rule_ids, requested_by, created_at, expires_at, context, prediction, reasons)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 values,
             )
             approval = _fetch(conn, id)
@@ -211,12 +188,38 @@ class ApprovalStore:
         now = time.time() if now is None else now
         sql = "SELECT * FROM approvals WHERE status = 'pending' AND expires_at > ? ORDER BY created_at, id"
         with connect(self.path) as conn:
-            return [_from_row(row) for row in conn.execute(sql, (now,))]
+            return [_from_row(row, conn) for row in conn.execute(sql, (now,)).fetchall()]
 
     def recent(self, limit: int = 50) -> list[Approval]:
         sql = "SELECT * FROM approvals ORDER BY created_at DESC, id LIMIT ?"
         with connect(self.path) as conn:
-            return [_from_row(row) for row in conn.execute(sql, (limit,))]
+            return [_from_row(row, conn) for row in conn.execute(sql, (limit,)).fetchall()]
+
+    def resolve(self, ref: str, now: float | None = None) -> Approval:
+        """The approval a CLI argument names: its full id, or a prefix of exactly one id. A prefix shared by
+        several ids still names one when only one of them is still open (the others cannot be answered).
+        Raises ApprovalRefError, with one sentence saying what to type instead."""
+        now = time.time() if now is None else now
+        ref = ref.strip()
+        if not ref:
+            raise ApprovalRefError("the approval id is empty: copy it from `brainops approvals`")
+        with connect(self.path) as conn:
+            exact = _fetch(conn, ref)
+            if exact is not None:
+                return exact
+            sql = "SELECT * FROM approvals WHERE substr(id, 1, ?) = ? ORDER BY created_at DESC, id"
+            matches = [_from_row(row, conn) for row in conn.execute(sql, (len(ref), ref)).fetchall()]
+        if len(matches) == 1:
+            return matches[0]
+        still_open = [a for a in matches if a.is_open(now)]
+        if len(still_open) == 1:
+            return still_open[0]
+        if not matches:
+            raise ApprovalRefError(f"no approval id is or starts with {ref!r} (`brainops approvals --all` lists them)")
+        named = still_open or matches
+        shown = ", ".join(a.id for a in named[:MAX_CANDIDATES]) + (", ..." if len(named) > MAX_CANDIDATES else "")
+        which = "open approvals" if still_open else "approvals"
+        raise ApprovalRefError(f"{ref!r} is the start of {len(named)} {which} ({shown}): give more of the id")
 
     def answer(
         self,
@@ -267,7 +270,11 @@ class ApprovalStore:
         sql = "SELECT * FROM approvals WHERE channel = ? AND message_ts = ?"
         with connect(self.path) as conn:
             row = conn.execute(sql, (channel, ts)).fetchone()
-            return _from_row(row) if row else None
+            return _from_row(row, conn) if row else None
+
+
+class ApprovalRefError(ValueError):
+    """An approval id or prefix that names no approval, or more than one."""
 
 
 OnAnswered = Callable[["Settings", Approval], "Outcome | None"]
@@ -325,9 +332,9 @@ def _refusal(conn: sqlite3.Connection, before: Approval, now: float) -> AnswerRe
         _mark_expired(conn, current.id, now)
         current = _fetch(conn, current.id) or current
     if current.status == "expired":
-        return AnswerResult("expired", current, f"{current.id} expired at {current.expires_at:.0f}")
-    when = f"{current.decided_at:.0f}" if current.decided_at is not None else "?"
-    message = f"{current.id} was already {current.status} by {current.decided_by} at {when}"
+        return AnswerResult("expired", current, f"{current.id} expired at {when(current.expires_at, now)}")
+    at = when(current.decided_at, now) if current.decided_at is not None else "an unrecorded time"
+    message = f"{current.id} was already {current.status} by {current.decided_by} at {at}"
     return AnswerResult("already_decided", current, message)
 
 
@@ -341,16 +348,32 @@ def _mark_expired(conn: sqlite3.Connection, approval_id: str, now: float) -> Non
 
 def _fetch(conn: sqlite3.Connection, id: str) -> Approval | None:
     row = conn.execute("SELECT * FROM approvals WHERE id = ?", (id,)).fetchone()
-    return _from_row(row) if row else None
+    return _from_row(row, conn) if row else None
 
 
-def _from_row(row: sqlite3.Row) -> Approval:
+def _from_row(row: sqlite3.Row, conn: sqlite3.Connection) -> Approval:
     values = dict(row)
     values["args"] = json.loads(values["args"])
     values["rule_ids"] = tuple(json.loads(values["rule_ids"]))
     values["context"] = json.loads(values.get("context") or "{}")
     values["prediction"] = _prediction(values.get("prediction"))
+    stored = values.get("reasons")
+    values["reasons"] = tuple(json.loads(stored)) if stored else _logged_reasons(conn, values["id"], values["tick_id"])
     return Approval(**values)
+
+
+def _logged_reasons(conn: sqlite3.Connection, approval_id: str, tick_id: str) -> tuple[str, ...]:
+    """For a record that kept no reasons (made before they were stored, or by a caller that passed none): the
+    reasons of the decision record of its tick that opened it, in the same state.db (indexed by tick). Read-only."""
+    sql = (
+        "SELECT reasons FROM decisions WHERE tick_id = ? AND verdict = 'needs_approval'"
+        " AND json_extract(outcome, '$.data.approval_id') = ? ORDER BY seq LIMIT 1"
+    )
+    try:
+        row = conn.execute(sql, (tick_id, approval_id)).fetchone()
+    except sqlite3.OperationalError:  # no decision log in this file (yet)
+        return ()
+    return tuple(str(r) for r in json.loads(row["reasons"])) if row else ()
 
 
 def _prediction(stored: str | None) -> ScalePrediction | None:
