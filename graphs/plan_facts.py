@@ -100,3 +100,9 @@ def no_room(obs: Observation, hosts: list[str], ceilings: dict[str, tuple[float,
         else:
             parts.append(f"{host} has no room for another worker under its ceilings {cpu:.0f}%/{mem:.0f}%")
     return ", ".join(parts) or "no host"
+
+
+def crash_loops(obs: Observation) -> list[str]:
+    """Every kind whose workers crash with one cause (`crash_loop`), one sentence each: what a human must see."""
+    kinds = sorted({w.kind for w in obs.workers})
+    return [looping for kind in kinds if (looping := crash_loop(obs, kind))]

@@ -272,7 +272,7 @@ class Agent:
             rejected=tuple(state.get("rejected", [])),
             duration_s=self.clock() - started,
         )
-        self._notify("tick", {"report": report})
+        self._notify("tick", {"report": report, "alerts": _alerts(state)})
         return report
 
     def recover(self) -> int:
@@ -385,3 +385,12 @@ class Agent:
                 import logging
 
                 logging.getLogger("brainops").warning("notifier failed on %s: %s", event, exc)
+
+
+def _alerts(state: dict[str, Any]) -> list[str]:
+    """What a human must look at after this tick: crash loops with one cause (no worker count fixes them)."""
+    from core.domain import Observation
+    from graphs.plan_facts import crash_loops
+
+    raw = state.get("observation")
+    return crash_loops(Observation.model_validate(raw)) if raw else []

@@ -22,6 +22,7 @@ from agent.slack.blocks import (
     DENY_ACTION_ID,
     OPEN_TITLE,
     ApprovalView,
+    alert_blocks,
     approval_blocks,
     approval_text,
     decided_blocks,
@@ -296,6 +297,13 @@ def mark_decided(client: WebClient, approval: PostedApproval, detail: str = "") 
         blocks=decided_blocks(approval, approved, approval.decided_by or "?", at, detail),
     )
     return True
+
+
+def notify_alert(client: WebClient, channel: str, alert: str) -> str:
+    """A page: something no action of the agent can fix, so a human must look (a crash loop with one cause)."""
+    text, blocks = alert_blocks(alert)
+    resp = client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+    return str(resp["ts"])
 
 
 def notify_tick(client: WebClient, channel: str, tick_summary: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ class SlackNotifier:
     agent: Agent
     client: Any
     channel: str | None
+    paged: set[str] = field(default_factory=set)  # alerts posted and still standing: paged once, not every tick
 
     def __call__(self, event: str, payload: dict[str, Any]) -> None:
         from agent.slack.app import mark_decided, mark_expired, notify_tick, post_approval
@@ -132,12 +133,22 @@ class SlackNotifier:
             else:
                 mark_decided(self.client, fresh)
         elif event == "tick" and self.channel:
+            self._page(list(payload.get("alerts", ())))
             summary = tick_summary(payload["report"])
             if (failure := self.agent.policy_failure) is not None:  # said on every digest until it is fixed
                 summary["errors"].append(f"policy {failure.where} fails to load; the last good one is in force")
             if summary["decisions"] or summary["errors"]:
                 summary["chain_head"] = self._chain_head()
                 notify_tick(self.client, self.channel, summary)
+
+    def _page(self, alerts: list[str]) -> None:
+        """One message per new alert; an alert that clears may page again when it comes back."""
+        from agent.slack.app import notify_alert
+
+        for alert in alerts:
+            if alert not in self.paged:
+                notify_alert(self.client, str(self.channel), alert)
+        self.paged = set(alerts)
 
     def _chain_head(self) -> str | None:
         """The decision log's head `N:HASH`, posted with each digest: one more copy outside state.db."""

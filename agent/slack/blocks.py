@@ -215,6 +215,18 @@ def _is_failure(decision: Mapping[str, Any]) -> bool:
     return str(outcome.get("status", decision.get("status", ""))) == "failed"
 
 
+def alert_blocks(alert: str) -> tuple[str, list[Block]]:
+    """The page for a crash loop with one cause: what, what the agent holds back, what a human can do."""
+    text = f"Crash loop, an operator must look: {alert}"
+    body = (
+        f":rotating_light: *Crash loop with one cause*: {_escape(alert)}\n"
+        "The agent scales that kind up on no host (a fault that follows the code or the data follows the workers). "
+        "Look at the FATAL workers' logs (`brainops status` lists them) and fix the cause; a FATAL worker keeps "
+        "its slot until a `restart_worker` (policy-checked) clears it."
+    )
+    return text, [_section(body)]
+
+
 def tick_digest(tick_summary: Any) -> tuple[str, list[Block]]:
     """Concise digest of one tick: counts, then one line per non-noop decision (failures first).
 
