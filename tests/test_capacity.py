@@ -208,3 +208,21 @@ def test_a_burn_that_empties_the_window_soon_holds_llm_bound_scale_ups() -> None
     assert [p.action for p in proposals] == ["noop"], proposals
     assert "at the recent burn (300,000 tokens/min)" in proposals[0].rationale
     assert "run out in ~16 min" in proposals[0].rationale
+
+
+def test_a_burst_already_draining_fast_gets_no_second_scale_up() -> None:
+    """Six workers at 200/min against 200/min arriving drain a 3,000 backlog at 1,000/min: an item arriving
+    now waits about 3 min, under the 300 s objective, so no more workers (HPA at 200 items/worker asks for 15)."""
+    from graphs.capacity import CostModel
+
+    p = ScalingParams(stage="extract", max_workers=16, target_per_worker=200.0, max_wait_s=300.0)
+    planner = RulePlanner(RuleParams(scaling={"extract": p}, cost=CostModel({"*": 0.5})))
+    backlog, done = 3000, [0] * 6
+    counts = []
+    for i in range(5):
+        result = planner.plan(PlanContext(_obs(T0 + i * TICK, backlog, list(done)), T0 + i * TICK))
+        ups = [q.args["count"] for q in result.proposals if q.action == "scale_workers" and q.args["count"] > 6]
+        counts.append(max(ups, default=6))
+        done = [d + 100 for d in done]
+        backlog += 100 - 600
+    assert backlog > 0 and counts[1:] == [6] * 4, counts  # measured from its first interval on: it holds
