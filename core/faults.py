@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-POINTS = ("after_claim", "after_spawn", "before_record")
+POINTS = ("after_claim", "after_spawn", "before_record", "worker_start")  # worker_start: in every worker process
 
 
 def point(name: str) -> None:

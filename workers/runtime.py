@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.faults import point
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_REFUSED = 3  # the job refused to do what it was asked (e.g. an approved plan no longer holds); wrote nothing
@@ -40,6 +42,9 @@ class WorkerRun:
     state: str = "running"
     stop: threading.Event = field(default_factory=threading.Event)
     refusal: str | None = None  # why the job refused (JobRefused), when it did
+
+    def __post_init__(self) -> None:
+        point("worker_start")  # a test's crash loop: every worker of the fleet dying the same way at start
 
     def install_signal_handlers(self) -> None:
         # SIGTERM means "drain": finish the batch in hand, then exit cleanly. A second one kills.
