@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from llm.ledger import BudgetExhausted, Reservation, TokenLedger
@@ -57,12 +57,25 @@ _OPS = st.lists(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=_OPS)
+# found by CI: a reservation that timed out is settled after new ones filled the window
+@example(
+    ops=[
+        ("reserve", 1),
+        ("reserve", 350),
+        ("wait", 30.0),
+        ("reserve", 1),
+        ("reserve", 250),
+        ("reserve", 400),
+        ("settle", 1, 1.0),
+    ]
+)
 def test_reserve_matches_a_simple_model(ops: list[tuple]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ledger = _ledger(tmp)
         now = NOW
         entries: list[_ModelEntry] = []
         held: list[Reservation] = []
+        late = False  # a reservation settled after it timed out: its tokens were spent all the same
         for op in ops:
             if op[0] == "reserve":
                 fits = _model_total(entries, now, 100, 30) + op[1] <= 1000
@@ -80,6 +93,7 @@ def test_reserve_matches_a_simple_model(ops: list[tuple]) -> None:
                         entry.status == "reserved"
                     )
                     if entry.status == "reserved":
+                        late = late or entry.created + 30 <= now
                         entry.status, entry.used, entry.settled_at = "settled", used, now
                 else:
                     assert ledger.release(reservation) == (entry.status == "reserved")
@@ -89,7 +103,8 @@ def test_reserve_matches_a_simple_model(ops: list[tuple]) -> None:
                 now += op[1]
             state = ledger.state(now)
             assert state.used_tokens + state.reserved_tokens == _model_total(entries, now, 100, 30)
-            assert state.used_tokens + state.reserved_tokens <= 1000
+            # no overshoot, unless a call outlived its reservation and then reported what it spent (the truth wins)
+            assert state.used_tokens + state.reserved_tokens <= 1000 or late
 
 
 # ------------------------------------------------------------ concurrency: threads
