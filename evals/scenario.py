@@ -19,6 +19,9 @@ from core.domain import Observation
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "scenario.schema.json"
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+# The held-out split: scenarios the planner's authors do not tune against (evals/SCENARIOS.md, "Splits").
+HELDOUT_DIR = Path(__file__).resolve().parent / "scenarios_heldout"
+SPLITS: dict[str, Path] = {"tuned": SCENARIO_DIR, "heldout": HELDOUT_DIR}
 
 CATEGORIES: tuple[str, ...] = (
     "backlog_scale_up",
@@ -34,6 +37,11 @@ CATEGORIES: tuple[str, ...] = (
     "conflicting_signals",
     "control",
     "prompt_injection",
+    "joint_headroom",
+    "pending_approval",
+    "remediation",
+    "budget_projection",
+    "burst_draining",
 )
 CONSTRAINT_OPS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "present")
 VERDICTS: tuple[str, ...] = ("allow", "needs_approval", "deny")
@@ -68,6 +76,7 @@ class ActionExpectation:
 @dataclass(frozen=True)
 class Expectations:
     must: tuple[ActionExpectation, ...] = ()
+    one_of: tuple[tuple[ActionExpectation, ...], ...] = ()  # each group: at least one of its actions
     may: tuple[ActionExpectation, ...] = ()
     must_not: tuple[ActionExpectation, ...] = ()
     exclusive: bool = False  # proposals outside must/may (noop aside) fail the run
@@ -87,6 +96,7 @@ class Scenario:
     planner_overrides: Mapping[str, Any] = field(default_factory=dict)
     rules_known_wrong: str | None = None  # why the rule planner is expected to fail this one
     source: str = ""
+    control: bool = False  # a "nothing is wrong" variant of its category
 
 
 # ---------------------------------------------------------------- schema
@@ -162,6 +172,7 @@ def parse_scenario(data: Any, source: str, validator: Any | None = None) -> Scen
         observation=obs,
         expect=Expectations(
             must=_actions(exp.get("must", [])),
+            one_of=tuple(_actions(group) for group in exp.get("one_of", [])),
             may=_actions(exp.get("may", [])),
             must_not=_actions(exp.get("must_not", [])),
             exclusive=exp.get("exclusive", False),
@@ -172,6 +183,7 @@ def parse_scenario(data: Any, source: str, validator: Any | None = None) -> Scen
         planner_overrides=data.get("planner_overrides", {}),
         rules_known_wrong=data.get("rules_known_wrong"),
         source=source,
+        control=data.get("control", False),
     )
 
 
@@ -197,6 +209,19 @@ def load_scenarios(directory: Path = SCENARIO_DIR) -> list[Scenario]:
     scenarios = [load_scenario(p, validator) for p in sorted(directory.glob("*.json"))]
     if not scenarios:
         raise ScenarioError(str(directory), "", "no *.json scenario files found")
+    return _unique(scenarios)
+
+
+def load_split(name: str) -> list[Scenario]:
+    """One split by name (tuned, heldout), or "all": both, with ids unique across them."""
+    if name == "all":
+        return _unique([s for split in SPLITS.values() for s in load_scenarios(split)])
+    if name not in SPLITS:
+        raise ScenarioError(name, "", f"unknown split {name!r}; known: {', '.join([*SPLITS, 'all'])}")
+    return load_scenarios(SPLITS[name])
+
+
+def _unique(scenarios: list[Scenario]) -> list[Scenario]:
     seen: dict[str, str] = {}
     for s in scenarios:
         if s.id in seen:

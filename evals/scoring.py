@@ -1,8 +1,9 @@
 """Scoring one run of one scenario, and pass^k over repeated runs (tau-bench).
 
-A run passes when every `must` action was proposed (with its argument constraints and verdict), no
-`must_not` action was proposed, approval was requested exactly when expected, the worst verdict is the
-expected one, and, for exclusive scenarios, nothing outside `must`/`may` was proposed.
+A run passes when every `must` action was proposed (with its argument constraints and verdict), at least one
+action of each `one_of` group was, no `must_not` action was proposed, approval was requested exactly when
+expected, the worst verdict is the expected one, no host is over-committed by the tick's proposals together,
+and, for exclusive scenarios, nothing outside `must`/`one_of`/`may` was proposed.
 """
 
 from __future__ import annotations
@@ -149,10 +150,13 @@ def score_run(expect: Expectations, decided: Sequence[Decided], overcommits: Seq
     failures: list[str] = [f"joint over-commit: {o}" for o in overcommits]
     missing = [e for e in expect.must if not any(matches(d, e) for d in decided)]
     failures += [f"missing {_describe(e)}" for e in missing]
-    recall = 1.0 - len(missing) / len(expect.must) if expect.must else 1.0
+    unmet = [g for g in expect.one_of if not any(matches(d, e) for d in decided for e in g)]
+    failures += [f"missing one of {' | '.join(_describe(e) for e in g)}" for g in unmet]
+    wanted = len(expect.must) + len(expect.one_of)
+    recall = 1.0 - (len(missing) + len(unmet)) / wanted if wanted else 1.0
 
     counted = [d for d in decided if d.action != "noop" or _names_noop(expect)]
-    allowed = (*expect.must, *expect.may)
+    allowed = (*expect.must, *(e for g in expect.one_of for e in g), *expect.may)
     relevant = [d for d in counted if any(matches(d, e, check_verdict=False) for e in allowed)]
     precision = len(relevant) / len(counted) if counted else 1.0
     if expect.exclusive and len(relevant) < len(counted):
@@ -189,7 +193,7 @@ def score_run(expect: Expectations, decided: Sequence[Decided], overcommits: Seq
 
 
 def _names_noop(expect: Expectations) -> bool:
-    return any(e.action == "noop" for e in (*expect.must, *expect.may))
+    return any(e.action == "noop" for e in (*expect.must, *(e for g in expect.one_of for e in g), *expect.may))
 
 
 def _describe(e: ActionExpectation) -> str:

@@ -66,7 +66,10 @@ def suite(
     ctx: typer.Context,
     planner: str = typer.Option("rules", "--planner", help="rules | llm (the configured model tiers)"),
     repeat: int = typer.Option(1, "--repeat", "-k", min=1, help="Runs per scenario; pass^k needs all k to pass."),
-    scenarios: Path = typer.Option(None, "--scenarios", help="Scenario directory (default: evals/scenarios)."),
+    scenarios: Path = typer.Option(None, "--scenarios", help="Scenario directory (instead of --split)."),
+    split: str = typer.Option(
+        None, "--split", help="tuned (evals/scenarios, the default) | heldout (evals/scenarios_heldout) | all."
+    ),
     out: Path = typer.Option(Path("eval-out"), "--out", help="Where the JSON, Markdown, HTML and PNGs go."),
     compare: Path = typer.Option(None, "--compare", help="Another run's eval-*.json to compare side by side."),
     policy: Path = typer.Option(None, "--policy", help="Policy file (default: the configured one)."),
@@ -79,13 +82,17 @@ def suite(
         return
     from evals.report import load_run, write_suite_report
     from evals.runner import SuiteSetup, run_suite
-    from evals.scenario import SCENARIO_DIR, ScenarioError, load_scenarios
+    from evals.scenario import SPLITS, ScenarioError, load_scenarios, load_split
 
     _check_planner(planner)
+    if split is not None and split not in (*SPLITS, "all"):
+        raise typer.BadParameter(f"must be one of {', '.join([*SPLITS, 'all'])}, got {split!r}", param_hint="--split")
+    if scenarios is not None and split is not None:
+        raise typer.BadParameter("give --scenarios or --split, not both", param_hint="--split")
     settings = _settings(config)
     policy_path = policy or settings.policy_path
     try:
-        loaded = load_scenarios(scenarios or SCENARIO_DIR)
+        loaded = load_scenarios(scenarios) if scenarios is not None else load_split(split or "tuned")
         other = load_run(compare) if compare else None
     except (ScenarioError, ValueError) as exc:
         console.print(f"[red]{exc}[/]")
@@ -98,7 +105,8 @@ def suite(
         policy_source=str(policy_path),
         planner_kind=planner,
     )
-    run = run_suite(loaded, setup, repeat=repeat, label=label or planner)
+    split_label = f"{planner}-{split}" if split not in (None, "tuned") else planner
+    run = run_suite(loaded, setup, repeat=repeat, label=label or split_label)
     files = write_suite_report(run, out, other)
     summary = run.summary()
     score = summary[f"pass_hat_{repeat}"]
