@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from core.domain import Observation, PlannerInfo, Proposal
+from core.domain import BudgetState, Observation, PlannerInfo, Proposal
 from graphs import data_jobs
 from graphs.capacity import CapacityMeters, KindMeter, Objective, Sizing, budget_workers, predict, size
 from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, refused
@@ -294,11 +294,23 @@ class RulePlanner:
         return out
 
     def _budget_short(self, obs: Observation) -> str | None:
-        """Why the token window cannot pay for more LLM-bound workers: below the floor, or the recent burn
-        empties it within the projection horizon."""
+        """Why the budget cannot pay for more LLM-bound workers: the day's dollar cap nearly spent, the token
+        window below the floor, or the burn (measured across ticks; else the window's average, from its pace)
+        emptying it within the projection horizon."""
         b = obs.budget
+        if b.daily_cost_cap and b.cost_today + b.reserved_cost >= (1 - self.params.budget_floor) * b.daily_cost_cap:
+            spent = b.cost_today + b.reserved_cost
+            return f"${spent:.2f} of the ${b.daily_cost_cap:.2f} daily cost cap is spent or held"
         if b.window_tokens <= 0:
             return None
+        if b.remaining_tokens < self.params.budget_floor * b.window_tokens:
+            return f"{b.remaining_tokens:,} tokens left is under {self.params.budget_floor:.0%} of the window"
+        burn = self.meters.burn_per_min if self.meters.burn_per_min else _average_burn(b)
+        left = b.remaining_tokens / burn if burn else None
+        if left is not None and left < self.params.budget_horizon_min:
+            rate = f"{burn:,.0f} tokens/min"
+            return f"at the recent burn ({rate}) the window's {b.remaining_tokens:,} tokens run out in ~{left:.0f} min"
+        return None
         if b.remaining_tokens < self.params.budget_floor * b.window_tokens:
             return f"{b.remaining_tokens:,} tokens left is under {self.params.budget_floor:.0%} of the window"
         left = self.meters.minutes_of_budget_left(b.remaining_tokens)
@@ -316,3 +328,12 @@ class RulePlanner:
         if down:
             parts.append(f"unreachable hosts skipped: {', '.join(down)}")
         return "; ".join(parts)
+
+
+def _average_burn(b: BudgetState) -> float | None:
+    """Tokens per minute over the window so far, from its pace (used share / elapsed share): a planner that
+    has not yet seen two ticks still projects the window to its end."""
+    if b.pace <= 0 or b.used_tokens <= 0:
+        return None
+    elapsed_min = (b.used_tokens / b.window_tokens) / b.pace * b.window_s / 60.0
+    return b.used_tokens / elapsed_min if elapsed_min > 0 else None

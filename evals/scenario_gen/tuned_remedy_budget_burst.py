@@ -44,10 +44,6 @@ BUDGET_BLIND_GPU = (
     "workers take the brain's CPU before the embedding job is planned, so the job that costs no tokens "
     "does not start."
 )
-COST_CAP_BLIND = (
-    "The rule planner does not read the daily cost cap (nor project the dollars left), so it scales "
-    "LLM-bound extract up while the cap is minutes from refusing every call."
-)
 DRAIN_BLIND = (
     "The rule planner sizes on the backlog against the per-worker target (HPA) and ignores the drain rate "
     "it is shown: a burst already emptying inside the objective gets another scale-up."
@@ -178,7 +174,6 @@ BUDGET = [
             spend=budget(0.92, 1.53, cost=21.0),
         ),
         expect([CHEAPER], must_not=NO_LLM_SCALE_UP, approval="forbidden"),
-        rules_known_wrong=BUDGET_BLIND,
     ),
     Case(
         "budget-projection-pace-1-4-half-used",
@@ -236,7 +231,6 @@ BUDGET = [
             must_not=[*NO_LLM_SCALE_UP, act("set_model_routing", weights__routine={"lt": 0.85})],
             approval="forbidden",
         ),
-        rules_known_wrong=BUDGET_BLIND,
     ),
     Case(
         "budget-projection-daily-cost-cap-nearly-spent",
@@ -251,7 +245,6 @@ BUDGET = [
             spend=budget(0.3, 0.8, cost=48.6),
         ),
         expect(may=[NOOP, CHEAPER], must_not=NO_LLM_SCALE_UP, approval="forbidden"),
-        rules_known_wrong=COST_CAP_BLIND,
     ),
     Case(
         "budget-projection-control-high-use-slow-pace",
