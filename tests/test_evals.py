@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from core.domain import Proposal
 from core.settings import PlannerConfig, Settings
 from evals.report import compare_runs, load_run, write_suite_report
-from evals.runner import RecordingEffects, SuiteRun, SuiteSetup, llm_factory, rules_factory, run_suite
+from evals.runner import SuiteRun, SuiteSetup, llm_factory, rules_factory, run_suite
 from evals.scenario import (
     CATEGORIES,
     SCENARIO_DIR,
@@ -297,40 +297,19 @@ def test_llm_planner_suite_against_scripted_model(
 # ---------------------------------------------------------------- replay
 
 
-def test_replay_detects_decisions_that_change_with_the_policy(scenarios: list[Scenario], tmp_path: Path) -> None:
-    from agent.service.actor import ActionRuns, Actor
+def test_replay_detects_decisions_that_change_with_the_policy(tmp_path: Path) -> None:
+    from support.report_pages import record_ticks
+
     from agent.state.archive import ObservationArchive
     from agent.state.decisions import DecisionLog
     from evals.replay import replay
-    from evals.runner import NotingDesk
-    from graphs.tick import build_tick_graph
     from policies.engine import PolicyEngine
     from policies.model import Policy
 
     db = tmp_path / "state.db"
+    observed = record_ticks(db, ("scale-up-extract-moderate", "control-all-quiet", "dedup-small-over-threshold"))
     log, archive = DecisionLog(db), ObservationArchive(db)
-    observed = by_id(scenarios, "scale-up-extract-moderate", "control-all-quiet", "dedup-small-over-threshold")
     default = Policy.model_validate(policy_data())
-    for n, scenario in enumerate(observed):
-        obs = scenario.observation
-
-        def observer(now: float, obs: Any = obs) -> Any:
-            archive.put(obs)  # what the FleetObserver hook does each tick
-            return obs
-
-        def clock(obs: Any = obs) -> float:
-            return float(obs.time)
-
-        engine = PolicyEngine(default)
-        graph = build_tick_graph(
-            observer=observer,
-            planner=rules_factory(scenario, default, engine, PlannerConfig()),
-            guard=engine.evaluate,
-            actor=Actor(RecordingEffects(), ActionRuns(db), clock=clock),
-            desk=NotingDesk(),
-            recorder=log,
-        )
-        graph.invoke({"tick_id": f"t{n}", "now": obs.time, "dry_run": False})
     assert archive.count() == 3
 
     def replay_with(policy: Policy) -> Any:

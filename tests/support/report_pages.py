@@ -171,9 +171,9 @@ def default_policy() -> dict[str, Any]:
     return dict(yaml.safe_load((Path(__file__).resolve().parents[2] / "policies" / "default.yaml").read_text()))
 
 
-def record_ticks(db: Path) -> list[Any]:
-    """The REPLAYED scenarios' observations through the real tick graph under the default policy, recorded in
-    the decision log and observation archive at `db` as ticks t0, t1, ...; returns the scenarios."""
+def record_ticks(db: Path, ids: tuple[str, ...] = REPLAYED) -> list[Any]:
+    """These scenarios' observations (the REPLAYED ones by default) through the real tick graph under the default
+    policy, recorded in the decision log and observation archive at `db` as ticks t0, t1, ...; returns them."""
     from agent.service.actor import ActionRuns, Actor
     from agent.state.archive import ObservationArchive
     from agent.state.decisions import DecisionLog
@@ -187,7 +187,7 @@ def record_ticks(db: Path) -> list[Any]:
     db.parent.mkdir(parents=True, exist_ok=True)
     default = Policy.model_validate(default_policy())
     log, archive = DecisionLog(db), ObservationArchive(db)
-    observed = [s for s in load_scenarios() if s.id in REPLAYED]
+    observed = [s for s in load_scenarios() if s.id in ids]
     for n, scenario in enumerate(observed):
         obs = scenario.observation
 
