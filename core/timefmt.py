@@ -7,13 +7,18 @@ def when(ts: float | None, now: float | None = None) -> str:
     """A time as an operator reads it: ISO-8601 in local time with its offset, and how long ago or ahead
     ("2026-12-01T19:30:12+00:00 (3 min ago)"). The one way CLI and Slack output show a time."""
     import time
-    from datetime import datetime
 
     if ts is None:
         return "-"
     now = time.time() if now is None else now
-    stamp = datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
-    return f"{stamp} ({age(ts - now)})"
+    return f"{local_iso(ts)} ({age(ts - now)})"
+
+
+def local_iso(ts: float) -> str:
+    """ISO-8601 in local time with its offset: the machine-readable half of `when`."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
 def age(delta_s: float) -> str:

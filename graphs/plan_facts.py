@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from core.domain import Observation
+from core.domain import Observation, PendingApproval
 from core.timefmt import iso
 
 
@@ -31,9 +31,18 @@ def awaiting(obs: Observation, action: str) -> bool:
 
 
 def awaiting_scale(obs: Observation, kind: str, host: str) -> bool:
-    return any(
-        a.action == "scale_workers" and a.args.get("kind") == kind and a.args.get("host") == host
-        for a in obs.pending_approvals
+    return pending_scale(obs, kind, host) is not None
+
+
+def pending_scale(obs: Observation, kind: str, host: str) -> PendingApproval | None:
+    """The open approval for scaling this kind on this host, if a human is already asked."""
+    return next(
+        (
+            a
+            for a in obs.pending_approvals
+            if a.action == "scale_workers" and a.args.get("kind") == kind and a.args.get("host") == host
+        ),
+        None,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from core.domain import BudgetState, Observation, PlannerInfo, Proposal
 from graphs import data_jobs
 from graphs.capacity import CapacityMeters, KindMeter, Objective, Sizing, budget_workers, predict, size
-from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, refused
+from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, pending_scale, refused
 from graphs.planners import PlanContext, PlanResult
 from graphs.remediation import restart_proposals
 from graphs.rule_params import RuleParams
@@ -211,14 +211,7 @@ class RulePlanner:
             key = f"scale_workers:{plan.kind}@{host}"
             backoff = self.params.refusal_backoff_s
             held = held_back(obs, key, now, cooldown_s=p.cooldown_s, backoff_s=backoff, asked=False)
-            pending = next(
-                (
-                    a
-                    for a in obs.pending_approvals
-                    if a.action == "scale_workers" and (a.args.get("kind"), a.args.get("host")) == (plan.kind, host)
-                ),
-                None,
-            )
+            pending = pending_scale(obs, plan.kind, host)
             held = f"awaiting approval {pending.id}" if pending else held
             out.append(f"{host} {held or 'held'}")
         return ", ".join(out) or "no host"

@@ -36,9 +36,8 @@ class TierMap:
 
     @classmethod
     def from_config(cls, config: LLMConfig) -> TierMap:
+        """From a validated config: LLMConfig has already refused duplicate names and unknown purpose tiers."""
         order = tuple(t.name for t in config.tiers)
-        if len(set(order)) != len(order):
-            raise ValueError(f"llm.tiers: tier names must be unique, got {list(order)}")
         if not order:
             return cls((), {})
         # two tiers: the cheap one also does the analysis, the dear one is kept for strategic calls
@@ -46,10 +45,7 @@ class TierMap:
         defaults["strategic"] = order[-1]
         chosen: dict[Purpose, str] = {}
         for purpose in PURPOSES:
-            name = getattr(config, f"{purpose}_tier") or defaults[purpose]
-            if name not in order:
-                raise ValueError(f"llm.{purpose}_tier = {name!r} is not one of llm.tiers {list(order)}")
-            chosen[purpose] = name
+            chosen[purpose] = getattr(config, f"{purpose}_tier") or defaults[purpose]
         return cls(order, chosen)
 
     @property
@@ -102,13 +98,8 @@ class TierMap:
 
 
 def configured_split(config: LLMConfig, tiers: TierMap) -> dict[str, float]:
-    """`[llm.routing]` when set (checked against the tier names), else the default split."""
-    if not config.routing:
-        return tiers.default_split()
-    unknown = sorted(set(config.routing) - set(tiers.order))
-    if unknown:
-        raise ValueError(f"llm.routing names tiers that are not configured: {unknown}; tiers: {list(tiers.order)}")
-    return normalise_weights(config.routing)
+    """`[llm.routing]` when set (LLMConfig checked its names), else the default split."""
+    return normalise_weights(config.routing) if config.routing else tiers.default_split()
 
 
 def normalise_weights(weights: Mapping[str, float]) -> dict[str, float]:

@@ -9,11 +9,10 @@ as one JSON object for `approvals --json`. Times are ISO-8601 local with their a
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.domain import approval_context_lines
-from core.timefmt import when
+from core.timefmt import local_iso, when
 
 if TYPE_CHECKING:
     from agent.state.approvals import Approval
@@ -22,8 +21,7 @@ LABEL_WIDTH = 11
 
 
 def iso(ts: float | None) -> str | None:
-    """ISO-8601 in local time with its offset (the machine-readable half of `core.timefmt.when`)."""
-    return None if ts is None else datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+    return None if ts is None else local_iso(ts)
 
 
 def rule_lines(approval: Approval) -> list[str]:
