@@ -7,18 +7,13 @@ from pathlib import Path
 
 from core.domain import BrainStats, HostMetrics, Observation, Proposal
 from core.settings import PlannerConfig
+from core.timefmt import iso
 from graphs.planners import PlanContext
 from policies.engine import PolicyEngine
 from policies.loader import load_policy
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 NOW = 1_800_000_000.0
-
-
-def iso(ts: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def plan(obs: Observation) -> list[Proposal]:
