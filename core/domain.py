@@ -14,7 +14,7 @@ import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class Frozen(BaseModel):
@@ -266,10 +266,24 @@ class Outcome(Frozen):
 
 
 class PlannerInfo(Frozen):
-    kind: Literal["rules", "model", "human"] = "rules"
+    kind: Literal["rules", "model", "human", "mcp"] = "rules"  # mcp: an MCP client's call (agent/mcp/)
     model: str | None = None
     tier: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
     fallback_reason: str | None = None
+    client: str | None = None  # kind "mcp": the client's name, from its MCP initialize (clientInfo.name)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_client(self, handler: Any) -> Any:
+        """Records of every other planner keep the shape (and hash input) they had before `client` existed."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("client") is None:
+            data.pop("client", None)
+        return data
+
+    @property
+    def label(self) -> str:
+        """How a record names the planner: "rules", "human", "model", or "mcp:<client>"."""
+        return f"mcp:{self.client or 'unknown'}" if self.kind == "mcp" else self.kind

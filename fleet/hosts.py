@@ -28,6 +28,7 @@ from typing import Protocol, runtime_checkable
 
 import psutil
 
+from core import telemetry
 from core.domain import HostMetrics, is_plan_hash
 from core.kinds import EMBED_TABLES, WORKER_KINDS
 from core.kinds import kind as kind_spec
@@ -263,7 +264,7 @@ class LocalHost:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    env=self.env,
+                    env=telemetry.child_env(self.env),  # TRACEPARENT: its batches join this trace
                 )
         except OSError as exc:
             return StartResult(ok=False, worker_id=spec.worker_id, error=f"spawn failed: {exc}")

@@ -68,6 +68,7 @@ class _Run:
     offered: frozenset[str] = frozenset()  # tools offered on the current step
     calls_made: set[tuple[str, str]] = field(default_factory=set)  # (tool, canonical arguments) this tick
     proposals: list[Proposal] = field(default_factory=list)
+    call_ids: dict[str, str] = field(default_factory=dict)  # Proposal.key() -> the tool call that made it
     rejected: list[RejectedCall] = field(default_factory=list)
     invalid: int = 0
     escalated_for_risk: bool = False
@@ -152,9 +153,9 @@ class LLMPlanner:
                 reason = f"{run.invalid} invalid tool calls (max {self.max_invalid})"
                 return PlanFailed(reason, run.info("invalid_calls"), tuple(run.rejected))
             if done:
-                return PlanResult(tuple(run.proposals), run.info(), tuple(run.rejected))
+                return PlanResult(tuple(run.proposals), run.info(), tuple(run.rejected), dict(run.call_ids))
         if run.proposals:
-            return PlanResult(tuple(run.proposals), run.info(), tuple(run.rejected))
+            return PlanResult(tuple(run.proposals), run.info(), tuple(run.rejected), dict(run.call_ids))
         reason = f"no proposal within {self.max_steps} steps"
         return PlanFailed(reason, run.info("max_steps"), tuple(run.rejected))
 
@@ -221,6 +222,7 @@ class LLMPlanner:
             return False
         if all(p.key() != outcome.proposal.key() for p in run.proposals):
             run.proposals.append(outcome.proposal)
+            run.call_ids[outcome.proposal.key()] = call.id
         return True
 
     # ------------------------------------------------------------- one tool call

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,6 +68,7 @@ class PlanResult:
     proposals: tuple[Proposal, ...]
     planner: PlannerInfo
     rejected: tuple[RejectedCall, ...] = ()
+    call_ids: Mapping[str, str] = field(default_factory=dict)  # Proposal.key() -> the model's tool call id
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Required, TypedDict
 
+from core import telemetry
 from core.actions import MUTATING_ACTIONS
 from core.domain import Observation, Outcome, PlannerInfo, PolicyDecision, Proposal, Verdict
 from core.faults import point
@@ -35,6 +36,7 @@ class TickState(TypedDict, total=False):
     verdicts: list[dict[str, Any]]
     outcomes: list[dict[str, Any]]
     decision_ids: list[str]
+    call_ids: dict[str, str]  # Proposal.key() -> the tool call that proposed it (model or MCP client)
 
 
 def build_tick_graph(
@@ -54,6 +56,8 @@ def build_tick_graph(
     """Compile the tick graph around the given parts (real ones in the agent, simulated ones in evals)."""
     from langgraph.graph import END, START, StateGraph
 
+    tool_spans: dict[str, telemetry.SpanLike] = {}  # execute_tool spans from act until record has their decision
+
     def observe(state: TickState) -> dict[str, Any]:
         obs = observer(state["now"])
         return {"observation": obs.model_dump(mode="json")}
@@ -61,7 +65,9 @@ def build_tick_graph(
     def plan(state: TickState) -> dict[str, Any]:
         obs = Observation.model_validate(state["observation"])
         ctx = PlanContext(obs, state["now"], recent_decisions(20), policy_summary(), _deadline(state))
-        result = planner.plan(ctx)
+        with telemetry.span("plan") as span:
+            result = planner.plan(ctx)
+            span.set(_plan_attributes(result.planner, len(result.rejected)))
         rejected = [r.__dict__ for r in result.rejected]
         if not isinstance(result, PlanResult):
             noop = Proposal(action="noop", rationale=f"no plan: {result.reason}")
@@ -70,6 +76,7 @@ def build_tick_graph(
             "proposals": [p.model_dump() for p in result.proposals],
             "planner": result.planner.model_dump(),
             "rejected": rejected,
+            "call_ids": dict(result.call_ids),
         }
 
     def guard_node(state: TickState) -> dict[str, Any]:
@@ -106,7 +113,12 @@ def build_tick_graph(
         for index, (raw, raw_verdict) in enumerate(zip(state["proposals"], state["verdicts"], strict=True)):
             proposal, decision = Proposal.model_validate(raw), PolicyDecision.model_validate(raw_verdict)
             key = f"{state['tick_id']}:{index}"
-            outcome = _act_one(proposal, decision, key, state, obs, planner_info, actor, desk, clock)
+            span = tool_spans[key] = telemetry.tool_span(proposal.action, state.get("call_ids", {}).get(proposal.key()))
+            with telemetry.current(span):
+                outcome = _act_one(proposal, decision, key, state, obs, planner_info, actor, desk, clock)
+            span.set(_tool_attributes(decision, outcome))
+            if outcome.status == "failed":
+                span.fail("action_failed")
             outcomes.append(outcome.model_dump(mode="json"))
         return {"outcomes": outcomes}
 
@@ -131,6 +143,9 @@ def build_tick_graph(
                 outcome=Outcome.model_validate(raw_outcome),
             )
             ids.append(recorder.record(entry, clock()))
+            span = tool_spans.pop(entry.key, telemetry.OFF)
+            span.set({"brainops.decision.id": ids[-1]})
+            span.end()
         return {"decision_ids": ids}
 
     graph = StateGraph(TickState)
@@ -216,6 +231,26 @@ def _rejected_entry(tick_id: str, index: int, call: RejectedCall, planner: Plann
         decision=PolicyDecision(verdict=Verdict.DENY, rule_ids=("planner.invalid_call",), reasons=(call.reason,)),
         outcome=Outcome(status="denied", detail=f"rejected model call: {call.reason}"),
     )
+
+
+def _plan_attributes(info: PlannerInfo, rejected: int) -> dict[str, Any]:
+    return {
+        "brainops.planner": info.label,
+        telemetry.REQUEST_MODEL: info.model,
+        telemetry.INPUT_TOKENS: info.tokens_in,
+        telemetry.OUTPUT_TOKENS: info.tokens_out,
+        "brainops.planner.fallback_reason": info.fallback_reason,
+        "brainops.planner.rejected_calls": rejected,
+    }
+
+
+def _tool_attributes(decision: PolicyDecision, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "brainops.policy.verdict": decision.verdict.value,
+        "brainops.policy.rule_ids": decision.rule_ids,
+        "brainops.approval.id": outcome.data.get("approval_id"),
+        "brainops.outcome.status": outcome.status,
+    }
 
 
 def _without_usage(info: PlannerInfo) -> PlannerInfo:

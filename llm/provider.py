@@ -67,6 +67,43 @@ def no_sdk_retries(model: str, api_base: str | None) -> dict[str, Any]:
     return {}
 
 
+def span_attributes(
+    deployment: DeploymentConfig, max_tokens: int, temperature: float | None, tier: str
+) -> dict[str, Any]:
+    """The GenAI semantic-convention attributes of a chat call to this deployment ({} while tracing is off)."""
+    from core import telemetry
+
+    if not telemetry.enabled():
+        return {}
+    provider, model = split_model(deployment.model, deployment.api_base)
+    attributes: dict[str, Any] = {
+        telemetry.OPERATION: "chat",
+        telemetry.PROVIDER: provider,
+        telemetry.REQUEST_MODEL: model,
+        "gen_ai.request.max_tokens": max_tokens,
+        "gen_ai.request.temperature": temperature,
+        "brainops.llm.tier": tier,
+    }
+    if deployment.api_base:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(deployment.api_base)
+        attributes["server.address"] = url.hostname
+        attributes["server.port"] = url.port or (443 if url.scheme == "https" else 80)
+    return attributes
+
+
+@lru_cache(maxsize=64)
+def split_model(model: str, api_base: str | None) -> tuple[str, str]:
+    """(provider, model) as litellm reads a model string: "openai/gpt-4o" -> ("openai", "gpt-4o")."""
+    try:
+        name, provider, _key, _base = litellm_module().get_llm_provider(model=model, api_base=api_base)
+        return str(provider), str(name)
+    except Exception:  # an unknown provider fails in the call itself, with litellm's own error
+        head, _, tail = model.partition("/")
+        return (head, tail) if tail else ("unknown", model)
+
+
 def is_provider_error(exc: Exception) -> bool:
     import openai  # litellm's exceptions subclass the openai SDK's, whatever the provider
 

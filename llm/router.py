@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core import telemetry
 from core.domain import BudgetState
 from core.llm_types import Attempt, BudgetLimit, LLMFailure, LLMReply, LLMResult, Message, Purpose
 from core.llm_types import FailureKind as FailureKind  # re-exported with the other call types
@@ -264,6 +265,29 @@ class TierRouter:
         )
 
     def _send(
+        self, tier: TierConfig, key: str, sending: _Sending, spec: CallSpec, degraded: bool, time_left: float | None
+    ) -> LLMReply | Attempt:
+        deployment = sending.deployment
+        attributes = provider.span_attributes(deployment, sending.max_tokens, spec.temperature, tier.name)
+        name = f"chat {attributes.get(telemetry.REQUEST_MODEL, deployment.model)}"
+        with telemetry.span(name, attributes, kind="client") as span:
+            if telemetry.capture_content():
+                span.set({"gen_ai.input.messages": telemetry.content_json(spec.messages)})
+            started = time.monotonic()
+            result = self._request(tier, key, sending, spec, degraded, time_left)
+            elapsed = time.monotonic() - started
+            if isinstance(result, LLMReply):
+                span.set({telemetry.INPUT_TOKENS: result.tokens_in, telemetry.OUTPUT_TOKENS: result.tokens_out})
+                if telemetry.capture_content():
+                    span.set({"gen_ai.output.messages": telemetry.content_json([result.assistant_message()])})
+                telemetry.record_chat(attributes, result.tokens_in, result.tokens_out, elapsed, None)
+            else:
+                error = (result.error or "failed").split(" ", 1)[0]  # the exception's class name
+                span.fail(error)
+                telemetry.record_chat(attributes, 0, 0, elapsed, error)
+        return result
+
+    def _request(
         self, tier: TierConfig, key: str, sending: _Sending, spec: CallSpec, degraded: bool, time_left: float | None
     ) -> LLMReply | Attempt:
         deployment, reservation = sending.deployment, sending.reservation

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import telemetry
 from core.faults import point
 
 EXIT_OK = 0
@@ -86,10 +87,15 @@ class WorkerRun:
         With forever=True an idle worker waits for new work instead of exiting.
         """
         self.write_status()
+        telemetry.setup("brainops-worker")  # on when the OTEL_* environment asks; TRACEPARENT names the parent
         try:
             while not self.draining:
                 started = time.monotonic()
-                done = step()
+                with telemetry.batch_span(self.kind, self._worker_id) as span:
+                    done = step()
+                    span.set({"brainops.batch.items": done})
+                    if done == 0:
+                        span.skip()
                 if done:
                     self.busy_s += time.monotonic() - started
                 self.processed += done
@@ -109,9 +115,16 @@ class WorkerRun:
             self.state = "crashed"
             self.write_status(exit_code=EXIT_ERROR)
             raise
+        finally:
+            telemetry.flush()
         self.state = "stopped"
         self.write_status(exit_code=EXIT_OK)
         return EXIT_OK
+
+    @property
+    def _worker_id(self) -> str | None:
+        """The id the dispatcher gave this worker: its status file is named after it."""
+        return self.status_file.name.removesuffix(".status.json") if self.status_file is not None else None
 
 
 def single_pass(step: Callable[[], int]) -> Callable[[], int]:

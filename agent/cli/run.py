@@ -64,6 +64,13 @@ def _settings(config: str | None) -> Settings:
     return load_settings(config)
 
 
+def _trace() -> None:
+    """OpenTelemetry traces when the OTEL_* environment asks for them (core/telemetry.py)."""
+    from core import telemetry
+
+    telemetry.setup()
+
+
 def _agent(settings: Settings) -> Agent:
     from agent.service.agent import Agent
 
@@ -127,6 +134,7 @@ def run(
         help=f"Seconds between ticks, at least {MIN_INTERVAL_S:g} (default: schedule.tick_seconds).",
     ),
 ) -> None:
+    _trace()
     settings = _settings(config)
     if interval is not None:
         settings.schedule.tick_seconds = interval
@@ -217,6 +225,7 @@ def tick(
         False, "--json", help="The tick as one JSON document on stdout (progress and notices on stderr)."
     ),
 ) -> None:
+    _trace()
     settings = _settings(config)
     if not ensure_brain(settings, dry_run=dry_run, say=printer(stderr=as_json)):
         return

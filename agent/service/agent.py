@@ -48,16 +48,21 @@ class TickReport:
     planner: PlannerInfo
     rejected: tuple[dict[str, Any], ...] = ()
     duration_s: float = 0.0
+    decision_ids: tuple[str, ...] = ()  # the records of `rejected`, then one per proposal
 
 
 @dataclass(frozen=True)
 class RequestedPlanner:
-    """A human's chat or CLI request as a planner: the proposal still goes through guard, act and record."""
+    """A human's chat or CLI request (or an MCP client's call) as a planner: the proposal still goes through
+    guard, act and record."""
 
     proposal: Proposal
+    info: PlannerInfo = field(default_factory=lambda: PlannerInfo(kind="human"))
+    call_id: str | None = None  # the MCP request that proposed it
 
     def plan(self, ctx: PlanContext) -> PlanResult:
-        return PlanResult(proposals=(self.proposal,), planner=PlannerInfo(kind="human"))
+        call_ids = {self.proposal.key(): self.call_id} if self.call_id else {}
+        return PlanResult(proposals=(self.proposal,), planner=self.info, call_ids=call_ids)
 
 
 Notifier = Callable[[str, dict[str, Any]], None]  # (event, payload): "approval_opened", "approval_closed", "tick"
@@ -240,8 +245,32 @@ class Agent:
 
     def tick(self, *, dry_run: bool = False, planner: Planner | None = None, tick_id: str | None = None) -> TickReport:
         """One observe -> plan -> guard -> act -> record pass. Approvals it opens wait in their own threads."""
+        from core import telemetry
+
         started = self.clock()
         tick_id = tick_id or f"t{time.strftime('%Y%m%d%H%M%S', time.gmtime(started))}-{uuid.uuid4().hex[:6]}"
+        with telemetry.agent_span(tick_id) as span:
+            state = self._tick_locked(tick_id, started, dry_run, planner)
+            span.set(
+                {
+                    "brainops.planner": PlannerInfo.model_validate(state["planner"]).label,
+                    "brainops.proposals": len(state["proposals"]),
+                }
+            )
+        report = TickReport(
+            tick_id=tick_id,
+            proposals=tuple(Proposal.model_validate(p) for p in state["proposals"]),
+            outcomes=tuple(Outcome.model_validate(o) for o in state["outcomes"]),
+            verdicts=tuple(state["verdicts"]),
+            planner=PlannerInfo.model_validate(state["planner"]),
+            rejected=tuple(state.get("rejected", [])),
+            duration_s=self.clock() - started,
+            decision_ids=tuple(state.get("decision_ids", [])),
+        )
+        self._notify("tick", {"report": report, "alerts": _alerts(state)})
+        return report
+
+    def _tick_locked(self, tick_id: str, started: float, dry_run: bool, planner: Planner | None) -> dict[str, Any]:
         with self.lock:
             budget = self.settings.schedule.tick_deadline_s  # from here: supervise, observe, plan, act share it
             deadline = time.monotonic() + budget
@@ -263,17 +292,7 @@ class Agent:
             )
             self.approval_threads.start_from_tick(state)
             self.checkpointer.delete_thread(tick_id)  # the tick is recorded; its checkpoints would only pile up
-        report = TickReport(
-            tick_id=tick_id,
-            proposals=tuple(Proposal.model_validate(p) for p in state["proposals"]),
-            outcomes=tuple(Outcome.model_validate(o) for o in state["outcomes"]),
-            verdicts=tuple(state["verdicts"]),
-            planner=PlannerInfo.model_validate(state["planner"]),
-            rejected=tuple(state.get("rejected", [])),
-            duration_s=self.clock() - started,
-        )
-        self._notify("tick", {"report": report, "alerts": _alerts(state)})
-        return report
+        return dict(state)
 
     def recover(self) -> int:
         """Finish ticks a crashed process left half done (agent/service/recovery.py); how many there were."""
@@ -301,6 +320,12 @@ class Agent:
         rationale = f"requested by {requester}" + (f": {why}" if why else "")
         proposal = Proposal(action=action, args=args, rationale=rationale)
         return self.tick(planner=RequestedPlanner(proposal))
+
+    def propose(self, proposal: Proposal, client: str, call_id: str | None = None) -> TickReport:
+        """An MCP client's proposal: the same guard, approvals and decision log as the planner's; recorded as
+        planner "mcp" with the client's name (`PlannerInfo.label`: "mcp:CLIENT")."""
+        info = PlannerInfo(kind="mcp", client=client)
+        return self.tick(planner=RequestedPlanner(proposal, info, call_id))
 
     def record_operator(
         self, action: str, args: dict[str, Any], requester: str, why: str, outcome: Outcome, **decision: Any
@@ -331,7 +356,7 @@ class Agent:
 
     def open(self, request: ApprovalRequest, now: float) -> ApprovalTicket:
         """ApprovalDesk port: the durable approval record (idempotent on id), then a prompt to humans."""
-        requested_by = "planner:" + (request.planner.tier or request.planner.kind)
+        requested_by = "planner:" + (request.planner.tier or request.planner.label)
         approval = self.approvals.create(
             request.approval_id,
             request.tick_id,
