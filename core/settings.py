@@ -172,6 +172,25 @@ class SlackConfig(StrictModel):
     api_url: str | None = None  # Slack Web API base; tests point it at a local stand-in
 
 
+class McpConfig(StrictModel):
+    """`brainops mcp --http` (README, "MCP server"): where it listens, and whether approvals may be answered there."""
+
+    bind: str = "127.0.0.1"  # loopback by default; another address needs a token
+    port: int = Field(default=8765, ge=1, le=65535)
+    # When set, every HTTP request must carry "Authorization: Bearer <token>" (stdio needs none: it is local)
+    token: SecretStr | None = None
+    # With a token: HTTP clients may approve or deny, always as this approver (who must be listed in the
+    # policy), never as a name the client gives. Unset: read and propose only, as over stdio.
+    approver: str | None = None
+
+    @field_validator("approver")
+    @classmethod
+    def _approver_needs_token(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("token") is None:
+            raise ValueError("mcp.approver needs mcp.token: approvals over HTTP are answered only with a token")
+        return value
+
+
 class Settings(BaseSettings):
     # The file is chosen in settings_customise_sources (config_path); extra="forbid" here and in every table.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
@@ -190,6 +209,7 @@ class Settings(BaseSettings):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
     # Default worker options per kind (batch_size, item_ms, ...), passed to every worker the agent starts.
     worker_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     metrics_port: int | None = None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.domain import Observation, Outcome, PlannerInfo, Proposal
 from core.ports import ApprovalRequest, ApprovalTicket
-from graphs.planners import PlanContext, PlanResult
+from graphs.planners import PlanContext, PlanResult, RejectedCall
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,13 +54,15 @@ class TickReport:
 @dataclass(frozen=True)
 class RequestedPlanner:
     """A human's chat or CLI request (or an MCP client's call) as a planner: the proposal still goes through
-    guard, act and record."""
+    guard, act and record; a call whose arguments did not validate is recorded as rejected."""
 
-    proposal: Proposal
+    proposal: Proposal | RejectedCall
     info: PlannerInfo = field(default_factory=lambda: PlannerInfo(kind="human"))
     call_id: str | None = None  # the MCP request that proposed it
 
     def plan(self, ctx: PlanContext) -> PlanResult:
+        if isinstance(self.proposal, RejectedCall):
+            return PlanResult(proposals=(), planner=self.info, rejected=(self.proposal,))
         call_ids = {self.proposal.key(): self.call_id} if self.call_id else {}
         return PlanResult(proposals=(self.proposal,), planner=self.info, call_ids=call_ids)
 
@@ -321,9 +323,9 @@ class Agent:
         proposal = Proposal(action=action, args=args, rationale=rationale)
         return self.tick(planner=RequestedPlanner(proposal))
 
-    def propose(self, proposal: Proposal, client: str, call_id: str | None = None) -> TickReport:
-        """An MCP client's proposal: the same guard, approvals and decision log as the planner's; recorded as
-        planner "mcp" with the client's name (`PlannerInfo.label`: "mcp:CLIENT")."""
+    def propose(self, proposal: Proposal | RejectedCall, client: str, call_id: str | None = None) -> TickReport:
+        """An MCP client's proposal (or its call that did not validate): the same guard, approvals and decision
+        log as the planner's; recorded as planner "mcp" with the client's name (`PlannerInfo.label`)."""
         info = PlannerInfo(kind="mcp", client=client)
         return self.tick(planner=RequestedPlanner(proposal, info, call_id))
 
