@@ -138,6 +138,11 @@ def setup(service: str = "brainops") -> bool:
 
         reader = PeriodicExportingMetricReader(metric_exporter)
         meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    from opentelemetry import metrics, trace
+
+    trace.set_tracer_provider(tracer_provider)  # libraries' own spans (the MCP SDK's requests) join the same trace
+    if meter_provider is not None:
+        metrics.set_meter_provider(meter_provider)
     use(tracer_provider, meter_provider)
     return True
 

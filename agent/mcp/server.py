@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.fence import new_fence_token
 from core.timefmt import iso
@@ -167,7 +167,6 @@ def build_server(agent: Agent, *, approver: str | None = None) -> MCPServer:
     from mcp.server.mcpserver.tools.base import Tool
     from mcp_types import ToolAnnotations
 
-    from agent.cli.main import version
     from tools.registry import action_tools, read_only_tools
 
     tools = AgentTools(agent, approver)
@@ -194,7 +193,7 @@ def build_server(agent: Agent, *, approver: str | None = None) -> MCPServer:
     served += [Tool.from_function(fn, annotations=read_only) for fn in (get_approvals, get_approval)]
     if approver is not None:
         served += _answers(tools, approver)
-    return MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=version(), log_level="WARNING", tools=served)
+    return MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=_version(), log_level="WARNING", tools=served)
 
 
 def _answers(tools: AgentTools, approver: str) -> list[Any]:
@@ -222,9 +221,9 @@ def mcp_tool(tool: BaseTool, handler: Handler, annotations: Any) -> Any:
     proposal is rejected and recorded like the model planner's."""
     from mcp.server.mcpserver.tools.base import Tool
     from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-    from pydantic import create_model
+    from pydantic import BaseModel, create_model
 
-    schema = tool.get_input_schema()
+    schema = cast("type[BaseModel]", tool.get_input_schema())
     fields = {n: (f.annotation, f) for n, f in schema.model_fields.items() if n != "ctx"}
     arg_model = create_model(f"{tool.name}_arguments", __base__=ArgModelBase, **fields)  # type: ignore[call-overload]
 
@@ -234,6 +233,7 @@ def mcp_tool(tool: BaseTool, handler: Handler, annotations: Any) -> Any:
     return Tool(
         fn=call,
         name=tool.name,
+        title=None,
         description=tool.description,
         parameters=arg_model.model_json_schema(by_alias=True),
         fn_metadata=_as_sent()(arg_model=arg_model),
@@ -241,6 +241,15 @@ def mcp_tool(tool: BaseTool, handler: Handler, annotations: Any) -> Any:
         context_kwarg="ctx",
         annotations=annotations,
     )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("brainops")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 @cache
