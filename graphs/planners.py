@@ -117,3 +117,19 @@ class FallbackPlanner:
             }
         )
         return PlanResult(proposals=second.proposals, planner=info, rejected=first.rejected + second.rejected)
+
+
+@dataclass(frozen=True)
+class RequestedPlanner:
+    """A human's chat or CLI request (or an MCP client's call) as a planner: the proposal still goes through
+    guard, act and record; a call whose arguments did not validate is recorded as rejected."""
+
+    proposal: Proposal | RejectedCall
+    info: PlannerInfo = field(default_factory=lambda: PlannerInfo(kind="human"))
+    call_id: str | None = None  # the MCP request that proposed it
+
+    def plan(self, ctx: PlanContext) -> PlanResult:
+        if isinstance(self.proposal, RejectedCall):
+            return PlanResult(proposals=(), planner=self.info, rejected=(self.proposal,))
+        call_ids = {self.proposal.key(): self.call_id} if self.call_id else {}
+        return PlanResult(proposals=(self.proposal,), planner=self.info, call_ids=call_ids)

@@ -83,7 +83,11 @@ def test_in_process_reads_proposes_through_policy_and_never_approves(agent) -> N
     assert out["stats"].startswith("observed ") and '"entities"' in out["stats"]
 
     pending = out["pending"]
-    assert (pending["verdict"], pending["status"], pending["approval_status"]) == ("needs_approval", "pending", "pending")
+    assert (pending["verdict"], pending["status"], pending["approval_status"]) == (
+        "needs_approval",
+        "pending",
+        "pending",
+    )
     assert pending["rule_ids"] == ["risk.scale_workers.large_scale"]
     stored = agent.approvals.get(pending["approval_id"])
     assert stored is not None and stored.status == "pending" and stored.requested_by == "planner:mcp:claude-code"
@@ -178,7 +182,7 @@ def test_http_beyond_loopback_without_a_token_is_refused(agent) -> None:
     from agent.mcp.http import http_app
     from core.config_errors import ConfigError
 
-    with pytest.raises(ConfigError, match="needs mcp.token"):
+    with pytest.raises(ConfigError, match=r"needs mcp\.token"):
         http_app(agent, McpConfig(), "0.0.0.0")
-    with pytest.raises(ValueError, match="mcp.approver needs mcp.token"):
+    with pytest.raises(ValueError, match=r"mcp\.approver needs mcp\.token"):
         McpConfig(approver="operator")

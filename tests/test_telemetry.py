@@ -4,6 +4,7 @@ over OTLP/HTTP (to a loopback receiver) under the tick's trace."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,8 +32,9 @@ def caught():
     exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.use(provider, MeterProvider(metric_readers=[reader]), capture_content=False)
-    yield exporter, reader
+    meters = MeterProvider(metric_readers=[reader])
+    telemetry.use(provider, meters, capture_content=False)
+    yield exporter, reader, lambda: telemetry.use(provider, meters, capture_content=True)
     telemetry.use(None)
 
 
@@ -60,7 +62,7 @@ def _by_name(spans, prefix: str):
 
 @pytest.mark.slow
 def test_a_model_tick_is_one_trace_and_the_worker_it_starts_exports_its_batches_into_it(caught, llm_agent) -> None:
-    exporter, reader = caught
+    exporter, reader, _capture = caught
     agent, server, receiver = llm_agent
     server.script(
         tool_calls(("get_processing_rates", {})),
@@ -102,7 +104,9 @@ def test_a_model_tick_is_one_trace_and_the_worker_it_starts_exports_its_batches_
         assert tool.attributes["brainops.policy.verdict"] == "allow"
     assert {r.id for r in agent.decisions.by_tick(report.tick_id)} == set(report.decision_ids)
 
-    metrics = {m.name: m for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    metrics = {
+        m.name: m for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
     usage = metrics["gen_ai.client.token.usage"].data.data_points
     assert sum(p.sum for p in usage if p.attributes["gen_ai.token.type"] == "input") == report.planner.tokens_in
     assert sum(p.count for p in metrics["gen_ai.client.operation.duration"].data.data_points) == len(chats)
@@ -122,8 +126,11 @@ def test_a_model_tick_is_one_trace_and_the_worker_it_starts_exports_its_batches_
 
 
 @pytest.mark.slow
-def test_a_failed_model_call_is_a_chat_span_with_its_error_type(caught, llm_agent) -> None:
-    exporter, _reader = caught
+def test_a_failed_model_call_is_a_chat_span_with_its_error_type_and_content_only_when_opted_in(
+    caught, llm_agent
+) -> None:
+    exporter, _reader, capture_content = caught
+    capture_content()
     agent, server, _receiver = llm_agent
     server.script(*[HttpError(503) for _ in range(6)])
     report = agent.tick()
@@ -132,6 +139,8 @@ def test_a_failed_model_call_is_a_chat_span_with_its_error_type(caught, llm_agen
     chats = _by_name(spans, "chat ")
     assert chats and all(c.attributes["error.type"] == "ServiceUnavailableError" for c in chats)
     assert all(c.status.status_code.name == "ERROR" for c in chats)
+    prompt = json.loads(chats[0].attributes["gen_ai.input.messages"])
+    assert [m["role"] for m in prompt][:2] == ["system", "user"]  # opted in: the prompt as sent (redacted)
     (plan,) = _by_name(spans, "plan")
     assert plan.attributes["brainops.planner"] == "rules"
     assert "provider" in plan.attributes["brainops.planner.fallback_reason"]

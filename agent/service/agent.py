@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.domain import Observation, Outcome, PlannerInfo, Proposal
 from core.ports import ApprovalRequest, ApprovalTicket
-from graphs.planners import PlanContext, PlanResult, RejectedCall
+from graphs.planners import RejectedCall, RequestedPlanner
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,22 +49,6 @@ class TickReport:
     rejected: tuple[dict[str, Any], ...] = ()
     duration_s: float = 0.0
     decision_ids: tuple[str, ...] = ()  # the records of `rejected`, then one per proposal
-
-
-@dataclass(frozen=True)
-class RequestedPlanner:
-    """A human's chat or CLI request (or an MCP client's call) as a planner: the proposal still goes through
-    guard, act and record; a call whose arguments did not validate is recorded as rejected."""
-
-    proposal: Proposal | RejectedCall
-    info: PlannerInfo = field(default_factory=lambda: PlannerInfo(kind="human"))
-    call_id: str | None = None  # the MCP request that proposed it
-
-    def plan(self, ctx: PlanContext) -> PlanResult:
-        if isinstance(self.proposal, RejectedCall):
-            return PlanResult(proposals=(), planner=self.info, rejected=(self.proposal,))
-        call_ids = {self.proposal.key(): self.call_id} if self.call_id else {}
-        return PlanResult(proposals=(self.proposal,), planner=self.info, call_ids=call_ids)
 
 
 Notifier = Callable[[str, dict[str, Any]], None]  # (event, payload): "approval_opened", "approval_closed", "tick"
