@@ -152,7 +152,9 @@ def _exporters(name: str) -> tuple[Any, Any]:
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return ConsoleSpanExporter(), ConsoleMetricExporter()
+        import sys
+
+        return ConsoleSpanExporter(out=sys.stderr), ConsoleMetricExporter(out=sys.stderr)  # stdout: MCP, --json
     if name != "otlp":
         raise ConfigError([f"OTEL_TRACES_EXPORTER={name}: brainops exports traces with otlp or console (or none)"])
     protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower()

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from support import REPO, wait_for
-from support.agent_rig import NO_CPU_CEILING, copy_brain, kill_workers, make_settings, write_policy, write_toml
+from support.agent_rig import NO_CPU_CEILING, cli, copy_brain, kill_workers, make_settings, write_policy, write_toml
 
 from core.settings import McpConfig
 
@@ -128,6 +128,8 @@ def test_over_stdio_the_brainops_mcp_command_proposes_and_refuses_to_approve(age
     assert [a["id"] for a in out["waiting"]["pending"]] == [approval_id]
     assert out["approve"].is_error
     assert agent.approvals.get(approval_id).status == "pending"
+    shown = cli(config, "decisions", "--last", "5")
+    assert shown.returncode == 0 and "mcp:claude-desktop" in shown.stdout
 
 
 def _free_port() -> int:

@@ -17,7 +17,7 @@ STYLE = {"done": "green", "pending": "yellow", "denied": "red", "failed": "bold 
 
 
 def planner_label(report: TickReport) -> str:
-    planner = report.planner.kind if report.planner.kind != "model" else f"model {report.planner.tier}"
+    planner = report.planner.label if report.planner.kind != "model" else f"model {report.planner.tier}"
     if report.planner.fallback_reason:
         planner += f" (fallback: {report.planner.fallback_reason})"
     return planner

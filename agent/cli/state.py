@@ -276,7 +276,7 @@ def _decisions_table(records: list[DecisionRecord]) -> Table:
     for column in ("time", "tick", "planner", "action", "args", "verdict", "outcome", "approver"):
         table.add_column(column, overflow="fold")
     for r in records:
-        planner = r.planner.kind if r.planner.kind != "model" else (r.planner.tier or r.planner.model or "model")
+        planner = r.planner.label if r.planner.kind != "model" else (r.planner.tier or r.planner.model or "model")
         table.add_row(
             when(r.time, now),
             r.tick_id,
