@@ -63,9 +63,11 @@ def test_in_process_reads_proposes_through_policy_and_never_approves(agent) -> N
             status = _json(await client.call_tool("get_approval", {"approval_id": pending["approval_id"]}))
             invalid = _json(await client.call_tool("scale_workers", {"kind": "extract", "host": "local", "count": -1}))
             approve = await client.call_tool("approve", {"approval_id": pending["approval_id"]})
+            unknown = await client.call_tool("get_approval", {"approval_id": "apr-nothing"})
             return locals()
 
     out = anyio.run(session)
+    assert out["unknown"].is_error and "no approval 'apr-nothing'" in _text(out["unknown"])
     listed = out["listed"]
     reads = [t.name for t in read_only_tools()] + ["get_approvals", "get_approval"]
     assert set(listed) == {*reads, *(t.name for t in action_tools())}  # derived from tools/, no approve over stdio

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
+from pydantic import ValidationError
+
 from core.fence import new_fence_token
 from core.timefmt import iso
 
@@ -70,7 +72,10 @@ class AgentTools:
             policy_summary=policy_summary(self.agent.policy, self.agent.engine.tier_ranks),
             fence_token=new_fence_token(),
         )
-        result = tool.invoke({**args, "ctx": ctx})
+        try:
+            result = tool.invoke({**args, "ctx": ctx})
+        except ValidationError as exc:
+            raise _tool_error(f"invalid arguments: {_summary(exc)}") from None
         data = result if isinstance(result, str) else json.dumps(result, default=str)
         return f"observed {iso(obs.time)}\n{data}"
 
@@ -80,7 +85,7 @@ class AgentTools:
     def approval(self, approval_id: str) -> dict[str, Any]:
         found = self.agent.approvals.get(approval_id)
         if found is None:
-            raise LookupError(f"no approval {approval_id!r}")
+            raise _tool_error(f"no approval {approval_id!r}")
         return self._approval_view(found)
 
     def _approval_view(self, a: Approval) -> dict[str, Any]:
@@ -105,17 +110,13 @@ class AgentTools:
 
     def propose(self, tool: BaseTool, args: Mapping[str, Any], client: str, call_id: str) -> dict[str, Any]:
         """The tool builds the proposal; one tick guards, acts (or opens an approval) and records it."""
-        from pydantic import ValidationError
-
         from core.domain import Proposal
         from graphs.planners import RejectedCall
 
         try:
             proposal = tool.invoke(dict(args))
         except ValidationError as exc:
-            reason = "invalid arguments: " + "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in exc.errors()
-            )
+            reason = f"invalid arguments: {_summary(exc)}"
             call = RejectedCall(tool.name, json.dumps(dict(args), default=str), reason)
             with self.lock:
                 report = self.agent.propose(call, client, call_id)
@@ -127,7 +128,7 @@ class AgentTools:
 
     def answer(self, approval_id: str, approve: bool, reason: str) -> dict[str, Any]:
         if self.approver is None:  # not registered then; a guard for whoever wires this differently
-            raise PermissionError("approvals are not answered over this transport")
+            raise _tool_error("approvals are not answered over this transport")
         with self.lock:
             result = self.agent.answer(approval_id, approve, self.approver, reason)
         out: dict[str, Any] = {"status": result.status, "message": result.message, "approver": self.approver}
@@ -241,6 +242,17 @@ def mcp_tool(tool: BaseTool, handler: Handler, annotations: Any) -> Any:
         context_kwarg="ctx",
         annotations=annotations,
     )
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in exc.errors())
+
+
+def _tool_error(message: str) -> Exception:
+    """An error the client sees with its message (the SDK hides the text of any other exception)."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    return ToolError(message)
 
 
 def _version() -> str:
