@@ -149,10 +149,10 @@ def setup(service: str = "brainops") -> bool:
 
 def _exporters(name: str) -> tuple[Any, Any]:
     if name == "console":
+        import sys
+
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        import sys
 
         return ConsoleSpanExporter(out=sys.stderr), ConsoleMetricExporter(out=sys.stderr)  # stdout: MCP, --json
     if name != "otlp":
