@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from agent.service.locks import HomeLock
     from agent.service.observer import FleetObserver
     from agent.service.policy_state import PolicyInForce
+    from agent.service.verification import Verifier
     from agent.state.approvals import AnswerResult, Approval, ApprovalStore
+    from agent.state.corrections import CorrectionStore
     from agent.state.decisions import DecisionLog
     from core.settings import Settings
     from fleet.dispatcher import ReconcileReport
@@ -48,6 +50,8 @@ class TickReport:
     planner: PlannerInfo
     rejected: tuple[dict[str, Any], ...] = ()
     duration_s: float = 0.0
+    verifications: tuple[dict[str, Any], ...] = ()  # verdicts this tick recorded on earlier actions
+    rollback: TickReport | None = None  # the tick that proposed reversing actions that made things worse
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,16 @@ class RequestedPlanner:
 
     def plan(self, ctx: PlanContext) -> PlanResult:
         return PlanResult(proposals=(self.proposal,), planner=PlannerInfo(kind="human"))
+
+
+@dataclass(frozen=True)
+class RollbackPlanner:
+    """Reversals of actions that made things worse, proposed by the verifier: through guard, act and record."""
+
+    proposals: tuple[Proposal, ...]
+
+    def plan(self, ctx: PlanContext) -> PlanResult:
+        return PlanResult(proposals=self.proposals, planner=PlannerInfo(kind="rules"))
 
 
 Notifier = Callable[[str, dict[str, Any]], None]  # (event, payload): "approval_opened", "approval_closed", "tick"
@@ -113,11 +127,12 @@ class Agent:
         from policies.live import live_policy
 
         history, meters, model = RecommendationHistory(), CapacityMeters(), ModelSetup.from_settings(self.settings)
+        corrections = self.corrections.factors
         return PolicyInForce(
             live=live_policy(self.settings, on_failure=self._policy_failed, clock=self.clock),
             known_hosts=[h.name for h in self.settings.hosts],
             make_planner=lambda policy, engine: build_planner(
-                policy, engine, self.settings.planner, model, history, meters, self.settings.llm
+                policy, engine, self.settings.planner, model, history, meters, self.settings.llm, corrections
             ),
             tier_ranks=tier_ranks(self.settings.llm),
         )
@@ -158,6 +173,18 @@ class Agent:
         from agent.state.decisions import DecisionLog
 
         return DecisionLog.from_settings(self.settings)
+
+    @cached_property
+    def corrections(self) -> CorrectionStore:
+        from agent.state.corrections import CorrectionStore
+
+        return CorrectionStore(self.settings.state_db)
+
+    @property
+    def verifier(self) -> Verifier:
+        from agent.service.verification import Verifier
+
+        return Verifier(self.decisions, self.corrections, self.policy.verification)
 
     @cached_property
     def approvals(self) -> ApprovalStore:
@@ -238,8 +265,11 @@ class Agent:
 
     # ------------------------------------------------------------ ticks
 
-    def tick(self, *, dry_run: bool = False, planner: Planner | None = None, tick_id: str | None = None) -> TickReport:
-        """One observe -> plan -> guard -> act -> record pass. Approvals it opens wait in their own threads."""
+    def tick(
+        self, *, dry_run: bool = False, planner: Planner | None = None, tick_id: str | None = None, verify: bool = True
+    ) -> TickReport:
+        """One observe -> plan -> guard -> act -> record pass, then the check of earlier actions against what they
+        expected (a harmful miss proposes its reversal in a second tick). Approvals wait in their own threads."""
         started = self.clock()
         tick_id = tick_id or f"t{time.strftime('%Y%m%d%H%M%S', time.gmtime(started))}-{uuid.uuid4().hex[:6]}"
         with self.lock:
@@ -254,6 +284,8 @@ class Agent:
                 self.expire_due()
                 self.approval_threads.settle()
                 self.supervise(started)
+            verifier = self.verifier
+            self.observer.missed = verifier.anomalies()
             graph = self._tick_graph(planner or self.planner)
             # Each step's checkpoint is on disk before the next runs, so a crash mid-act can be finished later.
             state = graph.invoke(
@@ -263,6 +295,10 @@ class Agent:
             )
             self.approval_threads.start_from_tick(state)
             self.checkpointer.delete_thread(tick_id)  # the tick is recorded; its checkpoints would only pile up
+            checked = verifier.check(Observation.model_validate(state["observation"]), started, tick_id)
+            checked = checked if verify and not dry else []
+        rollbacks = tuple(v.rollback for v in checked if v.rollback is not None)
+        followup = self.tick(planner=self._measured(RollbackPlanner(rollbacks)), verify=False) if rollbacks else None
         report = TickReport(
             tick_id=tick_id,
             proposals=tuple(Proposal.model_validate(p) for p in state["proposals"]),
@@ -271,9 +307,21 @@ class Agent:
             planner=PlannerInfo.model_validate(state["planner"]),
             rejected=tuple(state.get("rejected", [])),
             duration_s=self.clock() - started,
+            verifications=tuple(_verified_row(v) for v in checked),
+            rollback=followup,
         )
-        self._notify("tick", {"report": report, "alerts": _alerts(state)})
+        alerts = [*_alerts(state), *self.observer.missed, *(f"proposed {p.rationale}" for p in rollbacks)]
+        self._notify("tick", {"report": report, "alerts": alerts})
         return report
+
+    def _measured(self, inner: Planner) -> Planner:
+        """`inner` with the running planner's predictions and expectations (the rules' estimator)."""
+        from dataclasses import replace
+
+        from graphs.measured import MeasuredPlanner
+
+        running = self.planner
+        return replace(running, inner=inner) if isinstance(running, MeasuredPlanner) else inner
 
     def recover(self) -> int:
         """Finish ticks a crashed process left half done (agent/service/recovery.py); how many there were."""
@@ -300,7 +348,7 @@ class Agent:
         Its record says so: planner "human", rationale "requested by REQUESTER" (": WHY" when given)."""
         rationale = f"requested by {requester}" + (f": {why}" if why else "")
         proposal = Proposal(action=action, args=args, rationale=rationale)
-        return self.tick(planner=RequestedPlanner(proposal))
+        return self.tick(planner=self._measured(RequestedPlanner(proposal)))
 
     def record_operator(
         self, action: str, args: dict[str, Any], requester: str, why: str, outcome: Outcome, **decision: Any
@@ -385,6 +433,10 @@ class Agent:
                 import logging
 
                 logging.getLogger("brainops").warning("notifier failed on %s: %s", event, exc)
+
+
+def _verified_row(v: Any) -> dict[str, Any]:
+    return {"action_id": v.action_id, "action": v.action, "verdict": v.judgement.verdict, "detail": v.judgement.detail}
 
 
 def _alerts(state: dict[str, Any]) -> list[str]:

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 # The names other modules import from here, wherever they are defined.
 __all__ = [
     "DECISION_KEY_ENV",
+    "EXPECTATION_FIELD",
     "GENESIS_HASH",
     "HEAD_HEX",
     "KEY_FILE_NAME",
@@ -75,6 +76,9 @@ __all__ = [
     "MIN_EXPECT_HEX",
     "MIN_KEY_CHARS",
     "PREDICTION_FIELD",
+    "ROLLBACK_FIELD",
+    "VERIFIES_FIELD",
+    "VERIFY_ACTION",
     "ChainHead",
     "DecisionKeyError",
     "DecisionLog",
@@ -95,6 +99,10 @@ log = logging.getLogger("brainops.decisions")
 # Where a record keeps its proposal's prediction, as plain JSON fields (kind, before, after, drain_s, ...), so
 # that later ticks and offline checks can compare what was expected with what happened.
 PREDICTION_FIELD = "prediction"
+EXPECTATION_FIELD = "expectation"  # what a mutating action should do (core/expectations.py), checked later
+VERIFIES_FIELD = "verifies"  # on a `verify` record: the id of the decision it checks
+ROLLBACK_FIELD = "rollback_of"  # on a rollback: the id of the decision it reverses
+VERIFY_ACTION = "verify"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -269,6 +277,10 @@ class DecisionLog:
         extra = dict(entry.extra or {})
         if entry.proposal.prediction is not None:
             extra[PREDICTION_FIELD] = entry.proposal.prediction.model_dump(mode="json")
+        if entry.proposal.expectation is not None:
+            extra[EXPECTATION_FIELD] = entry.proposal.expectation.model_dump(mode="json")
+        if entry.proposal.rollback_of is not None:
+            extra[ROLLBACK_FIELD] = entry.proposal.rollback_of
         return self.append(
             tick_id=entry.tick_id,
             action=entry.proposal.action,
@@ -303,6 +315,44 @@ class DecisionLog:
 
     def by_key(self, idempotency_key: str) -> list[DecisionRecord]:
         return self._select("SELECT * FROM decisions WHERE idempotency_key = ? ORDER BY seq", (idempotency_key,))
+
+    def get(self, record_id: str) -> DecisionRecord | None:
+        rows = self._select("SELECT * FROM decisions WHERE id = ?", (record_id,))
+        return rows[0] if rows else None
+
+    def awaiting_verification(self, since: float) -> list[DecisionRecord]:
+        """Actions done since `since` that carry an expectation and have no verification yet, oldest first."""
+        sql = (
+            "SELECT * FROM decisions d WHERE d.time >= ? AND json_extract(d.outcome, '$.status') = 'done'"
+            " AND json_extract(d.extra, '$.expectation') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM decisions v"
+            " WHERE v.action = ? AND v.idempotency_key = 'verify:' || d.id) ORDER BY d.seq"
+        )
+        return self._select(sql, (since, VERIFY_ACTION))
+
+    def done_after(self, seq: int, until: float) -> list[DecisionRecord]:
+        """Actions done after record `seq` and by time `until` that carry an expectation."""
+        sql = (
+            "SELECT * FROM decisions WHERE seq > ? AND time <= ? AND json_extract(outcome, '$.status') = 'done'"
+            " AND json_extract(extra, '$.expectation') IS NOT NULL ORDER BY seq"
+        )
+        return self._select(sql, (seq, until))
+
+    def linked(self, record_id: str) -> list[DecisionRecord]:
+        """The verifications of a decision and the rollbacks proposed for it, in log order."""
+        sql = (
+            "SELECT * FROM decisions WHERE json_extract(extra, '$.verifies') = ?"
+            " OR json_extract(extra, '$.rollback_of') = ? ORDER BY seq"
+        )
+        return self._select(sql, (record_id, record_id))
+
+    def verdicts(self, action: str, n: int) -> list[str]:
+        """The newest `n` verdicts on actions named `action`, newest first."""
+        sql = (
+            "SELECT json_extract(outcome, '$.status') AS verdict FROM decisions WHERE action = ?"
+            " AND json_extract(args, '$.action') = ? ORDER BY seq DESC LIMIT ?"
+        )
+        with connect(self.path) as conn:
+            return [str(r["verdict"]) for r in conn.execute(sql, (VERIFY_ACTION, action, n))]
 
     def count(self) -> int:
         with connect(self.path) as conn:
