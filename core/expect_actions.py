@@ -75,7 +75,7 @@ def _scale_down(metric: str, backlog: float, p: ScalePrediction | None, subject:
     check = Check(metric=metric, op="<=", target=target, baseline=backlog)
     harm = Check(metric=metric, op=">=", target=target, baseline=backlog)
     return Expectation(
-        checks=(check,), horizon_s=horizon, summary=summary, subject=subject, harm=(harm,), rollback=back
+        checks=(check,), horizon_s=horizon, summary=summary, subject=subject, harm=(harm,), rollback=back, hold=True
     )
 
 

@@ -45,6 +45,7 @@ class Expectation(Frozen):
     source: ExpectationSource = "rules"
     harm: tuple[Check, ...] = ()  # any of these holding at a miss: the action made things worse
     rollback: Rollback | None = None  # proposed (through the guard) when it did
+    hold: bool = False  # the checks must hold through the horizon (verified at its end, missed the tick one fails)
     drain: dict[str, float] | None = None  # scaling: stage backlog and the drain rate expected, for learning
 
 

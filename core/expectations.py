@@ -62,15 +62,18 @@ def judge(expectation: Expectation, since: float, obs: Observation, now: float) 
         for c, v in zip(expectation.checks, values, strict=True)
     )
     elapsed = max(0.0, now - since)
+    failing = any(v is not None and not r.held for v, r in zip(values, results, strict=True))
+    if expectation.hold and elapsed < expectation.horizon_s and not failing:
+        return None  # so far so good: it must hold until the horizon
     if all(r.held for r in results):
         horizon = _dur(expectation.horizon_s)
         early = "" if elapsed >= expectation.horizon_s else f" within {_dur(elapsed)} of a {horizon} horizon"
         shown = "; ".join(c.describe(v) for c, v in zip(expectation.checks, values, strict=True))
         return Judgement(verdict="verified", detail=f"{shown}{early}", results=results, elapsed_s=elapsed)
-    if elapsed < expectation.horizon_s:
+    if elapsed < expectation.horizon_s and not (expectation.hold and failing):
         return None
     unread = [c.metric for c, v in zip(expectation.checks, values, strict=True) if v is None]
-    if unread:
+    if unread and not failing:
         why = obs.brain.error if obs.brain.error else "not in the observation"
         detail = f"{', '.join(unread)} could not be read after {_dur(elapsed)}: {why}"
         return Judgement(verdict="inconclusive", detail=detail, results=results, elapsed_s=elapsed)

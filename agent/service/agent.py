@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core.domain import Observation, Outcome, PlannerInfo, Proposal
 from core.ports import ApprovalRequest, ApprovalTicket
 from graphs.planners import PlanContext, PlanResult
+from graphs.verifying import VerifyingPlanner
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from agent.service.locks import HomeLock
     from agent.service.observer import FleetObserver
     from agent.service.policy_state import PolicyInForce
-    from agent.service.verification import Verifier
+    from agent.service.verification import Verified, Verifier
     from agent.state.approvals import AnswerResult, Approval, ApprovalStore
     from agent.state.corrections import CorrectionStore
     from agent.state.decisions import DecisionLog
@@ -51,7 +52,6 @@ class TickReport:
     rejected: tuple[dict[str, Any], ...] = ()
     duration_s: float = 0.0
     verifications: tuple[dict[str, Any], ...] = ()  # verdicts this tick recorded on earlier actions
-    rollback: TickReport | None = None  # the tick that proposed reversing actions that made things worse
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,6 @@ class RequestedPlanner:
 
     def plan(self, ctx: PlanContext) -> PlanResult:
         return PlanResult(proposals=(self.proposal,), planner=PlannerInfo(kind="human"))
-
-
-@dataclass(frozen=True)
-class RollbackPlanner:
-    """Reversals of actions that made things worse, proposed by the verifier: through guard, act and record."""
-
-    proposals: tuple[Proposal, ...]
-
-    def plan(self, ctx: PlanContext) -> PlanResult:
-        return PlanResult(proposals=self.proposals, planner=PlannerInfo(kind="rules"))
 
 
 Notifier = Callable[[str, dict[str, Any]], None]  # (event, payload): "approval_opened", "approval_closed", "tick"
@@ -265,11 +255,9 @@ class Agent:
 
     # ------------------------------------------------------------ ticks
 
-    def tick(
-        self, *, dry_run: bool = False, planner: Planner | None = None, tick_id: str | None = None, verify: bool = True
-    ) -> TickReport:
-        """One observe -> plan -> guard -> act -> record pass, then the check of earlier actions against what they
-        expected (a harmful miss proposes its reversal in a second tick). Approvals wait in their own threads."""
+    def tick(self, *, dry_run: bool = False, planner: Planner | None = None, tick_id: str | None = None) -> TickReport:
+        """One observe -> plan -> guard -> act -> record pass; before planning, earlier actions are checked against
+        what they expected (a harmful miss adds its reversal to the plan). Approvals wait in their own threads."""
         started = self.clock()
         tick_id = tick_id or f"t{time.strftime('%Y%m%d%H%M%S', time.gmtime(started))}-{uuid.uuid4().hex[:6]}"
         with self.lock:
@@ -285,8 +273,14 @@ class Agent:
                 self.approval_threads.settle()
                 self.supervise(started)
             verifier = self.verifier
+            checked: list[Verified] = []
             self.observer.missed = verifier.anomalies()
-            graph = self._tick_graph(planner or self.planner)
+            planner = planner or self.planner
+            if not dry:  # inside the measuring planner: a rollback gets a prediction and an expectation too
+                planner = _inside_measured(
+                    planner, lambda p: VerifyingPlanner(p, _checking(verifier, tick_id, checked))
+                )
+            graph = self._tick_graph(planner)
             # Each step's checkpoint is on disk before the next runs, so a crash mid-act can be finished later.
             state = graph.invoke(
                 {"tick_id": tick_id, "now": started, "dry_run": dry, "deadline": deadline, "deadline_s": budget},
@@ -295,10 +289,6 @@ class Agent:
             )
             self.approval_threads.start_from_tick(state)
             self.checkpointer.delete_thread(tick_id)  # the tick is recorded; its checkpoints would only pile up
-            checked = verifier.check(Observation.model_validate(state["observation"]), started, tick_id)
-            checked = checked if verify and not dry else []
-        rollbacks = tuple(v.rollback for v in checked if v.rollback is not None)
-        followup = self.tick(planner=self._measured(RollbackPlanner(rollbacks)), verify=False) if rollbacks else None
         report = TickReport(
             tick_id=tick_id,
             proposals=tuple(Proposal.model_validate(p) for p in state["proposals"]),
@@ -308,20 +298,15 @@ class Agent:
             rejected=tuple(state.get("rejected", [])),
             duration_s=self.clock() - started,
             verifications=tuple(_verified_row(v) for v in checked),
-            rollback=followup,
         )
-        alerts = [*_alerts(state), *self.observer.missed, *(f"proposed {p.rationale}" for p in rollbacks)]
+        rollbacks = [f"proposed {p['rationale']}" for p in state["proposals"] if p.get("rollback_of")]
+        alerts = [*_alerts(state), *self.observer.missed, *rollbacks]
         self._notify("tick", {"report": report, "alerts": alerts})
         return report
 
     def _measured(self, inner: Planner) -> Planner:
         """`inner` with the running planner's predictions and expectations (the rules' estimator)."""
-        from dataclasses import replace
-
-        from graphs.measured import MeasuredPlanner
-
-        running = self.planner
-        return replace(running, inner=inner) if isinstance(running, MeasuredPlanner) else inner
+        return _inside_measured(self.planner, lambda _running: inner)
 
     def recover(self) -> int:
         """Finish ticks a crashed process left half done (agent/service/recovery.py); how many there were."""
@@ -433,6 +418,27 @@ class Agent:
                 import logging
 
                 logging.getLogger("brainops").warning("notifier failed on %s: %s", event, exc)
+
+
+def _inside_measured(planner: Planner, wrap: Callable[[Planner], Planner]) -> Planner:
+    """`wrap` applied inside the measuring planner (graphs/measured.py), or around `planner` when it is none."""
+    from dataclasses import replace
+
+    from graphs.measured import MeasuredPlanner
+
+    return replace(planner, inner=wrap(planner.inner)) if isinstance(planner, MeasuredPlanner) else wrap(planner)
+
+
+def _checking(
+    verifier: Verifier, tick_id: str, checked: list[Verified]
+) -> Callable[[Observation, float], list[Proposal]]:
+    """The tick's check of earlier actions (its verdicts kept in `checked`), returning the reversals due."""
+
+    def check(obs: Observation, now: float) -> list[Proposal]:
+        checked.extend(verifier.check(obs, now, tick_id))
+        return verifier.rollbacks_due(now)
+
+    return check
 
 
 def _verified_row(v: Any) -> dict[str, Any]:

@@ -58,6 +58,19 @@ class Verifier:
                 out.append(done)
         return out
 
+    def rollbacks_due(self, now: float) -> list[Proposal]:
+        """Reversals verdicts asked for that no decision has proposed yet (once each, whoever crashed when)."""
+        return [
+            Proposal(
+                action=str(back["action"]),
+                args=dict(back["args"]),
+                rationale=str(back.get("rationale", "")),
+                rollback_of=str(record.extra["verifies"]),
+            )
+            for record in self.decisions.unanswered_rollbacks(now - self.policy.max_age_s)
+            if isinstance(back := record.outcome.data.get("rollback"), dict)
+        ]
+
     def anomalies(self) -> list[str]:
         """Action kinds whose last `miss_anomaly_after` verdicts were all misses."""
         from core.actions import MUTATING_ACTIONS
@@ -84,7 +97,7 @@ class Verifier:
             "source": expectation.source,
         }
         if rollback is not None:
-            data["rollback"] = {"action": rollback.action, "args": rollback.args}
+            data["rollback"] = {"action": rollback.action, "args": rollback.args, "rationale": rollback.rationale}
         written = self.decisions.append(
             tick_id=tick_id,
             action="verify",

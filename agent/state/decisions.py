@@ -337,6 +337,15 @@ class DecisionLog:
         )
         return self._select(sql, (seq, until))
 
+    def unanswered_rollbacks(self, since: float) -> list[DecisionRecord]:
+        """Verifications since `since` that ask for a rollback no decision has proposed yet."""
+        sql = (
+            "SELECT * FROM decisions v WHERE v.action = ? AND v.time >= ?"
+            " AND json_extract(v.outcome, '$.data.rollback') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM decisions d"
+            " WHERE json_extract(d.extra, '$.rollback_of') = json_extract(v.extra, '$.verifies')) ORDER BY v.seq"
+        )
+        return self._select(sql, (VERIFY_ACTION, since))
+
     def linked(self, record_id: str) -> list[DecisionRecord]:
         """The verifications of a decision and the rollbacks proposed for it, in log order."""
         sql = (
