@@ -31,7 +31,9 @@ def _scale_up(backlog: int = 1_500) -> Proposal:
         drain_s=60.0 * backlog / (3 * 60.0 - 10.0),
     )
     args = {"kind": "extract", "host": "worker1", "count": 3}
-    return with_expectation(extract_backlog(), Proposal(action="scale_workers", args=args, prediction=prediction), "rules")
+    return with_expectation(
+        extract_backlog(), Proposal(action="scale_workers", args=args, prediction=prediction), "rules"
+    )
 
 
 def _at(backlog: int, when: float, **brain: object):
@@ -61,7 +63,9 @@ def test_a_scale_down_must_hold_until_its_horizon_and_a_failure_is_harm_with_a_r
         basis="measured", drain_s=0.0, wait_objective_s=600.0,
     )  # fmt: skip
     obs = extract_backlog(desired={"extract@worker1": 3})
-    down = Proposal(action="scale_workers", args={"kind": "extract", "host": "worker1", "count": 1}, prediction=prediction)
+    down = Proposal(
+        action="scale_workers", args={"kind": "extract", "host": "worker1", "count": 1}, prediction=prediction
+    )
     expectation = action("scale_workers").expect(obs, down)  # type: ignore[misc]
     assert expectation is not None and expectation.hold and expectation.checks[0].target == 600.0
     assert judge(expectation, NOW, _at(10, NOW + 60), NOW + 60) is None  # fine so far, not yet verified
@@ -129,3 +133,27 @@ def test_a_rollback_on_the_planners_own_key_marks_its_proposal_and_otherwise_com
     assert len(merged) == 1 and merged[0].args["count"] == 5 and merged[0].rollback_of == "d1"
     noop = Proposal(action="noop", rationale="all stages within targets")
     assert merge([back], [noop]) == (back,)
+
+
+def test_a_repeated_miss_escalates_the_planner_tier_and_shows_in_status_and_slack(tmp_path: Path) -> None:
+    from slack_sdk.models.blocks import Block
+    from support.agent_rig import cli, make_settings, write_policy, write_toml
+
+    from agent.service.observer import save_last_observation
+    from agent.slack.blocks import VERIFICATION_ALERT, alert_blocks
+    from graphs.llm_prompt import anomalies
+
+    missed = "scale_workers missed its expectation 3 times in a row"
+    obs = extract_backlog(missed_expectations=(missed,))
+    assert missed in anomalies(obs) and not anomalies(extract_backlog())  # the analysis tier plans, not routine
+
+    settings = make_settings(tmp_path, str(tmp_path / "brain"), write_policy(tmp_path / "policy.yaml"))
+    save_last_observation(settings, obs)
+    shown = cli(write_toml(settings, tmp_path / "brainops.toml"), "status")
+    assert shown.returncode == 0, shown.stderr
+    assert f"anomaly: {missed}" in " ".join(shown.stdout.split())
+
+    text, blocks = alert_blocks(VERIFICATION_ALERT + missed)
+    assert text == f"Verification: {missed}" and "Crash loop" not in text
+    for block in blocks:
+        Block.parse(block).validate_json()  # type: ignore[union-attr]

@@ -40,7 +40,9 @@ def rig(tmp_path: Path, small_brain: str):
 
     def build(item_ms: int = 2, **policy: Any) -> tuple[Agent, Clock]:
         path = write_policy(tmp_path / "policy.yaml", **{**POLICY, **policy})
-        settings = make_settings(tmp_path, brain, path, worker_defaults={"extract": {"item_ms": item_ms, "batch_size": 50}})
+        settings = make_settings(
+            tmp_path, brain, path, worker_defaults={"extract": {"item_ms": item_ms, "batch_size": 50}}
+        )
         clock = Clock()
         made.append(Agent(settings, clock=clock))
         return made[-1], clock
@@ -98,7 +100,9 @@ def test_scale_up_is_verified_once_real_workers_drain_the_backlog(rig, tmp_path:
     _verdict(agent, scale.id)
     shown = cli(write_toml(agent.settings, tmp_path / "brainops.toml"), "decisions", "--action", scale.id)
     assert shown.returncode == 0, shown.stderr
-    assert "expected: backlog" in shown.stdout and f"verdict {verdict.id}" in shown.stdout and "verified" in shown.stdout
+    assert (
+        "expected: backlog" in shown.stdout and f"verdict {verdict.id}" in shown.stdout and "verified" in shown.stdout
+    )
 
 
 def test_scale_up_whose_workers_do_not_drain_is_missed_with_the_numbers(rig) -> None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from core.domain import Observation, Outcome, PlannerInfo, Proposal
 from core.ports import ApprovalRequest, ApprovalTicket
 from graphs.planners import PlanContext, PlanResult
-from graphs.verifying import VerifyingPlanner
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -276,6 +275,8 @@ class Agent:
             checked: list[Verified] = []
             self.observer.missed = verifier.anomalies()
             planner = planner or self.planner
+            from graphs.verifying import VerifyingPlanner
+
             if not dry:  # inside the measuring planner: a rollback gets a prediction and an expectation too
                 planner = _inside_measured(
                     planner, lambda p: VerifyingPlanner(p, _checking(verifier, tick_id, checked))
@@ -300,7 +301,7 @@ class Agent:
             verifications=tuple(_verified_row(v) for v in checked),
         )
         rollbacks = [f"proposed {p['rationale']}" for p in state["proposals"] if p.get("rollback_of")]
-        alerts = [*_alerts(state), *self.observer.missed, *rollbacks]
+        alerts = [*_alerts(state), *(f"verification: {a}" for a in [*self.observer.missed, *rollbacks])]
         self._notify("tick", {"report": report, "alerts": alerts})
         return report
 
