@@ -24,6 +24,7 @@ from core.kinds import STAGE_OF_KIND, kind
 JOB_HORIZON_S = 600.0  # a one-shot job (dedup, recluster) is expected to have shown its effect by then
 WORKER_HORIZON_S = 120.0
 ROUTING_SLACK = 0.01
+UNMEASURED_SLACK = 100.0
 RELS_CHANGED = "brain.relationships_changed_since_recluster"
 
 
@@ -63,13 +64,13 @@ def _scale_up(metric: str, backlog: float, p: ScalePrediction | None, subject: s
 
 
 def _scale_down(metric: str, backlog: float, p: ScalePrediction | None, subject: str, back: Rollback) -> Expectation:
-    if p is not None and p.wait_objective_s and p.per_worker_per_min > 0:
-        objective = p.wait_objective_s
+    if p is not None and p.per_worker_per_min > 0:  # waits under the objective (without one: the horizon)
+        objective = p.wait_objective_s or DEFAULT_HORIZON_S
         target = round(max(1, p.after) * p.per_worker_per_min * objective / 60.0, 1)
         horizon = clamp_horizon(objective)
         summary = f"waits stay under {_dur(objective)}: backlog at most {_num(target)} at {p.after} worker(s)"
-    else:
-        target = round(max(backlog * 1.5, backlog + 10), 1)
+    else:  # throughput unknown: the backlog at most doubles (or grows by UNMEASURED_SLACK items)
+        target = round(max(backlog * 2, backlog + UNMEASURED_SLACK), 1)
         horizon = DEFAULT_HORIZON_S
         summary = f"backlog stays at {_num(target)} or less within {_dur(horizon)}"
     check = Check(metric=metric, op="<=", target=target, baseline=backlog)
@@ -83,8 +84,9 @@ def expect_embedding(obs: Observation, proposal: Proposal) -> Expectation:
     """Rows without vectors fall to (nearly) zero by the time the shards take at the embedder's rate."""
     table = str(proposal.args.get("table", "records"))
     shards = max(1, int(proposal.args.get("shards", 1)))
-    metric = f"brain.pending.embed_{table}"
-    rows = float(obs.brain.pending.get(f"embed_{table}", 0))
+    stage = f"embed_{table}" if f"embed_{table}" in obs.brain.pending else "embed"  # the split, where reported
+    metric = f"brain.pending.{stage}"
+    rows = float(obs.brain.pending.get(stage, 0))
     rate = obs.rates.get("embed") or kind("embed").sim.throughput_per_min
     horizon = clamp_horizon(1.5 * 60.0 * rows / max(1.0, rate * shards))
     target = math.floor(DRAIN_TOLERANCE * rows)

@@ -46,9 +46,12 @@ def read_metric(obs: Observation, metric: str, dumped: Mapping[str, Any] | None 
     return None
 
 
-def judge(expectation: Expectation, since: float, obs: Observation, now: float) -> Judgement | None:
-    """The verdict on an action taken at `since`, from `obs`; None while it is too early to tell."""
-    dumped = obs.model_dump(mode="json")
+def judge(
+    expectation: Expectation, since: float, obs: Observation, now: float, dumped: Mapping[str, Any] | None = None
+) -> Judgement | None:
+    """The verdict on an action taken at `since`, from `obs` (`dumped`: its JSON, when the caller has it); None
+    while it is too early to tell."""
+    dumped = dumped if dumped is not None else obs.model_dump(mode="json")
     values = [read_metric(obs, c.metric, dumped) for c in expectation.checks]
     results = tuple(
         CheckResult(
