@@ -14,7 +14,18 @@ from dataclasses import dataclass, replace
 
 from core.actions import cooldown_key
 from core.domain import Observation, Proposal
+from core.expectation_types import Expectation, Judgement
 from graphs.planners import PlanContext, PlanFailed, Planner, PlanResult
+
+
+def rollback_for(action_id: str, action: str, expectation: Expectation, judgement: Judgement) -> Proposal | None:
+    """The reversal a verdict asks for: only a miss that made things worse, on an action that declares one."""
+    back = expectation.rollback
+    if judgement.verdict != "missed" or not judgement.harmed or back is None:
+        return None
+    why = f"rollback of {action} {action_id} ({back.why or 'reverse it'}): it made things worse, {judgement.detail}"
+    return Proposal(action=back.action, args=back.args, rationale=why, rollback_of=action_id)
+
 
 Rollbacks = Callable[[Observation, float], Sequence[Proposal]]  # (observation, now) -> reversals due
 

@@ -117,11 +117,9 @@ class Verifier:
         return Verified(record.id, record.action, judgement, written.id, rollback)
 
     def _rollback(self, record: DecisionRecord, expectation: Expectation, judgement: Judgement) -> Proposal | None:
-        back = expectation.rollback
-        if not (self.policy.rollback and judgement.verdict == "missed" and judgement.harmed and back is not None):
-            return None
-        why = f"rollback of {record.action} {record.id} ({back.why or 'reverse it'}): it made things worse, "
-        return Proposal(action=back.action, args=back.args, rationale=why + judgement.detail, rollback_of=record.id)
+        from graphs.verifying import rollback_for
+
+        return rollback_for(record.id, record.action, expectation, judgement) if self.policy.rollback else None
 
     def _learn(self, record: DecisionRecord, expectation: Expectation, judgement: Judgement, now: float) -> None:
         """observed / predicted drain, as a throughput ratio for the kind on the action's host."""
