@@ -157,3 +157,29 @@ def test_a_repeated_miss_escalates_the_planner_tier_and_shows_in_status_and_slac
     assert text == f"Verification: {missed}" and "Crash loop" not in text
     for block in blocks:
         Block.parse(block).validate_json()  # type: ignore[union-attr]
+
+
+def test_verification_scenarios_judge_their_recorded_trajectories_and_roll_back(tmp_path: Path) -> None:
+    import dataclasses
+
+    import yaml
+
+    from core.settings import PlannerConfig
+    from evals.runner import SuiteSetup, rules_factory, run_suite
+    from evals.scenario import load_scenarios
+
+    scenarios = [s for s in load_scenarios() if s.id.startswith("verify-")]
+    assert len(scenarios) >= 3 and any(s.control for s in scenarios)
+    wrong = next(s for s in scenarios if s.id == "verify-scale-down-harm-rollback")
+    wrong = dataclasses.replace(
+        wrong, id="wrong", expect=dataclasses.replace(wrong.expect, verifications={"d-down-1": "verified"})
+    )
+    data = yaml.safe_load(Path("policies/default.yaml").read_text())
+    setup = SuiteSetup(data, PlannerConfig().model_dump(), tmp_path / "state", rules_factory)
+    run = run_suite([*scenarios, wrong], setup, progress=False)
+    results = {r.scenario_id: r.runs[0] for r in run.results}
+    assert all(results[s.id].score.passed for s in scenarios), {k: v.score.failures for k, v in results.items()}
+    assert results["wrong"].score.failures == (
+        "verification of d-down-1: missed (after 5 min: brain.pending.extract 1,400 (expected <= 600, was 150)), "
+        "expected verified",
+    )
