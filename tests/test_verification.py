@@ -106,10 +106,11 @@ def test_misses_correct_the_throughput_estimate_and_repeated_ones_are_an_anomaly
 def test_the_planner_sizes_and_predicts_with_the_learnt_correction() -> None:
     """Two workers measured at 200/min each; verified outcomes on host w said half that: the corrected planner
     predicts 100/min per worker and asks for more workers for the same backlog and objective."""
+    from test_capacity import _obs
+
     from graphs.capacity import CostModel
     from graphs.planners import PlanContext
     from graphs.rule_planner import RuleParams, RulePlanner, ScalingParams
-    from test_capacity import _obs
 
     p = ScalingParams(stage="extract", max_workers=16, target_per_worker=200.0, max_wait_s=300.0)
     plain = RulePlanner(RuleParams(scaling={"extract": p}, cost=CostModel({"*": 0.5})))
