@@ -4,6 +4,7 @@ model's own, or one derived by the rules' estimator)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from core.actions import with_expectation
@@ -29,3 +30,9 @@ class MeasuredPlanner:
         source: ExpectationSource = "rules" if result.planner.kind == "rules" else "derived"
         proposals = tuple(with_expectation(obs, self.rules.with_prediction(obs, p), source) for p in result.proposals)
         return replace(result, proposals=proposals)
+
+
+def inside_measured(planner: Planner, wrap: Callable[[Planner], Planner]) -> Planner:
+    """`wrap` applied inside the measuring planner, or around `planner` when it is none: what `wrap` adds to the
+    plan gets predictions and expectations like the rest."""
+    return replace(planner, inner=wrap(planner.inner)) if isinstance(planner, MeasuredPlanner) else wrap(planner)

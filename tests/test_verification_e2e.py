@@ -15,6 +15,7 @@ from support import wait_for
 from support.agent_rig import NO_CPU_CEILING, cli, copy_brain, kill_workers, make_settings, write_policy, write_toml
 
 from agent.service.agent import Agent
+from agent.state.decision_links import linked
 from agent.state.decisions import DecisionRecord
 
 POLICY: dict[str, Any] = {
@@ -74,7 +75,7 @@ def _only(agent: Agent, action: str) -> DecisionRecord:
 
 
 def _verdict(agent: Agent, action_id: str) -> DecisionRecord:
-    found = [r for r in agent.decisions.linked(action_id) if r.action == "verify"]
+    found = [r for r in linked(agent.decisions, action_id) if r.action == "verify"]
     assert len(found) == 1, f"expected one verdict on {action_id}, got {found}"
     return found[0]
 
@@ -112,7 +113,7 @@ def test_scale_up_whose_workers_do_not_drain_is_missed_with_the_numbers(rig) -> 
     check = scale.extra["expectation"]["checks"][0]
     horizon = scale.extra["expectation"]["horizon_s"]
     agent.tick()
-    assert not agent.decisions.linked(scale.id), "judged before its horizon although not met"
+    assert not linked(agent.decisions, scale.id), "judged before its horizon although not met"
 
     clock.ahead = horizon + 5
     agent.tick()
@@ -153,7 +154,7 @@ def test_harmful_scale_down_proposes_scaling_back_through_the_guard(rig, tmp_pat
     assert len(back) == 1, report.proposals
     proposal, outcome = back[0]
     assert proposal.args == {"kind": "extract", "host": "local", "count": 2} and outcome.status == "done"
-    rollback = next(r for r in agent.decisions.linked(down.id) if r.action == "scale_workers")
+    rollback = next(r for r in linked(agent.decisions, down.id) if r.action == "scale_workers")
     assert rollback.verdict == "allow" and rollback.extra["rollback_of"] == down.id
     wait_for(lambda: _extract_workers(agent) == 2, "the extract workers to be back")
     assert not agent.verifier.rollbacks_due(clock()), "a rollback is proposed once"

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 def show_action(log: DecisionLog, wanted: str, as_json: bool) -> None:
     """Exit 2 with one sentence when no record, or more than one, has that id (or id prefix)."""
     record = _find(log, wanted)
-    linked = log.linked(record.id)
+    from agent.state.decision_links import linked as links
+
+    linked = links(log, record.id)
     if as_json:
         for r in (record, *linked):
             typer.echo(r.to_json())

@@ -271,16 +271,14 @@ class Agent:
                 self.expire_due()
                 self.approval_threads.settle()
                 self.supervise(started)
+            from agent.service.verification import verifying
+
             verifier = self.verifier
             checked: list[Verified] = []
             self.observer.missed = verifier.anomalies()
             planner = planner or self.planner
-            from graphs.verifying import VerifyingPlanner
-
-            if not dry:  # inside the measuring planner: a rollback gets a prediction and an expectation too
-                planner = _inside_measured(
-                    planner, lambda p: VerifyingPlanner(p, _checking(verifier, tick_id, checked))
-                )
+            if not dry:  # judged before planning; rollbacks get predictions and expectations like any proposal
+                planner = verifying(planner, verifier, tick_id, checked)
             graph = self._tick_graph(planner)
             # Each step's checkpoint is on disk before the next runs, so a crash mid-act can be finished later.
             state = graph.invoke(
@@ -298,7 +296,7 @@ class Agent:
             planner=PlannerInfo.model_validate(state["planner"]),
             rejected=tuple(state.get("rejected", [])),
             duration_s=self.clock() - started,
-            verifications=tuple(_verified_row(v) for v in checked),
+            verifications=tuple(v.row() for v in checked),
         )
         rollbacks = [f"proposed {p['rationale']}" for p in state["proposals"] if p.get("rollback_of")]
         alerts = [*_alerts(state), *(f"verification: {a}" for a in [*self.observer.missed, *rollbacks])]
@@ -307,7 +305,9 @@ class Agent:
 
     def _measured(self, inner: Planner) -> Planner:
         """`inner` with the running planner's predictions and expectations (the rules' estimator)."""
-        return _inside_measured(self.planner, lambda _running: inner)
+        from graphs.measured import inside_measured
+
+        return inside_measured(self.planner, lambda _running: inner)
 
     def recover(self) -> int:
         """Finish ticks a crashed process left half done (agent/service/recovery.py); how many there were."""
@@ -419,31 +419,6 @@ class Agent:
                 import logging
 
                 logging.getLogger("brainops").warning("notifier failed on %s: %s", event, exc)
-
-
-def _inside_measured(planner: Planner, wrap: Callable[[Planner], Planner]) -> Planner:
-    """`wrap` applied inside the measuring planner (graphs/measured.py), or around `planner` when it is none."""
-    from dataclasses import replace
-
-    from graphs.measured import MeasuredPlanner
-
-    return replace(planner, inner=wrap(planner.inner)) if isinstance(planner, MeasuredPlanner) else wrap(planner)
-
-
-def _checking(
-    verifier: Verifier, tick_id: str, checked: list[Verified]
-) -> Callable[[Observation, float], list[Proposal]]:
-    """The tick's check of earlier actions (its verdicts kept in `checked`), returning the reversals due."""
-
-    def check(obs: Observation, now: float) -> list[Proposal]:
-        checked.extend(verifier.check(obs, now, tick_id))
-        return verifier.rollbacks_due(now)
-
-    return check
-
-
-def _verified_row(v: Any) -> dict[str, Any]:
-    return {"action_id": v.action_id, "action": v.action, "verdict": v.judgement.verdict, "detail": v.judgement.detail}
 
 
 def _alerts(state: dict[str, Any]) -> list[str]:

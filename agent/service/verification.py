@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent.state import decision_links as links
 from core.domain import Observation, Outcome, PlannerInfo, Proposal
 from core.expectation_types import Expectation, Judgement
 from core.expectations import judge
@@ -21,6 +22,7 @@ from core.expectations import judge
 if TYPE_CHECKING:
     from agent.state.corrections import CorrectionStore
     from agent.state.decisions import DecisionLog, DecisionRecord
+    from graphs.planners import Planner
     from policies.model import Verification
 
 
@@ -32,6 +34,11 @@ class Verified:
     record_id: str
     rollback: Proposal | None = None
 
+    def row(self) -> dict[str, str]:
+        """What a tick report shows of it."""
+        j = self.judgement
+        return {"action_id": self.action_id, "action": self.action, "verdict": j.verdict, "detail": j.detail}
+
 
 @dataclass(frozen=True)
 class Verifier:
@@ -41,7 +48,7 @@ class Verifier:
 
     def check(self, obs: Observation, now: float, tick_id: str) -> list[Verified]:
         """Judge what is due on this observation; returns the verdicts this process recorded."""
-        pending = self.decisions.awaiting_verification(now - self.policy.max_age_s)
+        pending = links.awaiting_verification(self.decisions, now - self.policy.max_age_s)
         out: list[Verified] = []
         for record in pending:
             expectation = Expectation.model_validate(record.extra["expectation"])
@@ -67,7 +74,7 @@ class Verifier:
                 rationale=str(back.get("rationale", "")),
                 rollback_of=str(record.extra["verifies"]),
             )
-            for record in self.decisions.unanswered_rollbacks(now - self.policy.max_age_s)
+            for record in links.unanswered_rollbacks(self.decisions, now - self.policy.max_age_s)
             if isinstance(back := record.outcome.data.get("rollback"), dict)
         ]
 
@@ -79,7 +86,7 @@ class Verifier:
         return [
             f"{action} missed its expectation {n} times in a row"
             for action in sorted(MUTATING_ACTIONS)
-            if (seen := self.decisions.verdicts(action, n)) and len(seen) == n and all(v == "missed" for v in seen)
+            if links.verdicts(self.decisions, action, n) == ["missed"] * n
         ]
 
     def _record(
@@ -159,7 +166,7 @@ def _superseded_by(
 ) -> DecisionRecord | None:
     """A later action (another tick) on the same subject, done before this one's horizon."""
     end = record.time + expectation.horizon_s
-    for other in decisions.done_after(record.seq, min(end, now)):
+    for other in links.done_after(decisions, record.seq, min(end, now)):
         theirs = other.extra.get("expectation")
         if (
             other.tick_id != record.tick_id
@@ -168,3 +175,16 @@ def _superseded_by(
         ):
             return other
     return None
+
+
+def verifying(planner: Planner, verifier: Verifier, tick_id: str, checked: list[Verified]) -> Planner:
+    """`planner` with the tick's check of earlier actions first (its verdicts collected in `checked`) and the
+    reversals due in its plan, inside the measuring planner (graphs/measured.py)."""
+    from graphs.measured import inside_measured
+    from graphs.verifying import VerifyingPlanner
+
+    def check(obs: Observation, now: float) -> list[Proposal]:
+        checked.extend(verifier.check(obs, now, tick_id))
+        return verifier.rollbacks_due(now)
+
+    return inside_measured(planner, lambda inner: VerifyingPlanner(inner, check))

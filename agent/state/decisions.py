@@ -320,48 +320,9 @@ class DecisionLog:
         rows = self._select("SELECT * FROM decisions WHERE id = ?", (record_id,))
         return rows[0] if rows else None
 
-    def awaiting_verification(self, since: float) -> list[DecisionRecord]:
-        """Actions done since `since` that carry an expectation and have no verification yet, oldest first."""
-        sql = (
-            "SELECT * FROM decisions d WHERE d.time >= ? AND json_extract(d.outcome, '$.status') = 'done'"
-            " AND json_extract(d.extra, '$.expectation') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM decisions v"
-            " WHERE v.action = ? AND v.idempotency_key = 'verify:' || d.id) ORDER BY d.seq"
-        )
-        return self._select(sql, (since, VERIFY_ACTION))
-
-    def done_after(self, seq: int, until: float) -> list[DecisionRecord]:
-        """Actions done after record `seq` and by time `until` that carry an expectation."""
-        sql = (
-            "SELECT * FROM decisions WHERE seq > ? AND time <= ? AND json_extract(outcome, '$.status') = 'done'"
-            " AND json_extract(extra, '$.expectation') IS NOT NULL ORDER BY seq"
-        )
-        return self._select(sql, (seq, until))
-
-    def unanswered_rollbacks(self, since: float) -> list[DecisionRecord]:
-        """Verifications since `since` that ask for a rollback no decision has proposed yet."""
-        sql = (
-            "SELECT * FROM decisions v WHERE v.action = ? AND v.time >= ?"
-            " AND json_extract(v.outcome, '$.data.rollback') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM decisions d"
-            " WHERE json_extract(d.extra, '$.rollback_of') = json_extract(v.extra, '$.verifies')) ORDER BY v.seq"
-        )
-        return self._select(sql, (VERIFY_ACTION, since))
-
-    def linked(self, record_id: str) -> list[DecisionRecord]:
-        """The verifications of a decision and the rollbacks proposed for it, in log order."""
-        sql = (
-            "SELECT * FROM decisions WHERE json_extract(extra, '$.verifies') = ?"
-            " OR json_extract(extra, '$.rollback_of') = ? ORDER BY seq"
-        )
-        return self._select(sql, (record_id, record_id))
-
-    def verdicts(self, action: str, n: int) -> list[str]:
-        """The newest `n` verdicts on actions named `action`, newest first."""
-        sql = (
-            "SELECT json_extract(outcome, '$.status') AS verdict FROM decisions WHERE action = ?"
-            " AND json_extract(args, '$.action') = ? ORDER BY seq DESC LIMIT ?"
-        )
-        with connect(self.path) as conn:
-            return [str(r["verdict"]) for r in conn.execute(sql, (VERIFY_ACTION, action, n))]
+    def select(self, sql: str, params: Sequence[Any]) -> list[DecisionRecord]:
+        """Records by a read-only query over `decisions` (agent/state/decision_links.py asks its questions so)."""
+        return self._select(sql, params)
 
     def count(self) -> int:
         with connect(self.path) as conn:
