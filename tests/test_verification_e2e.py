@@ -80,6 +80,7 @@ def _verdict(agent: Agent, action_id: str) -> DecisionRecord:
     return found[0]
 
 
+@pytest.mark.slow  # waits for real workers to drain a tenth of the backlog (~20 s on a loaded 2-core machine)
 def test_scale_up_is_verified_once_real_workers_drain_the_backlog(rig, tmp_path: Path) -> None:
     agent, _clock = rig()
     first = agent.tick()
@@ -99,11 +100,13 @@ def test_scale_up_is_verified_once_real_workers_drain_the_backlog(rig, tmp_path:
     assert verdict.seq > scale.seq and agent.decisions.verify().ok  # in the same keyed chain
     agent.tick()  # judged once: a later tick adds no second verdict
     _verdict(agent, scale.id)
-    shown = cli(write_toml(agent.settings, tmp_path / "brainops.toml"), "decisions", "--action", scale.id)
+    config = write_toml(agent.settings, tmp_path / "brainops.toml")
+    shown = cli(config, "decisions", "--action", scale.id)
     assert shown.returncode == 0, shown.stderr
-    assert (
-        "expected: backlog" in shown.stdout and f"verdict {verdict.id}" in shown.stdout and "verified" in shown.stdout
-    )
+    assert "expected: backlog" in shown.stdout and f"verdict {verdict.id}" in shown.stdout
+    unknown = cli(config, "decisions", "--action", "nosuchid")
+    assert unknown.returncode == 2 and "no decision has the id 'nosuchid'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
 
 
 def test_scale_up_whose_workers_do_not_drain_is_missed_with_the_numbers(rig) -> None:
