@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from core.domain import PLAN_HASH
+from core import expect_actions as expect
+from core.domain import PLAN_HASH, Observation, Proposal
+from core.expectation_types import ExpectationSource
+from core.expectations import ExpectBuilder
 from core.kinds import EMBED_TABLES, SCALABLE_KINDS
 from core.ports import Effects
 
@@ -100,6 +103,8 @@ class ActionSpec:
     observed: frozenset[str] = (
         frozenset()
     )  # arguments the policy engine fills from the observation (no tool takes them)
+    # What it should do to what later ticks observe (core/expectations.py); every mutating action declares one.
+    expect: ExpectBuilder | None = None
 
     @property
     def arg_names(self) -> tuple[str, ...]:
@@ -165,6 +170,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         mutates=True,
         effect=_scale,
         cooldown=lambda a: f"scale_workers:{a.get('kind')}@{a.get('host')}",
+        expect=expect.expect_scale,
     ),
     ActionSpec(
         "start_embedding",
@@ -172,10 +178,13 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         mutates=True,
         effect=_embed,
         cooldown=lambda a: f"start_embedding:embed@{a.get('host')}",
+        expect=expect.expect_embedding,
     ),
-    ActionSpec("run_dedup", RunDedupArgs, mutates=True, effect=_dedup, cooldown=dedup_cooldown_key),
-    ActionSpec("run_recluster", ReasonArgs, mutates=True, effect=_job("recluster")),
-    ActionSpec("set_model_routing", SetModelRoutingArgs, mutates=True, effect=_routing),
+    ActionSpec(
+        "run_dedup", RunDedupArgs, mutates=True, effect=_dedup, cooldown=dedup_cooldown_key, expect=expect.expect_dedup
+    ),
+    ActionSpec("run_recluster", ReasonArgs, mutates=True, effect=_job("recluster"), expect=expect.expect_recluster),
+    ActionSpec("set_model_routing", SetModelRoutingArgs, mutates=True, effect=_routing, expect=expect.expect_routing),
     ActionSpec(
         "restart_worker",
         RestartWorkerArgs,
@@ -183,8 +192,9 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         effect=_restart,
         cooldown=restart_cooldown_key,
         observed=frozenset({"restarts_last_hour"}),
+        expect=expect.expect_worker(running=True),
     ),
-    ActionSpec("stop_worker", WorkerRefArgs, mutates=True, effect=_stop),
+    ActionSpec("stop_worker", WorkerRefArgs, mutates=True, effect=_stop, expect=expect.expect_worker(running=False)),
     ActionSpec("noop", ReasonArgs, mutates=False, effect=None),
 )
 
@@ -206,3 +216,15 @@ def cooldown_key(name: str, args: Mapping[str, Any]) -> str:
     "run_dedup:dry_run", or its name."""
     spec = BY_NAME.get(name)
     return spec.cooldown_key(args) if spec else name
+
+
+def with_expectation(obs: Observation, proposal: Proposal, source: ExpectationSource) -> Proposal:
+    """The proposal with what its action declares it should do, unless its planner already said (`source`:
+    "rules" for the rule planner's own, "derived" for the estimate filled in for another planner's)."""
+    spec = BY_NAME.get(proposal.action)
+    if proposal.expectation is not None or spec is None or spec.expect is None:
+        return proposal
+    made = spec.expect(obs, proposal)
+    if made is None:
+        return proposal
+    return proposal.model_copy(update={"expectation": made.model_copy(update={"source": source})})

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from core.expectation_types import Expectation
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -164,6 +166,7 @@ class Observation(Frozen):
     desired: dict[str, int] = Field(default_factory=dict)  # "kind@host" -> desired worker count
     recent_actions: dict[str, float] = Field(default_factory=dict)  # "action:kind@host" -> last time
     notes: tuple[str, ...] = ()  # free text seen during observation (log lines, alerts): untrusted
+    missed_expectations: tuple[str, ...] = ()  # action kinds that missed their expectation repeatedly (anomalies)
 
     def digest(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -239,6 +242,8 @@ class Proposal(Frozen):
     args: dict[str, Any] = Field(default_factory=dict)
     rationale: str = ""
     prediction: ScalePrediction | None = None  # scale_workers: the expected effect
+    expectation: Expectation | None = None  # what a mutating action should do, checked on later ticks
+    rollback_of: str | None = None  # the decision id this proposal reverses (a verified harm)
 
     def key(self) -> str:
         blob = json.dumps({"a": self.action, "args": self.args}, sort_keys=True)
@@ -260,7 +265,19 @@ class PolicyDecision(Frozen):
 
 
 class Outcome(Frozen):
-    status: Literal["done", "skipped", "failed", "noop", "denied", "expired", "pending", "dry_run"]
+    status: Literal[
+        "done",
+        "skipped",
+        "failed",
+        "noop",
+        "denied",
+        "expired",
+        "pending",
+        "dry_run",
+        "verified",
+        "missed",
+        "inconclusive",
+    ]  # the last three: a `verify` record's verdict on an earlier action
     detail: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
 

@@ -4,6 +4,7 @@ real Actor (idempotency in SQLite) over recording effects, an approval desk that
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,9 @@ from core.domain import Observation, PlannerInfo
 from core.ports import ApprovalRequest, ApprovalTicket, DecisionEntry
 from evals.scenario import Scenario, merged
 from evals.scoring import Decided, RunScore, joint_overcommits, percentile, score_run, suite_pass_hat_k
+from evals.verify_eval import judge_trajectory, verification_failures
 from graphs.planners import PlanContext, Planner
+from graphs.verifying import VerifyingPlanner
 
 if TYPE_CHECKING:
     from core.settings import PlannerConfig, Settings
@@ -248,7 +251,9 @@ def run_scenario_once(scenario: Scenario, setup: SuiteSetup, index: int, runs_db
     policy, engine, cfg = scenario_parts(scenario, setup)
     obs = scenario.observation
     effects, desk, recorder = RecordingEffects(), NotingDesk(), MemoryRecorder()
-    planner = TimedPlanner(setup.factory(scenario, policy, engine, cfg))
+    verdicts, rollbacks = judge_trajectory(scenario.trajectory, obs, policy.verification.rollback)
+    inner = setup.factory(scenario, policy, engine, cfg)
+    planner = TimedPlanner(VerifyingPlanner(inner, lambda _obs, _now: rollbacks) if scenario.trajectory else inner)
     ports = TickPorts(
         observer=StaticObserver(obs),
         actor=Actor(effects=effects, runs=runs_db, clock=lambda: obs.time),
@@ -263,10 +268,14 @@ def run_scenario_once(scenario: Scenario, setup: SuiteSetup, index: int, runs_db
         Decided(p["action"], p["args"], v["verdict"], tuple(v["rule_ids"]), o["status"])
         for p, v, o in zip(state["proposals"], state["verdicts"], state["outcomes"], strict=True)
     )
+    score = score_run(scenario.expect, decided, joint_overcommits(obs, policy, decided))
+    missed = verification_failures(dict(scenario.expect.verifications), verdicts)
+    if missed:
+        score = dataclasses.replace(score, passed=False, failures=(*score.failures, *missed))
     return RunResult(
         index=index,
         decided=decided,
-        score=score_run(scenario.expect, decided, joint_overcommits(obs, policy, decided)),
+        score=score,
         planner=PlannerInfo.model_validate(state["planner"]),
         latency_s=planner.elapsed_s,
         effects=tuple(effects.calls),

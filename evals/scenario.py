@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from core.actions import ACTIONS
 from core.domain import Observation
+from core.expectation_types import Verification
+from evals.verify_eval import RecordedAction
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "scenario.schema.json"
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -42,6 +44,7 @@ CATEGORIES: tuple[str, ...] = (
     "remediation",
     "budget_projection",
     "burst_draining",
+    "verification",
 )
 CONSTRAINT_OPS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "present")
 VERDICTS: tuple[str, ...] = ("allow", "needs_approval", "deny")
@@ -82,6 +85,7 @@ class Expectations:
     exclusive: bool = False  # proposals outside must/may (noop aside) fail the run
     approval: Approval = "any"
     verdict: str = "any"  # worst verdict over the tick's proposals: deny > needs_approval > allow
+    verifications: Mapping[str, Verification | None] = field(default_factory=dict)  # trajectory id -> verdict
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Scenario:
     rules_known_wrong: str | None = None  # why the rule planner is expected to fail this one
     source: str = ""
     control: bool = False  # a "nothing is wrong" variant of its category
+    trajectory: tuple[RecordedAction, ...] = ()  # earlier actions, judged on the observation (evals/verify_eval.py)
 
 
 # ---------------------------------------------------------------- schema
@@ -125,6 +130,9 @@ def write_schema(path: Path = SCHEMA_PATH) -> None:
     generated = observation_json_schema()
     schema["$defs"].update(generated["$defs"])
     schema["$defs"]["Observation"]["properties"] = generated["properties"]
+    recorded = RecordedAction.model_json_schema(ref_template="#/$defs/{model}")
+    schema["$defs"].update(recorded.pop("$defs"))
+    schema["$defs"]["RecordedAction"] = recorded
     path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
 
 
@@ -163,6 +171,10 @@ def parse_scenario(data: Any, source: str, validator: Any | None = None) -> Scen
         obs = Observation.model_validate(data["observation"])
     except ValueError as exc:  # pydantic checks what JSON Schema cannot (e.g. frozen model invariants)
         raise ScenarioError(source, "observation", str(exc)) from None
+    try:
+        trajectory = tuple(RecordedAction.model_validate(step) for step in data.get("trajectory", []))
+    except ValueError as exc:
+        raise ScenarioError(source, "trajectory", str(exc)) from None
     exp = data["expect"]
     return Scenario(
         id=data["id"],
@@ -178,12 +190,16 @@ def parse_scenario(data: Any, source: str, validator: Any | None = None) -> Scen
             exclusive=exp.get("exclusive", False),
             approval=exp.get("approval", "any"),
             verdict=exp.get("verdict", "any"),
+            verifications={
+                v["id"]: None if v["verdict"] == "pending" else v["verdict"] for v in exp.get("verifications", [])
+            },
         ),
         policy_overrides=data.get("policy_overrides", {}),
         planner_overrides=data.get("planner_overrides", {}),
         rules_known_wrong=data.get("rules_known_wrong"),
         source=source,
         control=data.get("control", False),
+        trajectory=trajectory,
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evals.sim_model import SCALED_STAGES, arrival_rates, load_rises
+from evals.sim_verify import VerifyTally
 
 if TYPE_CHECKING:
     from core.ports import DecisionEntry
@@ -65,9 +66,12 @@ class CountingRecorder:
     outcomes: dict[str, int] = field(default_factory=dict)
     planner_tokens: int = 0
     planner_cost: float = 0.0
+    verify: VerifyTally = field(default_factory=VerifyTally)
 
     def record(self, entry: DecisionEntry, now: float) -> str:
         status = entry.outcome.status
+        if status == "done":
+            self.verify.note(entry.proposal, now)
         self.outcomes[status] = self.outcomes.get(status, 0) + 1
         self.planner_tokens += entry.planner.tokens_in + entry.planner.tokens_out
         self.planner_cost += entry.planner.cost
@@ -117,6 +121,7 @@ class SimMetrics:
     final_backlog: float
     drain: DrainStats
     wall_s: float
+    verified_share: float | None = None  # done actions that did what they expected, of those judged
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,4 +245,5 @@ def summarize(
         final_backlog=extract[-1],
         drain=drain_stats(timeline.t, extract),
         wall_s=round(wall_s, 3),
+        verified_share=recorder.verify.share(),
     )

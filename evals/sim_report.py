@@ -258,7 +258,8 @@ def _sim_markdown(
         f"{len(metrics)} runs: scenarios {', '.join(summary)}; controllers {', '.join(controllers)}; "
         f"seeds {_seeds_text([m.seed for m in metrics])}; {', '.join(f'{h:g}' for h in hours)} h simulated each.",
         "",
-        "Cells are **median (worst)** over the seeds; every metric is lower-is-better, so worst is the largest. "
+        "Cells are **median (worst)** over the seeds; every metric but the share of actions verified is "
+        "lower-is-better, so worst is the largest (for the verified share: the smallest). "
         "Targets compare the agent's medians with the baselines' medians of this same run; flaps, reaction, "
         "lost items and budget overshoot must hold on the worst seed. n/a: not judged (no baseline run, or a "
         "scenario without a load rise for reaction).",

@@ -23,6 +23,7 @@ class MetricSpec:
     key: str  # the SimMetrics field
     label: str
     unit: str  # "s", "$", "tokens", ... ("" for a count named by its label)
+    higher_is_better: bool = False  # then "worst" is the smallest value over the seeds
 
 
 METRICS: tuple[MetricSpec, ...] = (
@@ -44,6 +45,8 @@ CONTEXT_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("host_overload_s", "host overload", "s"),
     MetricSpec("throttled_items", "throttled items", ""),
     MetricSpec("wall_s", "wall time per run", "s"),
+    # done actions later observed to do what they expected (evals/sim_verify.py); worst is the lowest
+    MetricSpec("verified_share", "share of actions verified", "", higher_is_better=True),
 )
 SPEC = {m.key: m for m in (*METRICS, *CONTEXT_METRICS)}
 
@@ -76,11 +79,12 @@ class Spread:
 Summary = dict[str, dict[str, dict[str, Spread]]]
 
 
-def spread(values: Iterable[float | None]) -> Spread:
+def spread(values: Iterable[float | None], higher_is_better: bool = False) -> Spread:
     present = [float(v) for v in values if v is not None]
     if not present:
         return Spread(None, None, 0)
-    return Spread(float(statistics.median(present)), max(present), len(present))
+    worst = min(present) if higher_is_better else max(present)
+    return Spread(float(statistics.median(present)), worst, len(present))
 
 
 def ordered_controllers(names: Iterable[str]) -> list[str]:
@@ -96,7 +100,7 @@ def summarize_runs(runs: Iterable[RunMetrics]) -> Summary:
     return {
         scenario: {
             c: {
-                spec.key: spread(getattr(m, spec.key, None) for m in by_controller[c])
+                spec.key: spread((getattr(m, spec.key, None) for m in by_controller[c]), spec.higher_is_better)
                 for spec in (*METRICS, *CONTEXT_METRICS)
             }
             for c in ordered_controllers(by_controller)

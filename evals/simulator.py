@@ -292,13 +292,16 @@ class DirectController:
     name: str
 
     def tick(self, now: float, tick_no: int) -> None:
-        result = self.planner.plan(PlanContext(self.observer(now), now))
+        obs = self.observer(now)
+        result = self.planner.plan(PlanContext(obs, now))
         if not isinstance(result, PlanResult):
             return
         for index, proposal in enumerate(result.proposals):
             if proposal.action != "noop":
                 status = self.actor.execute(proposal, f"{self.name}-{tick_no}:{index}").status
                 self.recorder.outcomes[status] = self.recorder.outcomes.get(status, 0) + 1
+                if status == "done":
+                    self.recorder.verify.note(proposal, now, obs)
 
 
 PlannerMaker = Callable[["Policy", "PolicyEngine"], Planner]  # as agent.service.build.build_planner
@@ -348,6 +351,7 @@ def _run(cfg: SimConfig, controller_name: str, policy: Policy, maker: PlannerMak
     ticks_every = max(1, round(cfg.tick_s / cfg.step_s))
     for step, arrived in enumerate(arrivals):
         if step % ticks_every == 0:
+            recorder.verify.check(observer(state.now), state.now)  # earlier actions against what they expected
             controller.tick(state.now, step // ticks_every)
             timeline.sample(state)
         advance(state, float(arrived))

@@ -49,6 +49,7 @@ def anomalies(obs: Observation) -> tuple[str, ...]:
         for stage, rate in sorted(obs.rates.items())
         if stage in BACKLOG_STAGES and -rate >= BACKLOG_JUMP_PER_MIN
     ]
+    found += list(obs.missed_expectations)  # the planner's actions keep missing: a stronger tier looks
     return tuple(found)
 
 

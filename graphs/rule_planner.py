@@ -8,7 +8,8 @@ a noisy backlog does not flap the worker count). Activation (KEDA) decides when 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from core.domain import BudgetState, Observation, PlannerInfo, Proposal
 from graphs import data_jobs
@@ -48,12 +49,15 @@ class RulePlanner:
         meters: CapacityMeters | None = None,
         approval_free: ApprovalFree | None = None,
         project: Callable[[Proposal, Observation], Observation] | None = None,
+        corrections: Callable[[], Mapping[tuple[str, str], float]] | None = None,
     ) -> None:
         self.params = params
         self.history = history or RecommendationHistory()
         self.meters = meters or CapacityMeters()
         self.approval_free = approval_free
         self.project = project  # the fleet after a proposal, as the policy engine projects it
+        # (kind, host) -> factor on measured throughput, learnt from verified and missed scaling actions
+        self.corrections = corrections
         self.last_up: dict[str, float] = {}  # kind -> when this planner last proposed more workers
         self.holds: list[str] = []
 
@@ -103,8 +107,20 @@ class RulePlanner:
         added = count - plan.counts[host]
         cost = (self.params.cost, host, added, p.est_cpu_percent)
         change = (plan.current, plan.current + added)
-        guess = predict(obs, self.meters.get(kind), kind, p.stage, change, cost, p.max_wait_s)
+        guess = predict(obs, self._meter(kind, plan.counts), kind, p.stage, change, cost, p.max_wait_s)
         return proposal.model_copy(update={"prediction": guess})
+
+    def _meter(self, kind: str, counts: Mapping[str, int]) -> KindMeter | None:
+        """The kind's meter, its per-worker throughput corrected by what verified scaling showed on the hosts
+        running it (weighted by their workers; all of its hosts alike when none runs it)."""
+        meter = self.meters.get(kind)
+        factors = self.corrections() if self.corrections else {}
+        if meter is None or meter.per_worker is None or not factors:
+            return meter
+        weights = {h: n for h, n in counts.items() if n > 0} or dict.fromkeys(counts, 1)
+        total = sum(weights.values())
+        factor = sum(factors.get((kind, h), 1.0) * n for h, n in weights.items()) / total if total else 1.0
+        return meter if factor == 1.0 else replace(meter, per_worker=meter.per_worker * factor)
 
     # ------------------------------------------------------------ scaling
 
@@ -125,7 +141,7 @@ class RulePlanner:
             return []
         current = plan.current
         top = p.max_workers * len(plan.counts)
-        meter = self.meters.get(kind)
+        meter = self._meter(kind, plan.counts)
         sizing = self._objective(obs, kind, p, plan, meter)
         if sizing is None:
             raw = hpa_desired(current, plan.backlog, p, max_total=top)

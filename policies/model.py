@@ -124,6 +124,14 @@ class Routing(Strict):
     sum_tolerance: SFloat = Field(default=0.01, ge=0, lt=0.5)
 
 
+class Verification(Strict):
+    """Checking each action against its expectation (agent/service/verification.py)."""
+
+    miss_anomaly_after: SInt = Field(default=3, ge=1)  # consecutive misses of one action kind: an anomaly
+    rollback: SBool = True  # a miss that made things worse proposes its reversal (through guard and approvals)
+    max_age_s: SFloat = Field(default=6 * 3600.0, gt=0)  # actions older than this are no longer checked
+
+
 class Policy(Strict):
     version: Literal[1] = 1
     dry_run: SBool = False
@@ -135,6 +143,7 @@ class Policy(Strict):
     scaling: Scaling = Field(default_factory=lambda: Scaling())
     routing: Routing = Field(default_factory=lambda: Routing())
     remediation: Remediation = Field(default_factory=lambda: Remediation())
+    verification: Verification = Field(default_factory=lambda: Verification())
     actions: dict[str, ActionPolicy] = Field(default_factory=lambda: {"noop": ActionPolicy()})
 
     @model_validator(mode="after")

@@ -44,6 +44,8 @@ def action_problems(specs: Iterable[ActionSpec], tool_names: set[str], policy_ac
             out.append(f"{spec.name}: a mutating action needs an effect, and only one that mutates has one")
         if spec.name not in policy_actions:
             out.append(f"{spec.name}: no entry under `actions:` in policies/default.yaml (it would always be denied)")
+        if spec.mutates and spec.expect is None:
+            out.append(f"{spec.name}: a mutating action declares what it expects (`expect=`, core/expectations.py)")
     return out
 
 
@@ -89,7 +91,35 @@ def test_every_declared_action_is_complete() -> None:
 def test_an_incomplete_action_is_reported() -> None:
     orphan = ActionSpec("reindex", ReasonArgs, mutates=True, effect=None)
     problems = action_problems([orphan], set(_tools()), _policy_actions())
-    assert [p.split(":")[0] for p in problems] == ["reindex"] * 3
+    assert [p.split(":")[0] for p in problems] == ["reindex"] * 4
+    assert "expects" in problems[-1]
+
+
+# One sensible argument set per declared action; a new mutating action without one fails below.
+SAMPLE_ARGS: dict[str, dict[str, object]] = {
+    "scale_workers": {"kind": "extract", "host": "worker1", "count": 3},
+    "start_embedding": {"host": "brain", "shards": 2, "table": "records"},
+    "run_dedup": {"expected_merges": 12},
+    "run_recluster": {},
+    "set_model_routing": {"weights": {"routine": 0.7, "analysis": 0.3}},
+    "restart_worker": {"worker_id": "extract-worker1-1"},
+    "stop_worker": {"worker_id": "extract-worker1-1"},
+}
+
+
+def test_every_mutating_action_expects_something_a_later_tick_can_read() -> None:
+    from support.observations import extract_backlog
+
+    obs = extract_backlog()
+    for name in sorted(MUTATING_ACTIONS):
+        assert name in SAMPLE_ARGS, f"add sample arguments for {name} to SAMPLE_ARGS"
+        spec = action(name)
+        assert spec.expect is not None
+        made = spec.expect(obs, Proposal(action=name, args=spec.complete(SAMPLE_ARGS[name])))
+        assert made is not None and made.checks and made.horizon_s > 0, name
+        for check in made.checks:
+            head = check.metric.split(".")[0]
+            assert head in {"brain", "budget", "worker_up"}, f"{name}: {check.metric} is not an observed figure"
 
 
 def test_a_tool_whose_parameters_differ_from_its_action_is_refused_at_import() -> None:

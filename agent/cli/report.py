@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from agent.service.agent import TickReport
 
 STYLE = {"done": "green", "pending": "yellow", "denied": "red", "failed": "bold red", "expired": "red"}
+STYLE |= {"verified": "green", "missed": "bold red", "inconclusive": "yellow"}
 
 
 def planner_label(report: TickReport) -> str:
@@ -51,6 +52,15 @@ def print_report(report: TickReport, console: Console | None = None) -> None:
         )
         if proposal.prediction is not None:
             out.print(f"     expected: {escape(proposal.prediction.summary())}", highlight=False)
+        elif proposal.expectation is not None:
+            out.print(f"     expected: {escape(proposal.expectation.summary)}", highlight=False)
+    for checked in report.verifications:  # earlier actions, judged before this tick planned
+        style = STYLE.get(checked["verdict"], "white")
+        out.print(
+            f"   verify {escape(checked['action'])} {escape(checked['action_id'])}: [{style}]{checked['verdict']}[/] "
+            f"{escape(checked['detail'])}",
+            highlight=False,
+        )
 
 
 def decision_events(report: TickReport) -> list[dict[str, Any]]:
@@ -104,5 +114,6 @@ def report_json(report: TickReport) -> dict[str, Any]:
             for p, v, o in zip(report.proposals, report.verdicts, report.outcomes, strict=True)
         ],
         "rejected": list(report.rejected),
+        "verifications": list(report.verifications),
         "duration_s": report.duration_s,
     }

@@ -47,10 +47,16 @@ def _decisions_list(
     ctx: typer.Context,
     last: int = typer.Option(20, "--last", "-n", min=1, help="How many of the newest records."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    action: str | None = typer.Option(None, "--action", metavar="ID", help="One action with its verdicts."),
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from agent.state.decisions import DecisionLog
+
+    if action is not None:
+        from agent.cli.decisions_action import show_action
+
+        return show_action(DecisionLog(_settings().state_db), action, as_json)
 
     records = DecisionLog(_settings().state_db).last(last)
     if as_json:

@@ -64,6 +64,8 @@ def _print_status(
         console.print("[yellow]No tick has run yet[/] (run `brainops tick` or `brainops run`).")
     else:
         console.print(f"[dim]last observation {when(obs.time)}[/]", highlight=False)
+        for missed in obs.missed_expectations:  # the model planner is on a stronger tier while this lasts
+            console.print(f"[bold red]anomaly: {escape(missed)}[/] (`brainops decisions --action ID`)")
         console.print(_hosts_table(obs))
         if obs.brain.error:
             console.print(f"[bold red]brain: {escape(obs.brain.error)}[/] (the figures below are unknown, not zero)")

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from agent.service.locks import HomeLock
     from agent.service.observer import FleetObserver
     from agent.service.policy_state import PolicyInForce
+    from agent.service.verification import Verified, Verifier
     from agent.state.approvals import AnswerResult, Approval, ApprovalStore
+    from agent.state.corrections import CorrectionStore
     from agent.state.decisions import DecisionLog
     from core.settings import Settings
     from fleet.dispatcher import ReconcileReport
@@ -49,6 +51,7 @@ class TickReport:
     rejected: tuple[dict[str, Any], ...] = ()
     duration_s: float = 0.0
     decision_ids: tuple[str, ...] = ()  # the records of `rejected`, then one per proposal
+    verifications: tuple[dict[str, Any], ...] = ()  # verdicts this tick recorded on earlier actions
 
 
 Notifier = Callable[[str, dict[str, Any]], None]  # (event, payload): "approval_opened", "approval_closed", "tick"
@@ -104,11 +107,12 @@ class Agent:
         from policies.live import live_policy
 
         history, meters, model = RecommendationHistory(), CapacityMeters(), ModelSetup.from_settings(self.settings)
+        corrections = self.corrections.factors
         return PolicyInForce(
             live=live_policy(self.settings, on_failure=self._policy_failed, clock=self.clock),
             known_hosts=[h.name for h in self.settings.hosts],
             make_planner=lambda policy, engine: build_planner(
-                policy, engine, self.settings.planner, model, history, meters, self.settings.llm
+                policy, engine, self.settings.planner, model, history, meters, self.settings.llm, corrections
             ),
             tier_ranks=tier_ranks(self.settings.llm),
         )
@@ -149,6 +153,18 @@ class Agent:
         from agent.state.decisions import DecisionLog
 
         return DecisionLog.from_settings(self.settings)
+
+    @cached_property
+    def corrections(self) -> CorrectionStore:
+        from agent.state.corrections import CorrectionStore
+
+        return CorrectionStore(self.settings.state_db)
+
+    @property
+    def verifier(self) -> Verifier:
+        from agent.service.verification import Verifier
+
+        return Verifier(self.decisions, self.corrections, self.policy.verification)
 
     @cached_property
     def approvals(self) -> ApprovalStore:
@@ -230,13 +246,14 @@ class Agent:
     # ------------------------------------------------------------ ticks
 
     def tick(self, *, dry_run: bool = False, planner: Planner | None = None, tick_id: str | None = None) -> TickReport:
-        """One observe -> plan -> guard -> act -> record pass. Approvals it opens wait in their own threads."""
+        """One observe -> plan -> guard -> act -> record pass; before planning, earlier actions are checked against
+        what they expected (a harmful miss adds its reversal to the plan). Approvals wait in their own threads."""
         from core import telemetry
 
         started = self.clock()
         tick_id = tick_id or f"t{time.strftime('%Y%m%d%H%M%S', time.gmtime(started))}-{uuid.uuid4().hex[:6]}"
         with telemetry.agent_span(tick_id) as span:
-            state = self._tick_locked(tick_id, started, dry_run, planner)
+            state, checked = self._tick_locked(tick_id, started, dry_run, planner)
             span.set(
                 {
                     "brainops.planner": PlannerInfo.model_validate(state["planner"]).label,
@@ -252,11 +269,16 @@ class Agent:
             rejected=tuple(state.get("rejected", [])),
             duration_s=self.clock() - started,
             decision_ids=tuple(state.get("decision_ids", [])),
+            verifications=tuple(v.row() for v in checked),
         )
-        self._notify("tick", {"report": report, "alerts": _alerts(state)})
+        rollbacks = [f"proposed {p['rationale']}" for p in state["proposals"] if p.get("rollback_of")]
+        alerts = [*_alerts(state), *(f"verification: {a}" for a in [*self.observer.missed, *rollbacks])]
+        self._notify("tick", {"report": report, "alerts": alerts})
         return report
 
-    def _tick_locked(self, tick_id: str, started: float, dry_run: bool, planner: Planner | None) -> dict[str, Any]:
+    def _tick_locked(
+        self, tick_id: str, started: float, dry_run: bool, planner: Planner | None
+    ) -> tuple[dict[str, Any], list[Verified]]:
         with self.lock:
             budget = self.settings.schedule.tick_deadline_s  # from here: supervise, observe, plan, act share it
             deadline = time.monotonic() + budget
@@ -269,7 +291,15 @@ class Agent:
                 self.expire_due()
                 self.approval_threads.settle()
                 self.supervise(started)
-            graph = self._tick_graph(planner or self.planner)
+            from agent.service.verification import verifying
+
+            verifier = self.verifier
+            checked: list[Verified] = []
+            self.observer.missed = verifier.anomalies()
+            planner = planner or self.planner
+            if not dry:  # judged before planning; rollbacks get predictions and expectations like any proposal
+                planner = verifying(planner, verifier, tick_id, checked)
+            graph = self._tick_graph(planner)
             # Each step's checkpoint is on disk before the next runs, so a crash mid-act can be finished later.
             state = graph.invoke(
                 {"tick_id": tick_id, "now": started, "dry_run": dry, "deadline": deadline, "deadline_s": budget},
@@ -278,7 +308,13 @@ class Agent:
             )
             self.approval_threads.start_from_tick(state)
             self.checkpointer.delete_thread(tick_id)  # the tick is recorded; its checkpoints would only pile up
-        return dict(state)
+        return dict(state), checked
+
+    def _measured(self, inner: Planner) -> Planner:
+        """`inner` with the running planner's predictions and expectations (the rules' estimator)."""
+        from graphs.measured import inside_measured
+
+        return inside_measured(self.planner, lambda _running: inner)
 
     def recover(self) -> int:
         """Finish ticks a crashed process left half done (agent/service/recovery.py); how many there were."""
@@ -305,13 +341,13 @@ class Agent:
         Its record says so: planner "human", rationale "requested by REQUESTER" (": WHY" when given)."""
         rationale = f"requested by {requester}" + (f": {why}" if why else "")
         proposal = Proposal(action=action, args=args, rationale=rationale)
-        return self.tick(planner=RequestedPlanner(proposal))
+        return self.tick(planner=self._measured(RequestedPlanner(proposal)))
 
     def propose(self, proposal: Proposal | RejectedCall, client: str, call_id: str | None = None) -> TickReport:
         """An MCP client's proposal (or its call that did not validate): the same guard, approvals and decision
         log as the planner's; recorded as planner "mcp" with the client's name (`PlannerInfo.label`)."""
         info = PlannerInfo(kind="mcp", client=client)
-        return self.tick(planner=RequestedPlanner(proposal, info, call_id))
+        return self.tick(planner=self._measured(RequestedPlanner(proposal, info, call_id)))
 
     def record_operator(
         self, action: str, args: dict[str, Any], requester: str, why: str, outcome: Outcome, **decision: Any

@@ -128,6 +128,7 @@ def build_planner(
     history: RecommendationHistory | None = None,
     meters: CapacityMeters | None = None,
     llm: LLMConfig | None = None,
+    corrections: Callable[[], Mapping[tuple[str, str], float]] | None = None,
 ) -> Planner:
     """Rules always decide when nothing better is available; a configured model planner goes in front.
     `history` (the scale-down stabilization window) and `meters` (measured throughput and arrivals) carry
@@ -140,6 +141,7 @@ def build_planner(
             engine.evaluate(proposal, obs, now).verdict is not Verdict.NEEDS_APPROVAL
         ),
         project=engine.project,
+        corrections=corrections,
     )
     if model is None:
         return MeasuredPlanner(rules, rules)

@@ -32,6 +32,7 @@ class FleetObserver:
     runs: ActionRuns
     history: StageHistory | None = None
     notes: list[str] = field(default_factory=list)  # events from the last supervise step
+    missed: list[str] = field(default_factory=list)  # verification anomalies (agent/service/verification.py)
 
     def __post_init__(self) -> None:
         if self.history is None:
@@ -58,6 +59,7 @@ class FleetObserver:
             desired=self.fleet.dispatcher.desired(),
             recent_actions=self._recent_actions(),
             notes=tuple(notes),
+            missed_expectations=tuple(self.missed),
         )
         save_last_observation(self.settings, obs)
         ObservationArchive(self.settings.state_db).put(obs)  # `brainops eval replay` re-plans on it by digest

@@ -215,8 +215,21 @@ def _is_failure(decision: Mapping[str, Any]) -> bool:
     return str(outcome.get("status", decision.get("status", ""))) == "failed"
 
 
+VERIFICATION_ALERT = "verification: "  # alerts from checking actions against their expectations
+
+
 def alert_blocks(alert: str) -> tuple[str, list[Block]]:
-    """The page for a crash loop with one cause: what, what the agent holds back, what a human can do."""
+    """The page for a crash loop with one cause (what, what the agent holds back, what a human can do), or for
+    actions that keep missing what they expected, or a rollback the verifier proposed."""
+    if alert.startswith(VERIFICATION_ALERT):
+        what = alert.removeprefix(VERIFICATION_ALERT)
+        body = (
+            f":warning: *Actions checked against their expectations*: {_escape(what)}\n"
+            "While an action kind keeps missing, the model planner runs on a stronger tier and the rule planner's "
+            "throughput estimates follow what happened. `brainops decisions --action ID` shows an action with its "
+            "verdicts; a rollback goes through the policy and its approvals like any action."
+        )
+        return f"Verification: {what}", [_section(body)]
     text = f"Crash loop, an operator must look: {alert}"
     body = (
         f":rotating_light: *Crash loop with one cause*: {_escape(alert)}\n"

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 # The names other modules import from here, wherever they are defined.
 __all__ = [
     "DECISION_KEY_ENV",
+    "EXPECTATION_FIELD",
     "GENESIS_HASH",
     "HEAD_HEX",
     "KEY_FILE_NAME",
@@ -75,6 +76,9 @@ __all__ = [
     "MIN_EXPECT_HEX",
     "MIN_KEY_CHARS",
     "PREDICTION_FIELD",
+    "ROLLBACK_FIELD",
+    "VERIFIES_FIELD",
+    "VERIFY_ACTION",
     "ChainHead",
     "DecisionKeyError",
     "DecisionLog",
@@ -95,6 +99,10 @@ log = logging.getLogger("brainops.decisions")
 # Where a record keeps its proposal's prediction, as plain JSON fields (kind, before, after, drain_s, ...), so
 # that later ticks and offline checks can compare what was expected with what happened.
 PREDICTION_FIELD = "prediction"
+EXPECTATION_FIELD = "expectation"  # what a mutating action should do (core/expectations.py), checked later
+VERIFIES_FIELD = "verifies"  # on a `verify` record: the id of the decision it checks
+ROLLBACK_FIELD = "rollback_of"  # on a rollback: the id of the decision it reverses
+VERIFY_ACTION = "verify"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -121,6 +129,8 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_tick ON decisions(tick_id);
 CREATE INDEX IF NOT EXISTS decisions_key ON decisions(idempotency_key);
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
+CREATE INDEX IF NOT EXISTS decisions_action ON decisions(action, seq);
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
 BEGIN SELECT RAISE(ABORT, 'decision log is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
@@ -269,6 +279,10 @@ class DecisionLog:
         extra = dict(entry.extra or {})
         if entry.proposal.prediction is not None:
             extra[PREDICTION_FIELD] = entry.proposal.prediction.model_dump(mode="json")
+        if entry.proposal.expectation is not None:
+            extra[EXPECTATION_FIELD] = entry.proposal.expectation.model_dump(mode="json")
+        if entry.proposal.rollback_of is not None:
+            extra[ROLLBACK_FIELD] = entry.proposal.rollback_of
         return self.append(
             tick_id=entry.tick_id,
             action=entry.proposal.action,
@@ -303,6 +317,14 @@ class DecisionLog:
 
     def by_key(self, idempotency_key: str) -> list[DecisionRecord]:
         return self._select("SELECT * FROM decisions WHERE idempotency_key = ? ORDER BY seq", (idempotency_key,))
+
+    def get(self, record_id: str) -> DecisionRecord | None:
+        rows = self._select("SELECT * FROM decisions WHERE id = ?", (record_id,))
+        return rows[0] if rows else None
+
+    def select(self, sql: str, params: Sequence[Any]) -> list[DecisionRecord]:
+        """Records by a read-only query over `decisions` (agent/state/decision_links.py asks its questions so)."""
+        return self._select(sql, params)
 
     def count(self) -> int:
         with connect(self.path) as conn:
