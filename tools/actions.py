@@ -13,7 +13,7 @@ from langchain_core.tools import BaseTool, StructuredTool, tool
 from pydantic import BaseModel, Field, create_model
 from pydantic_core import PydanticUndefined
 
-from core.actions import Count, EmbedTable, Merges, PlanHash, ScalableKind, Shards, action
+from core.actions import Count, Days, EmbedTable, Keep, Merges, PlanHash, ScalableKind, Shards, action
 from core.domain import Proposal
 
 EXTRA_PARAMS = frozenset({"rationale"})  # what a tool takes beyond its action's arguments
@@ -129,6 +129,39 @@ def noop(reason: str) -> Proposal:
     return Proposal(action="noop", args={}, rationale=reason)
 
 
+@action_tool
+def prune_versions(older_than_days: Days, rationale: str) -> Proposal:
+    """Free disk on the brain host by removing LanceDB table versions older than this (never the current one):
+    when storage.disk_percent nears the policy's storage ceiling and reclaimable["versions"] is large.
+
+    Args:
+        older_than_days: at least the policy's storage.min_version_age_days.
+    """
+    return Proposal(action="prune_versions", args={"older_than_days": older_than_days}, rationale=rationale)
+
+
+@action_tool
+def rotate_logs(rationale: str, keep: Keep = 5) -> Proposal:
+    """Free disk on the brain host by gzipping worker logs (live ones copy-truncated): when the disk nears the
+    storage ceiling and reclaimable["logs"] is large.
+
+    Args:
+        keep: compressed generations kept per live worker log.
+    """
+    return Proposal(action="rotate_logs", args={"keep": keep}, rationale=rationale)
+
+
+@action_tool
+def archive_decisions(older_than_days: Days, rationale: str) -> Proposal:
+    """Free disk on the brain host by moving old decision records to verified, chained segment files: when the
+    disk nears the storage ceiling and reclaimable["decisions"] is large.
+
+    Args:
+        older_than_days: at least the policy's storage.archive_decisions_after_days.
+    """
+    return Proposal(action="archive_decisions", args={"older_than_days": older_than_days}, rationale=rationale)
+
+
 ACTION_TOOLS = (
     scale_workers,
     start_embedding,
@@ -138,4 +171,7 @@ ACTION_TOOLS = (
     restart_worker,
     stop_worker,
     noop,
+    prune_versions,
+    rotate_logs,
+    archive_decisions,
 )

@@ -42,7 +42,6 @@ from agent.state.decision_chain import (
     _head,
     _row_fields,
     _sequence_high_water,
-    _verify_rows,
     read_head,
     record_hash,
     record_mac,
@@ -317,10 +316,11 @@ class DecisionLog:
         """Walk the chain: every hash recomputes, every prev_hash links, every mac checks with the key, no
         sequence number is missing; with `expect_head`, the log still reaches that head unchanged."""
         key = self._key if self._key is not None else load_decision_key(self.key_file, state_dir=self.path.parent)
+        from agent.state.decision_archive import verify_with_segments
+
         with connect(self.path) as conn, read_tx(conn):
             rows = conn.execute("SELECT * FROM decisions ORDER BY seq").fetchall()
-            high_water = _sequence_high_water(conn)
-        return _verify_rows(rows, high_water, key, _expected(expect_head))
+            return verify_with_segments(conn, rows, _sequence_high_water(conn), key, _expected(expect_head))
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[DecisionRecord]:
         with connect(self.path) as conn:
