@@ -16,6 +16,8 @@ from graphs.capacity import CapacityMeters, KindMeter, Objective, Sizing, budget
 from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, pending_scale, refused
 from graphs.planners import PlanContext, PlanResult
 from graphs.remediation import restart_proposals
+from graphs.rules_cost import cost_routing
+from graphs.rules_storage import storage_proposals
 from graphs.rule_params import RuleParams
 from graphs.scaling import (
     KindPlan,
@@ -76,8 +78,9 @@ class RulePlanner:
             *data_jobs.embedding(p, after, now, holds),
             *dedup,
             *data_jobs.recluster(p, obs, now, holds, dedup_planned=bool(dedup)),
-            *data_jobs.routing(p, obs, now, holds),
+            *(data_jobs.routing(p, obs, now, holds) or cost_routing(p, obs, now, holds)),
             *restart_proposals(obs, now, p.restart, p.host_ceilings),
+            *storage_proposals(p.storage, obs, now, holds),
         ]
         if not proposals:
             proposals.append(Proposal(action="noop", rationale=self._why_nothing(obs)))
