@@ -43,8 +43,9 @@ def _referenced(ds: object, root: Path) -> set[Path]:
         keep |= {root / "data" / f.path for f in meta.files}
         if meta.deletion_file is not None:
             keep.add(root / "_deletions" / meta.deletion_file.path(fragment.fragment_id))
-    for index in ds.list_indices():  # type: ignore[attr-defined]
-        keep |= {f for f in (root / "_indices" / str(index["uuid"])).rglob("*")}
+    for index in ds.describe_indices():  # type: ignore[attr-defined]
+        for segment in index.segments:
+            keep |= set((root / "_indices" / str(segment.uuid)).rglob("*"))
     for folder in ("_versions", "_transactions"):
         files = [f for f in (root / folder).glob("*") if f.is_file()]
         chain = [f for f in files if f.suffix in (".manifest", ".txn")]
