@@ -53,7 +53,7 @@ def storage_proposals(rule: StorageRule, obs: Observation, now: float, holds: li
     ranked: list[tuple[int, Proposal]] = []
     for target, action, args in _options(rule):
         found = s.reclaimable.get(target)
-        if found is None or found.bytes is None or found.bytes < p.min_reclaim_mb * MIB or _too_young(target, found, p):
+        if found is None or not found.bytes or found.bytes < p.min_reclaim_mb * MIB or _too_young(target, found, p):
             continue
         held = held_back(obs, action, now, cooldown_s=rule.cooldowns.get(action, 0.0), backoff_s=rule.refusal_backoff_s)
         if held:
