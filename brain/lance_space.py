@@ -86,7 +86,7 @@ def prune_versions(store: BrainStore, tables: tuple[str, ...], older_than: timed
     removed = versions = 0
     for name in tables:
         table = store.fresh(name)
-        stats = with_conflict_retry(lambda t=table: t.cleanup_old_versions(older_than))
+        stats = with_conflict_retry(lambda t=table: t.to_lance().cleanup_old_versions(older_than))
         removed += int(stats.bytes_removed)
         versions += int(stats.old_versions)
     return PruneReport(removed, versions, tables)

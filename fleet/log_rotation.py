@@ -83,6 +83,17 @@ def _gzip_copy(source: Path, target: Path) -> None:
         os.close(dir_fd)
 
 
+def _new_generation(log: Path) -> Path:
+    """A name no earlier generation has (UTC time to the microsecond, sortable): nothing is overwritten."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1e6) % 1_000_000:06d}"
+    target, n = log.with_name(f"{log.name}.{stamp}.gz"), 0
+    while target.exists():
+        n += 1
+        target = log.with_name(f"{log.name}.{stamp}-{n}.gz")
+    return target
+
+
 def _run_dir_bytes(run_dir: Path) -> int:
     return sum(f.stat().st_size for f in run_dir.glob("*.log*") if f.is_file())
 
@@ -94,9 +105,8 @@ def rotate_logs(run_dir: Path, keep: int, rotate_bytes: int) -> RotateReport:
         return RotateReport(0, 0, 0, 0, 0)
     before = _run_dir_bytes(run_dir)
     compressed = rotated = deleted = 0
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     for log, live in _candidates(run_dir, rotate_bytes):
-        target = log.with_name(f"{log.name}.{stamp}.gz")
+        target = _new_generation(log)
         _gzip_copy(log, target)
         if live:
             os.truncate(log, 0)  # the worker appends (O_APPEND): its next line lands at the new end
