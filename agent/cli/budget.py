@@ -28,17 +28,14 @@ def budget(
 ) -> None:
     """What the pipeline produced and what it cost (LLM dollars by tier from the ledger, compute from the
     policy's hosts.<h>.cost_per_hour), since the first tick of the UTC day and of the month."""
-    from agent.service.cost_report import cost_stats
-    from brain.store import BrainStore
-    from core.domain import BrainStats
+    from agent.service.cost_report import cost_stats, light_brain_stats
     from core.settings import load_settings
     from policies.live import live_policy
 
     settings = load_settings(config, existing_state=True)
     policy = live_policy(settings).current()
-    store = BrainStore(settings.brain_path)
     now = time.time()
-    brain = store.stats(now) if store.exists() else BrainStats(error=f"no brain at {settings.brain_path}")
+    brain = light_brain_stats(settings.brain_path)
     host_costs = {h.name: policy.host_limits(h.name).cost_per_hour for h in settings.hosts}
     stats = cost_stats(settings, brain, host_costs, now, record=False)
     if as_json:

@@ -33,6 +33,22 @@ def brain_counts(brain: BrainStats, extra: Mapping[str, int]) -> dict[str, int]:
     return {"records": processed, "entities": brain.entities, "wisdom": brain.wisdom, **extra}
 
 
+def light_brain_stats(brain_path: str) -> BrainStats:
+    """Just the counts cost per result needs (no dedup or community scans): for `brainops budget`."""
+    from brain.store import BrainStore
+
+    store = BrainStore(brain_path)
+    if not store.exists():
+        return BrainStats(error=f"no brain at {brain_path}")
+    records = store.fresh("records")
+    return BrainStats(
+        records=records.count_rows(),
+        entities=store.fresh("entities").count_rows(),
+        wisdom=store.fresh("wisdom").count_rows(),
+        pending={"extract": records.count_rows("extracted = false OR extracted IS NULL")},
+    )
+
+
 def extra_counts(brain_path: str) -> tuple[dict[str, int], tuple[str, ...]]:
     """Rows of the optional tables (chains, runbooks) and which of them the brain does not have."""
     from brain.store import BrainStore
