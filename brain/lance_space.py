@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from brain.lance_ops import with_conflict_retry
 
@@ -85,8 +85,12 @@ def prune_versions(store: BrainStore, tables: tuple[str, ...], older_than: timed
     """Remove the versions of each table older than `older_than` (never the current one, Lance keeps it)."""
     removed = versions = 0
     for name in tables:
-        table = store.fresh(name)
-        stats = with_conflict_retry(lambda t=table: t.to_lance().cleanup_old_versions(older_than))
+        dataset = store.fresh(name).to_lance()
+
+        def cleanup(ds: Any = dataset) -> Any:
+            return ds.cleanup_old_versions(older_than)
+
+        stats = with_conflict_retry(cleanup)
         removed += int(stats.bytes_removed)
         versions += int(stats.old_versions)
     return PruneReport(removed, versions, tables)

@@ -16,9 +16,9 @@ from graphs.capacity import CapacityMeters, KindMeter, Objective, Sizing, budget
 from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, pending_scale, refused
 from graphs.planners import PlanContext, PlanResult
 from graphs.remediation import restart_proposals
+from graphs.rule_params import RuleParams
 from graphs.rules_cost import cost_routing
 from graphs.rules_storage import storage_proposals
-from graphs.rule_params import RuleParams
 from graphs.scaling import (
     KindPlan,
     RecommendationHistory,

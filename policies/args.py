@@ -203,7 +203,9 @@ def _min_age(name: str, setting: str) -> Check:
     """Disk-pressure actions: never below the policy's minimum age (the model may ask for older, not younger)."""
 
     def check(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
-        value = args.get(name)
+        if name not in args:
+            return []  # the shape check says it is missing
+        value = args[name]
         if not _is_number(value):
             return [_type_error(name, "a number of days", value)]
         floor = float(getattr(ctx.policy.storage, setting))

@@ -29,7 +29,8 @@ def _spend(settings, dollars: dict[str, float]) -> None:  # type: ignore[no-unty
 def _setup(tmp_path: Path, small_brain: str, **policy: object):  # type: ignore[no-untyped-def]
     brain = copy_brain(small_brain, tmp_path)
     hosts = {"*": {"cost_per_hour": 0.5}}
-    settings = make_settings(tmp_path, brain, write_policy(tmp_path / "policy.yaml", hosts=hosts, workers=NO_SCALING, **policy))
+    policy_file = write_policy(tmp_path / "policy.yaml", hosts=hosts, workers=NO_SCALING, **policy)
+    settings = make_settings(tmp_path, brain, policy_file)
     now = time.time()
     start = now - min(1800.0, now % 86_400)  # earlier today (UTC): the day's and month's first snapshot
     ProductionSnapshots(settings.state_db).record(start, dict.fromkeys(PRODUCED, 0))
@@ -46,7 +47,7 @@ def test_budget_reports_cost_per_result_from_the_brain_and_the_ledger(tmp_path: 
 
     out = cli(config, "budget", "--json")
     assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
+    report = json.loads(out.stdout)["cost_per_result"]
     month = report["month"]
     assert report["produced_total"]["records"] == processed and report["absent_tables"] == ["chains", "runbooks"]
     assert month["produced"]["records"] == processed and month["produced"]["wisdom"] == stats.wisdom

@@ -16,9 +16,9 @@ from support.agent_rig import NO_CPU_CEILING, REPO, kill_workers, make_settings,
 from support.prometheus import prometheus_unavailable_reason
 
 from agent.service.agent import Agent
-from agent.state.production import ProductionSnapshots
 from agent.service.metrics import METRIC_NAMES, BrainopsMetrics, tick_callbacks
 from agent.service.scheduler import AgentLoop
+from agent.state.production import ProductionSnapshots
 from core.domain import PRODUCED, GpuInfo, HostMetrics, Observation
 from llm.ledger import TokenLedger
 

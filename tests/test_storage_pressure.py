@@ -140,7 +140,8 @@ def test_archived_segments_verify_with_the_live_log_and_tampering_fails(tmp_path
     import sqlite3
 
     with sqlite3.connect(log.path) as conn:
-        conn.execute("UPDATE decision_segments SET sha256 = ? WHERE segment = 2", (hashlib.sha256(segment.read_bytes()).hexdigest(),))
+        digest = hashlib.sha256(segment.read_bytes()).hexdigest()
+        conn.execute("UPDATE decision_segments SET sha256 = ? WHERE segment = 2", (digest,))
     forged = verify_log(log.path, key=KEY)
     assert not forged.ok and "signed with the decision key" in (forged.reason or "")
 

@@ -1,4 +1,5 @@
-"""`brainops budget`: cost per result, today and this month, from the brain, the ledger and the policy's host costs.
+"""The cost-per-result part of `brainops budget` (agent/cli/state.py): today and this month, from the brain, the
+ledger and the policy's host costs.
 
 The figures are computed now (agent/service/cost_report.py), the way each tick computes them for STATUS.json
 and /metrics; nothing is recorded. Before the agent's first tick of the day there is no window to measure.
@@ -6,58 +7,32 @@ and /metrics; nothing is recorded. Before the agent's first tick of the day ther
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import typer
-
 if TYPE_CHECKING:
-    from core.domain import CostStats, CostWindow
+    from core.domain import CostStats
+    from core.settings import Settings
 
 
-def register(app: typer.Typer) -> None:
-    app.command("budget", help="Cost per result: per 1,000 records, wisdom entry and chain, per day and month.")(
-        budget
-    )
-
-
-def budget(
-    config: str = typer.Option(None, "--config", "-c", help="brainops.toml (default: ./brainops.toml)"),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object: the STATUS.json `cost` part and totals."),
-) -> None:
-    """What the pipeline produced and what it cost (LLM dollars by tier from the ledger, compute from the
-    policy's hosts.<h>.cost_per_hour), since the first tick of the UTC day and of the month."""
+def cost_per_result(settings: Settings) -> CostStats:
+    """Today's and the month's figures, computed now; nothing is recorded."""
     from agent.service.cost_report import cost_stats, light_brain_stats
-    from core.settings import load_settings
     from policies.live import live_policy
 
-    settings = load_settings(config, existing_state=True)
     policy = live_policy(settings).current()
-    now = time.time()
-    brain = light_brain_stats(settings.brain_path)
     host_costs = {h.name: policy.host_limits(h.name).cost_per_hour for h in settings.hosts}
-    stats = cost_stats(settings, brain, host_costs, now, record=False)
-    if as_json:
-        typer.echo(json.dumps(_json(stats), sort_keys=True))
-    else:
-        for line in _lines(stats):
-            typer.echo(line)
-    if stats.error:
-        raise typer.Exit(1)
+    return cost_stats(settings, light_brain_stats(settings.brain_path), host_costs, time.time(), record=False)
 
 
-def _json(stats: CostStats) -> dict[str, Any]:
-    from agent.service.cost_report import per_result
-
-    def window(w: CostWindow | None) -> dict[str, Any] | None:
-        return None if w is None else {**w.model_dump(mode="json"), "total_cost": w.total_cost, **per_result(w)}
+def cost_json(stats: CostStats) -> dict[str, Any]:
+    from agent.service.cost_report import window_document
 
     return {
         "produced_total": stats.totals,
         "absent_tables": list(stats.absent_tables),
-        "day": window(stats.day),
-        "month": window(stats.month),
+        "day": window_document(stats.day),
+        "month": window_document(stats.month),
         "error": stats.error,
     }
 
@@ -66,7 +41,7 @@ def _money(value: float | None) -> str:
     return "n/a (nothing produced)" if value is None else f"${value:,.4f}"
 
 
-def _lines(stats: CostStats) -> list[str]:
+def cost_lines(stats: CostStats) -> list[str]:
     from agent.service.cost_report import per_result
 
     if stats.error:

@@ -171,7 +171,6 @@ def _register() -> None:
     cli_eval.register(app)
     cli_ops.register(app)
     __import__("agent.cli.workers", fromlist=["register"]).register(app)  # `brainops workers stop [--all]`
-    __import__("agent.cli.budget", fromlist=["register"]).register(app)  # `brainops budget [--json]`
 
 
 _register()

@@ -190,7 +190,11 @@ class Agent:
         from agent.service.observer import FleetObserver
 
         return FleetObserver(
-            settings=self.settings, fleet=self.fleet, approvals=self.approvals, runs=self.runs, policy=lambda: self.policy
+            settings=self.settings,
+            fleet=self.fleet,
+            approvals=self.approvals,
+            runs=self.runs,
+            policy=lambda: self.policy,
         )
 
     @property

@@ -55,7 +55,8 @@ def extra_counts(brain_path: str) -> tuple[dict[str, int], tuple[str, ...]]:
 
     store = BrainStore(brain_path)
     names = set(store.table_names()) if store.exists() else set()
-    counts, absent = {}, []
+    counts: dict[str, int] = {}
+    absent: list[str] = []
     for kind, table in EXTRA_TABLES.items():
         if table in names:
             counts[kind] = int(store.db.open_table(table).count_rows())
@@ -64,8 +65,13 @@ def extra_counts(brain_path: str) -> tuple[dict[str, int], tuple[str, ...]]:
     return counts, tuple(absent)
 
 
-def _window(settings: Settings, start: tuple[float, dict[str, int]] | None, now_counts: Mapping[str, int],
-            host_costs: Mapping[str, float], now: float) -> CostWindow | None:
+def _window(
+    settings: Settings,
+    start: tuple[float, dict[str, int]] | None,
+    now_counts: Mapping[str, int],
+    host_costs: Mapping[str, float],
+    now: float,
+) -> CostWindow | None:
     from llm.ledger_costs import settled_cost_by_tier
 
     if start is None:
@@ -117,14 +123,16 @@ def per_result(window: CostWindow | None) -> dict[str, float | None]:
     }
 
 
+def window_document(w: CostWindow | None) -> dict[str, Any] | None:
+    """One window as STATUS.json and `brainops budget --json` show it: its fields, total and per-result figures."""
+    if w is None:
+        return None
+    return {**w.model_dump(mode="json"), "total_cost": round(w.total_cost, 6), **per_result(w)}
+
+
 def status_document(obs: Observation, now: float) -> dict[str, Any]:
     """STATUS.json's content (docs/OPERATIONS.md, "STATUS.json")."""
-
-    def window(w: CostWindow | None) -> dict[str, Any] | None:
-        if w is None:
-            return None
-        body = w.model_dump(mode="json")
-        return {**body, "total_cost": round(w.total_cost, 6), **per_result(w)}
+    window = window_document
 
     storage = obs.storage
     return {

@@ -102,7 +102,8 @@ def reclaim(settings: Settings, policy: Storage, target: str, older_than_days: f
         from brain.store import BrainStore
 
         pruned = prune_versions(BrainStore(settings.brain_path), tuple(TABLES), timedelta(days=older_than_days))
-        return f"pruned {pruned.versions_removed} LanceDB versions older than {older_than_days:g} d: {_mb(pruned.bytes_removed)} freed"
+        freed = _mb(pruned.bytes_removed)
+        return f"pruned {pruned.versions_removed} LanceDB versions older than {older_than_days:g} d: {freed} freed"
     if target == "logs":
         from fleet.log_rotation import rotate_logs
 

@@ -192,9 +192,7 @@ def archive(db_path: Path, archive_dir: Path, before: float, key: bytes, now: fl
     prepare(db_path)
     with connect(db_path) as conn, read_tx(conn):
         done = segments(conn)
-        sql = (
-            "SELECT * FROM decisions WHERE time < ? AND seq < (SELECT MAX(seq) FROM decisions) ORDER BY seq LIMIT ?"
-        )
+        sql = "SELECT * FROM decisions WHERE time < ? AND seq < (SELECT MAX(seq) FROM decisions) ORDER BY seq LIMIT ?"
         rows = [dict(r) for r in conn.execute(sql, (before, MAX_SEGMENT_RECORDS))]
     if not rows:
         return ArchiveReport(0)
@@ -221,8 +219,8 @@ def archive(db_path: Path, archive_dir: Path, before: float, key: bytes, now: fl
     }
     seg["mac"] = segment_mac(key, seg)
     with connect(db_path) as conn, write_tx(conn):
-        columns = ", ".join(seg)
-        conn.execute(f"INSERT INTO decision_segments ({columns}) VALUES ({', '.join('?' for _ in seg)})", list(seg.values()))
+        columns, marks = ", ".join(seg), ", ".join("?" for _ in seg)
+        conn.execute(f"INSERT INTO decision_segments ({columns}) VALUES ({marks})", list(seg.values()))
         conn.execute("DELETE FROM decisions WHERE seq BETWEEN ? AND ?", (first_seq, seg["last_seq"]))
     return ArchiveReport(len(contiguous), first_seq, int(seg["last_seq"]), str(target), target.stat().st_size)
 

@@ -180,7 +180,7 @@ def _sequence_high_water(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def _row_fields(row: Mapping[str, Any] | sqlite3.Row) -> dict[str, Any]:
     fields = dict(row)
     fields.setdefault("mac", None)  # a log not opened for writing since the hmac chain came has no column
     for column in _JSON_COLUMNS:
