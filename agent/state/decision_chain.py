@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.state.decision_key import DECISION_KEY_ENV, DecisionKeyError, load_decision_key
+from agent.state.decision_segments import archived_rows
 from core.statedb import BUSY_TIMEOUT_S, canonical_json, read_tx, sha256_hex
 
 GENESIS_HASH = "0" * 64
@@ -142,8 +143,6 @@ def _connect_readonly(path: Path) -> sqlite3.Connection | None:
 
 def _read_and_verify(path: Path, key: bytes | None, expect: ExpectedHead | None) -> VerifyReport:
     """The whole chain, archived segments (agent/state/decision_archive.py) first, in one read transaction."""
-    from agent.state.decision_archive import verify_with_segments
-
     conn = _connect_readonly(path)
     if conn is None:
         return _verify_rows([], 0, key, expect)
@@ -276,3 +275,14 @@ def _mac_problem(
     if not hmac.compare_digest(record_mac(key, seq, fields["hash"], prev_mac), str(mac)):
         return f"record #{seq} hmac does not match (edited and recomputed without the key, or another key)"
     return None
+
+
+def verify_with_segments(
+    conn: sqlite3.Connection, live: Sequence[Mapping[str, Any]], high_water: int, key: bytes | None, expect: Any
+) -> VerifyReport:
+    """The chain from genesis: archived segments, then the live rows. Call inside one read transaction."""
+    archived, problem = archived_rows(conn, key)
+    if problem:
+        first = int(archived[-1]["seq"]) + 1 if archived else 1
+        return VerifyReport(ok=False, checked=len(archived), reason=problem, first_bad_seq=first)
+    return _verify_rows([*archived, *live], high_water, key, expect)

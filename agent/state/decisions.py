@@ -46,6 +46,7 @@ from agent.state.decision_chain import (
     record_hash,
     record_mac,
     verify_log,
+    verify_with_segments,
 )
 from agent.state.decision_key import (
     DECISION_KEY_ENV,
@@ -316,8 +317,6 @@ class DecisionLog:
         """Walk the chain: every hash recomputes, every prev_hash links, every mac checks with the key, no
         sequence number is missing; with `expect_head`, the log still reaches that head unchanged."""
         key = self._key if self._key is not None else load_decision_key(self.key_file, state_dir=self.path.parent)
-        from agent.state.decision_archive import verify_with_segments
-
         with connect(self.path) as conn, read_tx(conn):
             rows = conn.execute("SELECT * FROM decisions ORDER BY seq").fetchall()
             return verify_with_segments(conn, rows, _sequence_high_water(conn), key, _expected(expect_head))
