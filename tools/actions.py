@@ -131,33 +131,30 @@ def noop(reason: str) -> Proposal:
 
 @action_tool
 def prune_versions(older_than_days: Days, rationale: str) -> Proposal:
-    """Free disk on the brain host by removing LanceDB table versions older than this (never the current one):
-    when storage.disk_percent nears the policy's storage ceiling and reclaimable["versions"] is large.
+    """Free brain-host disk near the storage ceiling: drop old LanceDB versions (never the current one).
 
     Args:
-        older_than_days: at least the policy's storage.min_version_age_days.
+        older_than_days: at least storage.min_version_age_days.
     """
     return Proposal(action="prune_versions", args={"older_than_days": older_than_days}, rationale=rationale)
 
 
 @action_tool
 def rotate_logs(rationale: str, keep: Keep = 5) -> Proposal:
-    """Free disk on the brain host by gzipping worker logs (live ones copy-truncated): when the disk nears the
-    storage ceiling and reclaimable["logs"] is large.
+    """Free brain-host disk near the storage ceiling: gzip worker logs.
 
     Args:
-        keep: compressed generations kept per live worker log.
+        keep: generations kept per live log.
     """
     return Proposal(action="rotate_logs", args={"keep": keep}, rationale=rationale)
 
 
 @action_tool
 def archive_decisions(older_than_days: Days, rationale: str) -> Proposal:
-    """Free disk on the brain host by moving old decision records to verified, chained segment files: when the
-    disk nears the storage ceiling and reclaimable["decisions"] is large.
+    """Free brain-host disk near the storage ceiling: move old decision records to verified segment files.
 
     Args:
-        older_than_days: at least the policy's storage.archive_decisions_after_days.
+        older_than_days: at least storage.archive_decisions_after_days.
     """
     return Proposal(action="archive_decisions", args={"older_than_days": older_than_days}, rationale=rationale)
 
