@@ -155,7 +155,10 @@ class Fleet:
         from policies.model import Storage
 
         storage = self.policy_source().storage if self.policy_source else Storage()
-        return reclaim(self.settings, storage, target, older_than_days, keep)
+        if target != "logs":
+            return reclaim(self.settings, storage, target, older_than_days, keep)
+        with self.exclusive():  # no worker (re)starts onto a log while it is compressed and removed
+            return reclaim(self.settings, storage, target, older_than_days, keep)
 
     def look(self) -> None:
         """Fresh snapshots for an observation that changes nothing (a dry run): no restarts, no convergence."""
