@@ -85,6 +85,22 @@ class RestartWorkerArgs(WorkerRefArgs):
     restarts_last_hour: int = 0
 
 
+Days = Annotated[float, Field(ge=0, le=3650)]
+Keep = Annotated[int, Field(ge=1, le=100)]
+
+
+class PruneVersionsArgs(ActionArgs):
+    older_than_days: Days  # the policy's storage.min_version_age_days is the least it accepts
+
+
+class RotateLogsArgs(ActionArgs):
+    keep: Keep = 5  # compressed generations kept per live worker log
+
+
+class ArchiveDecisionsArgs(ActionArgs):
+    older_than_days: Days  # the policy's storage.archive_decisions_after_days is the least it accepts
+
+
 def restart_cooldown_key(a: Mapping[str, Any]) -> str:
     """Per worker: a remediation cools down for the worker it restarted, not for every other one."""
     return f"restart_worker:{a.get('worker_id', '')}"
@@ -163,6 +179,16 @@ def _stop(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
     return fx.stop_worker(str(a["worker_id"]))
 
 
+def _reclaim(target: str) -> Effect:
+    """Disk pressure: free space on the brain host (docs/OPERATIONS.md, "Disk pressure")."""
+
+    def run(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+        days = float(a.get("older_than_days", 0.0))
+        return fx.reclaim_disk(target, older_than_days=days, keep=int(a.get("keep", 5)))
+
+    return run
+
+
 ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "scale_workers",
@@ -196,6 +222,23 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("stop_worker", WorkerRefArgs, mutates=True, effect=_stop, expect=expect.expect_worker(running=False)),
     ActionSpec("noop", ReasonArgs, mutates=False, effect=None),
+    ActionSpec(
+        "prune_versions",
+        PruneVersionsArgs,
+        mutates=True,
+        effect=_reclaim("versions"),
+        expect=expect.expect_reclaim("versions"),
+    ),
+    ActionSpec(
+        "rotate_logs", RotateLogsArgs, mutates=True, effect=_reclaim("logs"), expect=expect.expect_reclaim("logs")
+    ),
+    ActionSpec(
+        "archive_decisions",
+        ArchiveDecisionsArgs,
+        mutates=True,
+        effect=_reclaim("decisions"),
+        expect=expect.expect_reclaim("decisions"),
+    ),
 )
 
 BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ACTION_SPECS}

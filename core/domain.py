@@ -153,6 +153,60 @@ class PendingApproval(Frozen):
     expires_at: float
 
 
+# Disk pressure (docs/OPERATIONS.md, "Disk pressure"): what each reclaim action would free on the brain host.
+RECLAIM_TARGETS = ("versions", "logs", "decisions")  # prune_versions, rotate_logs, archive_decisions
+
+
+class ReclaimTarget(Frozen):
+    bytes: int | None = None  # what the action would free; None: not measurable here (an object-store brain)
+    items: int = 0  # old table versions, log files, or decision records it covers
+    oldest_age_s: float | None = None  # age of the oldest of them
+
+
+class StorageStats(Frozen):
+    """The disk holding the brain and the agent's state (the brain host's), and what could be reclaimed."""
+
+    host: str = ""
+    path: str = ""
+    disk_percent: float | None = None  # None: not measured (a scenario or a tick that could not look)
+    total_bytes: int = 0
+    used_bytes: int = 0
+    reclaimable: dict[str, ReclaimTarget] = Field(default_factory=dict)  # RECLAIM_TARGETS -> what it frees
+    error: str | None = None
+
+
+PRODUCED = ("records", "entities", "wisdom", "chains", "runbooks")  # what the pipeline produces, counted
+
+
+class CostWindow(Frozen):
+    """What the pipeline produced and what it cost over one window (today, this month), measured from the
+    window's first production snapshot to now (agent/service/cost_report.py)."""
+
+    since: float
+    hours: float
+    produced: dict[str, int] = Field(default_factory=dict)  # PRODUCED -> items made in the window
+    llm_cost: float = 0.0
+    llm_cost_by_tier: dict[str, float] = Field(default_factory=dict)
+    compute_cost: float = 0.0  # hosts' cost_per_hour (policy) x the window's hours
+
+    @property
+    def total_cost(self) -> float:
+        return self.llm_cost + self.compute_cost
+
+    def cost_per(self, item: str, unit: int = 1) -> float | None:
+        """Dollars per `unit` items of `item` made in the window; None when none were made."""
+        made = self.produced.get(item, 0)
+        return round(self.total_cost / made * unit, 6) if made > 0 else None
+
+
+class CostStats(Frozen):
+    totals: dict[str, int] = Field(default_factory=dict)  # PRODUCED -> items in the brain now
+    day: CostWindow | None = None
+    month: CostWindow | None = None
+    absent_tables: tuple[str, ...] = ()  # produced kinds whose brain table does not exist (counted 0)
+    error: str | None = None
+
+
 class Observation(Frozen):
     """Everything one tick knows. Eval scenarios store exactly this shape."""
 
@@ -167,6 +221,8 @@ class Observation(Frozen):
     recent_actions: dict[str, float] = Field(default_factory=dict)  # "action:kind@host" -> last time
     notes: tuple[str, ...] = ()  # free text seen during observation (log lines, alerts): untrusted
     missed_expectations: tuple[str, ...] = ()  # action kinds that missed their expectation repeatedly (anomalies)
+    storage: StorageStats = Field(default_factory=StorageStats)  # disk pressure on the brain host
+    cost: CostStats = Field(default_factory=CostStats)  # cost per result
 
     def digest(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -154,3 +154,18 @@ def expect_worker(running: bool) -> ExpectBuilder:
         return Expectation(checks=(check,), horizon_s=WORKER_HORIZON_S, summary=summary, subject=f"worker:{worker}")
 
     return build
+
+
+def expect_reclaim(target: str) -> ExpectBuilder:
+    """Disk work (prune_versions, rotate_logs, archive_decisions): what it covers (old versions, rotated logs,
+    archivable decision records) falls to a tenth or less within the job's horizon."""
+    metric = f"storage.reclaimable.{target}.items"
+
+    def build(obs: Observation, proposal: Proposal) -> Expectation:
+        before = read_metric(obs, metric) or 0.0
+        goal = float(math.floor(DRAIN_TOLERANCE * before))
+        check = Check(metric=metric, op="<=", target=goal, baseline=before)
+        summary = f"{target} to reclaim {_num(before)} -> {_num(goal)} or less within {_dur(JOB_HORIZON_S)}"
+        return Expectation(checks=(check,), horizon_s=JOB_HORIZON_S, summary=summary, subject=f"storage:{target}")
+
+    return build

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import time
 
-POINTS = ("after_claim", "after_spawn", "before_record", "worker_start")  # worker_start: in every worker process
+POINTS = ("after_claim", "after_spawn", "before_record", "worker_start", "archive_before_delete")
+# worker_start: in every worker process; archive_before_delete: a decision segment is safe, its records not yet gone
 
 
 def point(name: str) -> None:

@@ -24,7 +24,7 @@ from core.config_errors import ENV_PREFIX, ConfigError
 DEFAULT_CONFIG = "brainops.toml"
 SYSTEM_CONFIG = Path("/etc/brainops/brainops.toml")
 # Top-level settings that name a local path: resolved against the config file's directory when written there.
-PATH_SETTINGS = ("home", "brain_uri", "policy_file", "decision_key_file")
+PATH_SETTINGS = ("home", "brain_uri", "policy_file", "decision_key_file", "decision_archive_dir", "status_file")
 
 
 def xdg_dir(variable: str, fallback: str) -> Path:

@@ -218,6 +218,12 @@ class Settings(BaseSettings):
     # default $XDG_CONFIG_HOME/brainops/decision-log.key (~/.config/...), made 0600 on first use.
     # $BRAINOPS_DECISION_KEY, when set, is the key itself and wins over the file.
     decision_key_file: Path | None = None
+    # Where archive_decisions writes decision-log segment files (docs/OPERATIONS.md, "Disk pressure"); put it on
+    # another disk or a mounted backup volume to free the brain host's. Default <home>/archive/decisions.
+    decision_archive_dir: Path | None = None
+    # The cost-per-result summary each tick writes atomically (docs/OPERATIONS.md, "STATUS.json"). Default
+    # <home>/STATUS.json.
+    status_file: Path | None = None
 
     @field_validator("worker_defaults")
     @classmethod
@@ -309,6 +315,14 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def decision_archive_path(self) -> Path:
+        return self.decision_archive_dir or self.home / "archive" / "decisions"
+
+    @property
+    def status_path(self) -> Path:
+        return self.status_file or self.home / "STATUS.json"
 
     @property
     def policy_path(self) -> Path:

@@ -175,6 +175,9 @@ class RecordingEffects:
     def stop_worker(self, worker_id: str) -> str:
         return self._note(f"stop_worker {worker_id}")
 
+    def reclaim_disk(self, target: str, *, older_than_days: float, keep: int) -> str:
+        return self._note(f"reclaim_disk {target} older_than_days={older_than_days:g} keep={keep}")
+
 
 @dataclass
 class NotingDesk:

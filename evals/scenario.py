@@ -45,6 +45,8 @@ CATEGORIES: tuple[str, ...] = (
     "budget_projection",
     "burst_draining",
     "verification",
+    "storage",
+    "cost",
 )
 CONSTRAINT_OPS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "present")
 VERDICTS: tuple[str, ...] = ("allow", "needs_approval", "deny")

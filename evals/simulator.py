@@ -120,6 +120,10 @@ class SimEffects:
         self.state.stop(worker)  # drains: finishes its batch within the grace
         return f"{worker_id} stopped"
 
+    def reclaim_disk(self, target: str, *, older_than_days: float, keep: int) -> str:
+        self.calls += 1  # the simulated fleet has no disk to fill: the call is recorded, nothing changes
+        return f"reclaim {target}: nothing to free in the simulator"
+
 
 @dataclass
 class SimDesk:

@@ -242,6 +242,70 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ),
         ],
     ),
+    (
+        "Disk pressure",
+        [
+            ("Brain host disk use", "gauge", "percent", [("brainops_storage_disk_percent", "{{host}}")], 8),
+            (
+                "Reclaimable per target",
+                "timeseries",
+                "bytes",
+                [("brainops_storage_reclaimable_bytes", "{{target}}")],
+                8,
+            ),
+            (
+                "Reclaim actions done per day",
+                "timeseries",
+                "short",
+                [
+                    (
+                        "sum by (action) (increase(brainops_decision_outcomes_total"
+                        '{action=~"prune_versions|rotate_logs|archive_decisions", status="done"}[1d]))',
+                        "{{action}}",
+                    )
+                ],
+                8,
+            ),
+        ],
+    ),
+    (
+        "Cost per result",
+        [
+            (
+                "Cost per 1,000 records (month)",
+                "stat",
+                "currencyUSD",
+                [('brainops_cost_per_result_dollars{window="month", per="1k_records"}', "per 1k records")],
+                8,
+            ),
+            (
+                "Cost per wisdom entry (month)",
+                "stat",
+                "currencyUSD",
+                [('brainops_cost_per_result_dollars{window="month", per="wisdom"}', "per wisdom entry")],
+                8,
+            ),
+            (
+                "Cost per reasoning chain (month)",
+                "stat",
+                "currencyUSD",
+                [('brainops_cost_per_result_dollars{window="month", per="chain"}', "per chain")],
+                8,
+            ),
+            ("Cost today and this month", "stat", "currencyUSD", [("brainops_cost_total_dollars", "{{window}}")], 8),
+            (
+                "LLM and compute dollars this month",
+                "timeseries",
+                "currencyUSD",
+                [
+                    ('brainops_cost_llm_dollars{window="month"}', "LLM {{tier}}"),
+                    ('brainops_cost_compute_dollars{window="month"}', "compute"),
+                ],
+                8,
+            ),
+            ("Produced this month", "stat", "short", [('brainops_produced_items{window="month"}', "{{item}}")], 8),
+        ],
+    ),
 ]
 
 

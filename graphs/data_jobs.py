@@ -13,6 +13,7 @@ from core.actions import cooldown_key
 from core.domain import Observation, Proposal
 from graphs.plan_facts import busy, held_back, no_room, place, rounded
 from graphs.rule_params import RuleParams
+from graphs.rules_cost import over_cost_target
 from graphs.scaling import room_for
 
 EMBED_COOLDOWN_S = 300.0
@@ -123,7 +124,12 @@ def routing(p: RuleParams, obs: Observation, now: float, holds: list[str]) -> li
     if budget.pace >= p.budget_pace_high and current != rounded(p.cheap_routing):
         target = p.cheap_routing
         why = f"budget pace {budget.pace:.2f} >= {p.budget_pace_high}: shift to cheaper tiers"
-    elif budget.pace <= p.budget_pace_low and p.default_routing and current == rounded(p.cheap_routing):
+    elif (
+        budget.pace <= p.budget_pace_low
+        and p.default_routing
+        and current == rounded(p.cheap_routing)
+        and not over_cost_target(p, obs)  # graphs/rules_cost.py keeps the cheap split while over the target
+    ):
         target = p.default_routing
         why = f"budget pace {budget.pace:.2f} back under {p.budget_pace_low}: restore"
     else:

@@ -89,7 +89,26 @@ def observation_summary(obs: Observation, fenced: Fenced) -> dict[str, Any]:
         "pending_approvals": [{"action": p.action, "args": p.args} for p in obs.pending_approvals],
         "recent_actions": dict(obs.recent_actions),
         "notes": [fenced(n) for n in obs.notes],
+        **_storage_and_cost(obs),
     }
+
+
+def _storage_and_cost(obs: Observation) -> dict[str, Any]:
+    """Only what was measured: disk use and reclaimable MiB per target; the month's cost per result."""
+    out: dict[str, Any] = {}
+    s = obs.storage
+    if s.disk_percent is not None:
+        mib = {k: None if t.bytes is None else round(t.bytes / 2**20) for k, t in s.reclaimable.items()}
+        out["storage"] = {"disk_percent": s.disk_percent, "reclaimable_mib": mib}
+    month = obs.cost.month
+    if month is not None:
+        out["cost_month"] = {
+            "llm": round(month.llm_cost, 4),
+            "compute": round(month.compute_cost, 4),
+            "per_1k_records": month.cost_per("records", 1000),
+            "per_wisdom": month.cost_per("wisdom"),
+        }
+    return out
 
 
 def _dedup_plan(obs: Observation) -> dict[str, Any] | None:

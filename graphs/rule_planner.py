@@ -18,6 +18,8 @@ from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown
 from graphs.planners import PlanContext, PlanResult
 from graphs.remediation import restart_proposals
 from graphs.rule_params import RuleParams
+from graphs.rules_cost import cost_routing
+from graphs.rules_storage import storage_proposals
 from graphs.scaling import (
     KindPlan,
     RecommendationHistory,
@@ -80,8 +82,9 @@ class RulePlanner:
             *data_jobs.embedding(p, after, now, holds),
             *dedup,
             *data_jobs.recluster(p, obs, now, holds, dedup_planned=bool(dedup)),
-            *data_jobs.routing(p, obs, now, holds),
+            *(data_jobs.routing(p, obs, now, holds) or cost_routing(p, obs, now, holds)),
             *restart_proposals(obs, now, p.restart, p.host_ceilings),
+            *storage_proposals(p.storage, obs, now, holds),
         ]
         if not proposals:
             proposals.append(Proposal(action="noop", rationale=self._why_nothing(obs)))

@@ -20,6 +20,11 @@ from core.actions import BY_NAME
 from graphs.planners import PlanContext
 
 ROUTING_TOOL, ROUTING_ARG = "set_model_routing", "weights"
+# Offered only when they can matter this tick (each costs prompt tokens): the reclaim actions while the brain
+# host's disk is at or over the policy's storage.act_at_percent, the read tool once storage or cost is measured.
+DISK_TOOLS = frozenset({"prune_versions", "rotate_logs", "archive_decisions"})
+STORAGE_COST_TOOL = "get_storage_and_cost"
+DEFAULT_ACT_AT_PERCENT = 75.0
 
 
 def is_decision_tool(name: str) -> bool:
@@ -34,6 +39,8 @@ class TickNames:
     hosts: tuple[str, ...] = ()
     workers: tuple[str, ...] = ()
     tiers: tuple[str, ...] = ()
+    disk_pressure: bool = False  # the disk tools are offered
+    measured: bool = False  # storage or cost figures exist: the read tool is offered
 
     @classmethod
     def of(cls, ctx: PlanContext) -> TickNames:
@@ -43,11 +50,21 @@ class TickNames:
         allowed = list(routing.get("allowed_tiers") or ())  # empty: every configured tier, as the engine reads it
         seen = [*(routing.get("tiers") or {}), *budget.routing, *budget.per_tier, *budget.routed_calls]
         tiers = allowed or list(dict.fromkeys(seen))
+        storage = ctx.policy_summary.get("storage")
+        act_at = storage.get("act_at_percent") if isinstance(storage, Mapping) else None
+        disk = obs.storage.disk_percent
         return cls(
             hosts=tuple(dict.fromkeys(h.host for h in obs.hosts)),
             workers=tuple(dict.fromkeys(w.id for w in obs.workers)),
             tiers=tuple(str(t) for t in tiers),
+            disk_pressure=disk is not None and disk >= float(act_at or DEFAULT_ACT_AT_PERCENT),
+            measured=disk is not None or obs.cost.month is not None,
         )
+
+    def offers(self, tool: str) -> bool:
+        if tool in DISK_TOOLS:
+            return self.disk_pressure
+        return self.measured if tool == STORAGE_COST_TOOL else True
 
     def enum_for(self, param: str) -> tuple[str, ...]:
         return {"host": self.hosts, "worker_id": self.workers}.get(param, ())
@@ -79,6 +96,8 @@ def tick_schemas(schemas: Sequence[dict[str, Any]], names: TickNames) -> list[di
     """Copies of `schemas` with this tick's names as enums (a parameter with no names known stays free text)."""
     out = []
     for schema in schemas:
+        if not names.offers(schema["function"]["name"]):
+            continue
         filled = copy.deepcopy(schema)
         function = filled["function"]
         props = function["parameters"]["properties"]

@@ -199,6 +199,24 @@ def _restart_worker(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
     return found
 
 
+def _min_age(name: str, setting: str) -> Check:
+    """Disk-pressure actions: never below the policy's minimum age (the model may ask for older, not younger)."""
+
+    def check(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
+        if name not in args:
+            return []  # the shape check says it is missing
+        value = args[name]
+        if not _is_number(value):
+            return [_type_error(name, "a number of days", value)]
+        floor = float(getattr(ctx.policy.storage, setting))
+        if float(value) < floor:
+            why = f"{name} {value:g} is under the policy's storage.{setting} ({floor:g}); use {floor:g} or more"
+            return [Finding("storage.min_age", why)]
+        return []
+
+    return check
+
+
 CHECKS: dict[str, Check] = {
     "scale_workers": _scale_workers,
     "start_embedding": _start_embedding,
@@ -208,4 +226,6 @@ CHECKS: dict[str, Check] = {
     "restart_worker": _restart_worker,
     "stop_worker": _worker_ref,
     "noop": _reason_text,
+    "prune_versions": _min_age("older_than_days", "min_version_age_days"),
+    "archive_decisions": _min_age("older_than_days", "archive_decisions_after_days"),
 }

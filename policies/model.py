@@ -99,6 +99,24 @@ class Remediation(Strict):
     host_margin_percent: SFloat = Field(default=10.0, ge=0, le=100)  # "near": within this of the ceiling
 
 
+class Storage(Strict):
+    """Disk pressure on the brain host: when the planner reclaims space and the least each action may keep."""
+
+    act_at_percent: SFloat = Field(default=75.0, gt=0, le=100)  # disk use from which space is reclaimed
+    ceiling_percent: SFloat = Field(default=85.0, gt=0, le=100)  # at or over it: every target at once
+    min_reclaim_mb: SFloat = Field(default=64.0, ge=0)  # a target freeing less is not worth an action
+    min_version_age_days: SFloat = Field(default=7.0, ge=0)  # prune_versions keeps every younger version
+    keep_rotated_logs: SInt = Field(default=5, ge=1)  # compressed generations per live worker log
+    rotate_log_mb: SFloat = Field(default=64.0, gt=0)  # a live worker log over this is rotated
+    archive_decisions_after_days: SFloat = Field(default=30.0, ge=0)  # decision records older go to segments
+
+
+class Cost(Strict):
+    """Cost per result: a target the rule planner holds the month's figures to (None: report, do not act)."""
+
+    max_llm_per_1k_records: SFloat | None = Field(default=None, gt=0)  # LLM dollars per 1,000 records
+
+
 class ApprovalRule(Strict):
     id: SStr = Field(pattern=r"^[a-z0-9_]+$")
     # arg (or dotted path into a dict arg, e.g. "weights.strategic") -> {op: value}; all must hold
@@ -145,10 +163,15 @@ class Policy(Strict):
     remediation: Remediation = Field(default_factory=lambda: Remediation())
     verification: Verification = Field(default_factory=lambda: Verification())
     actions: dict[str, ActionPolicy] = Field(default_factory=lambda: {"noop": ActionPolicy()})
+    storage: Storage = Field(default_factory=lambda: Storage())
+    cost: Cost = Field(default_factory=lambda: Cost())
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Policy:
         problems = [*self._worker_problems(), *self._action_problems(), *self._routing_problems()]
+        if self.storage.act_at_percent > self.storage.ceiling_percent:
+            why = f"act_at_percent ({self.storage.act_at_percent:g}) is above ceiling_percent"
+            problems.append(PolicyProblem(("storage", "act_at_percent"), why))
         if problems:
             raise PolicyProblems(problems)
         return self

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from support.prometheus import prometheus_unavailable_reason
 from agent.service.agent import Agent
 from agent.service.metrics import METRIC_NAMES, BrainopsMetrics, tick_callbacks
 from agent.service.scheduler import AgentLoop
-from core.domain import GpuInfo, HostMetrics, Observation
+from agent.state.production import ProductionSnapshots
+from core.domain import PRODUCED, GpuInfo, HostMetrics, Observation
 from llm.ledger import TokenLedger
 
 DASHBOARD = REPO / "grafana" / "brainops-dashboard.json"
@@ -92,6 +94,8 @@ def _exported_after_a_real_tick(tmp: Path) -> set[str]:
     reservation = ledger.reserve("routine", 500)
     ledger.settle(reservation, 120, 30, 0.002)  # type: ignore[arg-type]
     ledger.set_routing({"routine": 0.6, "escalation": 0.4})
+    # the day's first snapshot, from before this brain was filled: the tick's window has produced something
+    ProductionSnapshots(settings.state_db).record(time.time() - 3600, dict.fromkeys(PRODUCED, 0))
     agent = Agent(settings)
     metrics = BrainopsMetrics()
     on_report, on_error = tick_callbacks(metrics, agent)
@@ -132,7 +136,14 @@ def test_dashboard_file_is_generated_from_the_builder() -> None:
     assert result.returncode == 0, "grafana/brainops-dashboard.json is stale: run python grafana/build_dashboard.py"
     board = json.loads(DASHBOARD.read_text())
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
-    assert rows == ["Queue depth", "Worker status and efficiency", "API usage and costs", "System health"]
+    assert rows == [
+        "Queue depth",
+        "Worker status and efficiency",
+        "API usage and costs",
+        "System health",
+        "Disk pressure",
+        "Cost per result",
+    ]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
     assert all(p["gridPos"]["x"] + p["gridPos"]["w"] <= 24 for p in board["panels"])

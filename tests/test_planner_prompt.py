@@ -21,6 +21,7 @@ from core.domain import BrainStats, HostMetrics, Observation, WorkerInfo
 from graphs.llm_planner import LLMPlanner
 from graphs.llm_prompt import anomalies
 from graphs.planners import PlanContext, PlanFailed, PlanResult
+from graphs.tool_schemas import DISK_TOOLS, STORAGE_COST_TOOL
 from llm.ledger import TokenLedger
 from llm.router import TierRouter
 from policies.engine import PolicyEngine
@@ -30,7 +31,9 @@ from tools.registry import action_tools, read_only_tools
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 POLICY_FILE = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 POLICY = load_policy(POLICY_FILE)
-READ_TOOLS = {t.name for t in read_only_tools()}
+# this file's observations measure no disk and no cost: those tools are not offered (graphs/tool_schemas.py)
+READ_TOOLS = {t.name for t in read_only_tools()} - {STORAGE_COST_TOOL}
+OFFERED_ACTIONS = set(ACTIONS) - DISK_TOOLS
 TIERS = {"glm-air": "routine", "glm": "analysis", "opus": "strategic"}  # configured tiers and their purposes
 
 
@@ -89,7 +92,7 @@ def test_the_last_step_offers_only_the_action_tools(server: FakeLLMServer, tmp_p
     assert isinstance(result, PlanResult) and [p.action for p in result.proposals] == ["noop"]
     first, second, last = (offered(r) for r in server.requests)
     assert set(first) >= READ_TOOLS and set(second) >= READ_TOOLS
-    assert set(last) == set(ACTIONS)  # no read-only tool left: propose, or noop
+    assert set(last) == OFFERED_ACTIONS  # no read-only tool left: propose, or noop
     assert "Last step" in server.requests[2].body["messages"][-1]["content"]
 
 
@@ -101,7 +104,7 @@ def test_a_read_call_on_the_last_step_is_refused() -> None:
     assert isinstance(result, PlanFailed) and "no proposal within 2 steps" in result.reason
     (refused,) = result.rejected
     assert refused.tool == "get_budget" and "not offered on the last step" in refused.reason
-    assert model.calls[1].tool_names == set(ACTIONS)
+    assert model.calls[1].tool_names == OFFERED_ACTIONS
 
 
 def test_a_repeated_call_is_refused_and_counts_as_invalid() -> None:
@@ -338,3 +341,15 @@ def test_a_real_backlog_jump_escalates() -> None:
     result = scripted_planner(model).plan(context(jump))
 
     assert isinstance(result, PlanResult) and [c.role for c in model.calls] == ["analysis"]
+
+
+def test_disk_tools_are_offered_only_under_disk_pressure() -> None:
+    from core.domain import ReclaimTarget, StorageStats
+
+    planner = scripted_planner(ScriptedChatModel())
+    calm = {s["function"]["name"] for s in planner.tick_schemas(context())}
+    assert not calm & (DISK_TOOLS | {STORAGE_COST_TOOL})
+    full = StorageStats(host="brain", disk_percent=81.0, reclaimable={"versions": ReclaimTarget(bytes=2**30)})
+    pressed = context(extract_backlog().model_copy(update={"storage": full}))
+    offered_now = {s["function"]["name"] for s in planner.tick_schemas(pressed)}
+    assert DISK_TOOLS | {STORAGE_COST_TOOL} <= offered_now

@@ -104,6 +104,9 @@ SAMPLE_ARGS: dict[str, dict[str, object]] = {
     "set_model_routing": {"weights": {"routine": 0.7, "analysis": 0.3}},
     "restart_worker": {"worker_id": "extract-worker1-1"},
     "stop_worker": {"worker_id": "extract-worker1-1"},
+    "prune_versions": {"older_than_days": 7},
+    "rotate_logs": {"keep": 5},
+    "archive_decisions": {"older_than_days": 30},
 }
 
 
@@ -119,7 +122,9 @@ def test_every_mutating_action_expects_something_a_later_tick_can_read() -> None
         assert made is not None and made.checks and made.horizon_s > 0, name
         for check in made.checks:
             head = check.metric.split(".")[0]
-            assert head in {"brain", "budget", "worker_up"}, f"{name}: {check.metric} is not an observed figure"
+            assert head in {"brain", "budget", "worker_up", "storage"}, (
+                f"{name}: {check.metric} is not an observed figure"
+            )
 
 
 def test_a_tool_whose_parameters_differ_from_its_action_is_refused_at_import() -> None:

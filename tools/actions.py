@@ -13,7 +13,7 @@ from langchain_core.tools import BaseTool, StructuredTool, tool
 from pydantic import BaseModel, Field, create_model
 from pydantic_core import PydanticUndefined
 
-from core.actions import Count, EmbedTable, Merges, PlanHash, ScalableKind, Shards, action
+from core.actions import Count, Days, EmbedTable, Keep, Merges, PlanHash, ScalableKind, Shards, action
 from core.domain import Proposal
 
 EXTRA_PARAMS = frozenset({"rationale"})  # what a tool takes beyond its action's arguments
@@ -129,6 +129,36 @@ def noop(reason: str) -> Proposal:
     return Proposal(action="noop", args={}, rationale=reason)
 
 
+@action_tool
+def prune_versions(older_than_days: Days, rationale: str) -> Proposal:
+    """Free brain-host disk near the storage ceiling: drop old LanceDB versions (never the current one).
+
+    Args:
+        older_than_days: at least storage.min_version_age_days.
+    """
+    return Proposal(action="prune_versions", args={"older_than_days": older_than_days}, rationale=rationale)
+
+
+@action_tool
+def rotate_logs(rationale: str, keep: Keep = 5) -> Proposal:
+    """Free brain-host disk near the storage ceiling: gzip worker logs.
+
+    Args:
+        keep: generations kept per live log.
+    """
+    return Proposal(action="rotate_logs", args={"keep": keep}, rationale=rationale)
+
+
+@action_tool
+def archive_decisions(older_than_days: Days, rationale: str) -> Proposal:
+    """Free brain-host disk near the storage ceiling: move old decision records to verified segment files.
+
+    Args:
+        older_than_days: at least storage.archive_decisions_after_days.
+    """
+    return Proposal(action="archive_decisions", args={"older_than_days": older_than_days}, rationale=rationale)
+
+
 ACTION_TOOLS = (
     scale_workers,
     start_embedding,
@@ -138,4 +168,7 @@ ACTION_TOOLS = (
     restart_worker,
     stop_worker,
     noop,
+    prune_versions,
+    rotate_logs,
+    archive_decisions,
 )

@@ -129,6 +129,13 @@ def get_policy_limits(ctx: Ctx) -> dict[str, Any]:
     return dict(ctx.policy_summary)
 
 
+@read_tool
+def get_storage_and_cost(ctx: Ctx) -> dict[str, Any]:
+    """Brain-host disk use and bytes each reclaim would free; cost per result today and this month."""
+    obs = ctx.observation
+    return {"storage": obs.storage.model_dump(mode="json"), "cost": obs.cost.model_dump(mode="json")}
+
+
 READ_ONLY_TOOLS = (
     get_fleet_overview,
     get_host_metrics,
@@ -138,4 +145,5 @@ READ_ONLY_TOOLS = (
     get_budget,
     get_recent_decisions,
     get_policy_limits,
+    get_storage_and_cost,
 )

@@ -33,7 +33,10 @@ def register(app: typer.Typer, on_answered: OnAnswered | None = None) -> None:
     app.command("approvals", help="Pending approvals.")(_approvals)
     app.command("approve", help="Approve a pending action.")(_answer_command(True, on_answered))
     app.command("deny", help="Deny a pending action.")(_answer_command(False, on_answered))
-    app.command("budget", help="Token budget: rolling window, reservations, pace, cost, routing.")(_budget)
+    app.command(
+        "budget",
+        help="Token budget (rolling window, reservations, pace, cost, routing) and cost per result per day and month.",
+    )(_budget)
 
 
 def _settings() -> Settings:
@@ -239,19 +242,25 @@ def _answer(ref: str, approve: bool, by: str, reason: str, on_answered: OnAnswer
 
 
 def _budget(
-    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout: the ledger's state."),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON document on stdout: the ledger's state and `cost_per_result`."
+    ),
 ) -> None:
     from rich.table import Table
 
+    from agent.cli.budget import cost_json, cost_lines, cost_per_result
     from llm.ledger import TokenLedger
 
-    state = TokenLedger.from_settings(_settings()).state()
+    settings = _settings()
+    state = TokenLedger.from_settings(settings).state()
+    cost = cost_per_result(settings)
     if as_json:
         document = {
             **state.model_dump(mode="json"),
             "remaining_tokens": state.remaining_tokens,
             "used_share": round((state.used_tokens + state.reserved_tokens) / state.window_tokens, 6),
             "burning_too_fast": state.pace > 1,
+            "cost_per_result": cost_json(cost),
         }
         typer.echo(json.dumps(document, sort_keys=True))
         return
@@ -270,6 +279,8 @@ def _budget(
     for tier, weight in state.routing.items():
         table.add_row(f"routing {tier}", f"{weight:.0%}")
     _print(table)
+    for line in cost_lines(cost):
+        typer.echo(line)
 
 
 def _decisions_table(records: list[DecisionRecord]) -> Table:

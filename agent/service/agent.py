@@ -176,7 +176,9 @@ class Agent:
     def fleet(self) -> Fleet:
         from agent.service.effects import Fleet
 
-        return Fleet.from_settings(self.settings)
+        fleet = Fleet.from_settings(self.settings)
+        fleet.policy_source = lambda: self.policy
+        return fleet
 
     @cached_property
     def runs(self) -> ActionRuns:
@@ -194,7 +196,13 @@ class Agent:
     def observer(self) -> FleetObserver:
         from agent.service.observer import FleetObserver
 
-        return FleetObserver(settings=self.settings, fleet=self.fleet, approvals=self.approvals, runs=self.runs)
+        return FleetObserver(
+            settings=self.settings,
+            fleet=self.fleet,
+            approvals=self.approvals,
+            runs=self.runs,
+            policy=lambda: self.policy,
+        )
 
     @property
     def planner(self) -> Planner:

@@ -6,7 +6,7 @@ Fleet implements the actor's `Effects`: each method is one real effect and retur
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from fleet.dispatcher import Dispatcher, ReconcileReport
     from fleet.hosts import Host
     from llm.ledger import TokenLedger
+    from policies.model import Policy
 
 
 def worker_env() -> dict[str, str]:
@@ -47,6 +48,7 @@ class Fleet:
     dispatcher: Dispatcher
     ledger: TokenLedger
     last_unreachable: dict[str, str] = field(default_factory=dict)
+    policy_source: Callable[[], Policy] | None = None  # the policy in force (reclaim_disk reads its storage limits)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Fleet:
@@ -147,6 +149,16 @@ class Fleet:
             if not result.ok:
                 raise RuntimeError(result.error or f"could not stop {worker_id}")
             return f"{worker_id} draining"
+
+    def reclaim_disk(self, target: str, *, older_than_days: float, keep: int) -> str:
+        from agent.service.storage import reclaim
+        from policies.model import Storage
+
+        storage = self.policy_source().storage if self.policy_source else Storage()
+        if target != "logs":
+            return reclaim(self.settings, storage, target, older_than_days, keep)
+        with self.exclusive():  # no worker (re)starts onto a log while it is compressed and removed
+            return reclaim(self.settings, storage, target, older_than_days, keep)
 
     def look(self) -> None:
         """Fresh snapshots for an observation that changes nothing (a dry run): no restarts, no convergence."""

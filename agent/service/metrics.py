@@ -77,6 +77,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "ticks": ("counter", "Ticks finished, by planner kind."),
     "tick_failures": ("counter", "Ticks that raised instead of finishing."),
     "tick_duration_seconds": ("histogram", "Wall time of one tick."),
+    "storage_disk_percent": ("gauge", "Use of the disk holding the brain and the agent's state, per host."),
+    "storage_reclaimable_bytes": ("gauge", "Bytes each reclaim target would free (versions, logs, decisions)."),
+    "produced_items": ("gauge", "Items the pipeline produced per window (day, month) and item kind."),
+    "cost_llm_dollars": ("gauge", "Settled LLM dollars per window (day, month) and tier."),
+    "cost_compute_dollars": ("gauge", "Compute dollars per window: hosts' cost_per_hour x the window's hours."),
+    "cost_total_dollars": ("gauge", "LLM plus compute dollars per window."),
+    "cost_per_result_dollars": ("gauge", "Dollars per result per window: per 1k_records, wisdom, chain."),
 }
 METRIC_NAMES: tuple[str, ...] = tuple(P + name for name in METRICS)
 
@@ -193,6 +200,7 @@ class BrainopsMetrics:
         _workers(fam, obs)
         _hosts(fam, obs)
         _budget(fam, obs, tiers)
+        _storage_and_cost(fam, obs)
         pending = len(obs.pending_approvals) if approvals_pending is None else approvals_pending
         fam.set("approvals_pending", pending)
         fam.set("policy_stale", 1 if policy_stale else 0)
@@ -278,6 +286,28 @@ def _budget(fam: _Families, obs: Observation, tiers: Sequence[TierUsage]) -> Non
         fam.set("llm_tokens", usage.tokens_out, tier=usage.tier, direction="out")
         fam.set("llm_reserved_tokens", usage.reserved, tier=usage.tier)
         fam.set("llm_cost_dollars", usage.cost, tier=usage.tier)
+
+
+def _storage_and_cost(fam: _Families, obs: Observation) -> None:
+    s = obs.storage
+    if s.disk_percent is not None:
+        fam.set("storage_disk_percent", s.disk_percent, host=s.host)
+    for target, found in sorted(s.reclaimable.items()):
+        if found.bytes is not None:
+            fam.set("storage_reclaimable_bytes", found.bytes, target=target)
+    for name, window in (("day", obs.cost.day), ("month", obs.cost.month)):
+        if window is None:
+            continue
+        for item, count in sorted(window.produced.items()):
+            fam.set("produced_items", count, window=name, item=item)
+        for tier, dollars in sorted(window.llm_cost_by_tier.items()):
+            fam.set("cost_llm_dollars", dollars, window=name, tier=tier)
+        fam.set("cost_compute_dollars", window.compute_cost, window=name)
+        fam.set("cost_total_dollars", window.total_cost, window=name)
+        for per, item, unit in (("1k_records", "records", 1000), ("wisdom", "wisdom", 1), ("chain", "chains", 1)):
+            value = window.cost_per(item, unit)
+            if value is not None:
+                fam.set("cost_per_result_dollars", value, window=name, per=per)
 
 
 # ---------------------------------------------------------------- wiring to the agent

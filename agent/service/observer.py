@@ -7,12 +7,12 @@ in parallel and bounded by timeouts, and the observation reuses it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.state.archive import ObservationArchive
-from core.domain import BrainStats, BudgetState, HostMetrics, Observation, PendingApproval
+from core.domain import BrainStats, BudgetState, CostStats, HostMetrics, Observation, PendingApproval, StorageStats
 
 if TYPE_CHECKING:
     from agent.service.actor import ActionRuns
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from agent.service.history import StageHistory
     from agent.state.approvals import ApprovalStore
     from core.settings import Settings
+    from policies.model import Policy
 
 log = logging.getLogger("brainops.observe")
 
@@ -33,6 +34,7 @@ class FleetObserver:
     history: StageHistory | None = None
     notes: list[str] = field(default_factory=list)  # events from the last supervise step
     missed: list[str] = field(default_factory=list)  # verification anomalies (agent/service/verification.py)
+    policy: Callable[[], Policy] | None = None  # the policy in force: storage limits, host costs
 
     def __post_init__(self) -> None:
         if self.history is None:
@@ -60,8 +62,11 @@ class FleetObserver:
             recent_actions=self._recent_actions(),
             notes=tuple(notes),
             missed_expectations=tuple(self.missed),
+            storage=self._storage(now),
+            cost=self._cost(now, brain),
         )
         save_last_observation(self.settings, obs)
+        self._write_status(obs, now)
         ObservationArchive(self.settings.state_db).put(obs)  # `brainops eval replay` re-plans on it by digest
         return obs
 
@@ -103,6 +108,35 @@ class FleetObserver:
             log.warning("brain stats failed: %s", exc)
             broken = f"brain unreadable: {type(exc).__name__}: {exc}"
             return BrainStats(error=broken[:500]), broken
+
+    def _policy(self) -> Policy:
+        from policies.model import Policy
+
+        return self.policy() if self.policy is not None else Policy()
+
+    def _storage(self, now: float) -> StorageStats:
+        from agent.service.storage import observe_storage
+
+        return observe_storage(self.settings, self.fleet.brain_host, self._policy().storage, now)
+
+    def _cost(self, now: float, brain: BrainStats) -> CostStats:
+        from agent.service.cost_report import cost_stats
+
+        policy = self._policy()
+        host_costs = {h.name: policy.host_limits(h.name).cost_per_hour for h in self.settings.hosts}
+        try:
+            return cost_stats(self.settings, brain, host_costs, now)
+        except Exception as exc:  # cost figures must not break a tick
+            log.warning("cost per result failed: %s", exc)
+            return CostStats(error=f"{type(exc).__name__}: {exc}"[:300])
+
+    def _write_status(self, obs: Observation, now: float) -> None:
+        from agent.service.cost_report import status_document, write_status
+
+        try:
+            write_status(self.settings.status_path, status_document(obs, now))
+        except OSError as exc:  # a full disk must not stop the tick that could free it
+            log.warning("STATUS.json not written to %s: %s", self.settings.status_path, exc)
 
     def _budget(self, now: float) -> BudgetState:
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.state.decision_key import DECISION_KEY_ENV, DecisionKeyError, load_decision_key
+from agent.state.decision_segments import archived_rows
 from core.statedb import BUSY_TIMEOUT_S, canonical_json, read_tx, sha256_hex
 
 GENESIS_HASH = "0" * 64
@@ -105,8 +106,7 @@ def verify_log(
     path = Path(db_path)
     if key is None:
         key = load_decision_key(key_file, state_dir=path.parent)
-    rows, high_water = _read_readonly(path)
-    return _verify_rows(rows, high_water, key, _expected(expect_head))
+    return _read_and_verify(path, key, _expected(expect_head))
 
 
 def read_head(db_path: str | Path) -> ChainHead | None:
@@ -141,17 +141,18 @@ def _connect_readonly(path: Path) -> sqlite3.Connection | None:
     return None  # pragma: no cover - the loop returns or raises
 
 
-def _read_readonly(path: Path) -> tuple[list[sqlite3.Row], int]:
+def _read_and_verify(path: Path, key: bytes | None, expect: ExpectedHead | None) -> VerifyReport:
+    """The whole chain, archived segments (agent/state/decision_archive.py) first, in one read transaction."""
     conn = _connect_readonly(path)
     if conn is None:
-        return [], 0
+        return _verify_rows([], 0, key, expect)
     try:
         with read_tx(conn):
             if not _has_table(conn, "decisions"):
-                return [], 0
+                return _verify_rows([], 0, key, expect)
             rows = conn.execute("SELECT * FROM decisions ORDER BY seq").fetchall()
             high_water = _sequence_high_water(conn) if _has_table(conn, "sqlite_sequence") else 0
-        return rows, high_water
+            return verify_with_segments(conn, rows, high_water, key, expect)
     finally:
         conn.close()
 
@@ -178,7 +179,7 @@ def _sequence_high_water(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _row_fields(row: sqlite3.Row) -> dict[str, Any]:
+def _row_fields(row: Mapping[str, Any] | sqlite3.Row) -> dict[str, Any]:
     fields = dict(row)
     fields.setdefault("mac", None)  # a log not opened for writing since the hmac chain came has no column
     for column in _JSON_COLUMNS:
@@ -187,10 +188,18 @@ def _row_fields(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _verify_rows(
-    rows: Sequence[sqlite3.Row], high_water: int, key: bytes | None, expect: ExpectedHead | None = None
+    rows: Sequence[Mapping[str, Any]],
+    high_water: int,
+    key: bytes | None,
+    expect: ExpectedHead | None = None,
+    start: tuple[int, str, str | None] | None = None,
 ) -> VerifyReport:
+    """The walk from genesis, or from `start` (seq, prev hash, prev mac: where an archived segment ends)."""
     prev_hash, prev_mac = GENESIS_HASH, None
     expected_seq, legacy_through, keyed_from = 1, 0, None
+    if start is not None:
+        expected_seq, prev_hash, prev_mac = start
+        keyed_from = expected_seq - 1 if prev_mac else None
     digests: dict[int, str] = {}
     for checked, row in enumerate(rows):
         fields = _row_fields(row)
@@ -266,3 +275,14 @@ def _mac_problem(
     if not hmac.compare_digest(record_mac(key, seq, fields["hash"], prev_mac), str(mac)):
         return f"record #{seq} hmac does not match (edited and recomputed without the key, or another key)"
     return None
+
+
+def verify_with_segments(
+    conn: sqlite3.Connection, live: Sequence[Mapping[str, Any]], high_water: int, key: bytes | None, expect: Any
+) -> VerifyReport:
+    """The chain from genesis: archived segments, then the live rows. Call inside one read transaction."""
+    archived, problem = archived_rows(conn, key)
+    if problem:
+        first = int(archived[-1]["seq"]) + 1 if archived else 1
+        return VerifyReport(ok=False, checked=len(archived), reason=problem, first_bad_seq=first)
+    return _verify_rows([*archived, *live], high_water, key, expect)

@@ -42,11 +42,11 @@ from agent.state.decision_chain import (
     _head,
     _row_fields,
     _sequence_high_water,
-    _verify_rows,
     read_head,
     record_hash,
     record_mac,
     verify_log,
+    verify_with_segments,
 )
 from agent.state.decision_key import (
     DECISION_KEY_ENV,
@@ -341,8 +341,7 @@ class DecisionLog:
         key = self._key if self._key is not None else load_decision_key(self.key_file, state_dir=self.path.parent)
         with connect(self.path) as conn, read_tx(conn):
             rows = conn.execute("SELECT * FROM decisions ORDER BY seq").fetchall()
-            high_water = _sequence_high_water(conn)
-        return _verify_rows(rows, high_water, key, _expected(expect_head))
+            return verify_with_segments(conn, rows, _sequence_high_water(conn), key, _expected(expect_head))
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[DecisionRecord]:
         with connect(self.path) as conn:
