@@ -82,6 +82,10 @@ class RestartWorkerArgs(WorkerRefArgs):
     restarts_last_hour: int = 0
 
 
+class SetReasoningTierArgs(ActionArgs):
+    tier: str  # a configured tier: the reasoning workers' calls go there from their next batch
+
+
 def restart_cooldown_key(a: Mapping[str, Any]) -> str:
     """Per worker: a remediation cools down for the worker it restarted, not for every other one."""
     return f"restart_worker:{a.get('worker_id', '')}"
@@ -158,6 +162,10 @@ def _stop(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
     return fx.stop_worker(str(a["worker_id"]))
 
 
+def _reasoning_tier(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.set_task_tier("reasoning", str(a["tier"]))
+
+
 ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "scale_workers",
@@ -186,6 +194,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("stop_worker", WorkerRefArgs, mutates=True, effect=_stop),
     ActionSpec("noop", ReasonArgs, mutates=False, effect=None),
+    ActionSpec("set_reasoning_tier", SetReasoningTierArgs, mutates=True, effect=_reasoning_tier),
+    ActionSpec("run_query_analysis", ReasonArgs, mutates=True, effect=_job("analyze_queries")),
 )
 
 BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ACTION_SPECS}

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 
 from core.domain import BudgetState, Observation, PlannerInfo, Proposal
-from graphs import data_jobs
+from graphs import data_jobs, rules_reasoning
 from graphs.capacity import CapacityMeters, KindMeter, Objective, Sizing, budget_workers, predict, size
 from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, pending_scale, refused
 from graphs.planners import PlanContext, PlanResult
@@ -77,6 +77,7 @@ class RulePlanner:
             *dedup,
             *data_jobs.recluster(p, obs, now, holds, dedup_planned=bool(dedup)),
             *data_jobs.routing(p, obs, now, holds),
+            *rules_reasoning.proposals(p.insight, obs, now, holds),
             *restart_proposals(obs, now, p.restart, p.host_ceilings),
         ]
         if not proposals:

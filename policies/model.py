@@ -124,6 +124,18 @@ class Routing(Strict):
     sum_tolerance: SFloat = Field(default=0.01, ge=0, lt=0.5)
 
 
+class ReasoningPolicy(Strict):
+    # a tier whose share of valid reasoning answers is under this is escalated away from
+    yield_floor: SFloat = Field(default=0.6, ge=0, le=1)
+    # attempts a tier needs in the yield window before its yield counts (fewer: too few to judge)
+    min_attempts: SInt = Field(default=20, ge=1)
+
+
+class QueriesPolicy(Strict):
+    # unanalyzed queries that make an analyze_queries job worth running
+    analyze_backlog: SInt = Field(default=200, ge=1)
+
+
 class Policy(Strict):
     version: Literal[1] = 1
     dry_run: SBool = False
@@ -135,6 +147,8 @@ class Policy(Strict):
     scaling: Scaling = Field(default_factory=lambda: Scaling())
     routing: Routing = Field(default_factory=lambda: Routing())
     remediation: Remediation = Field(default_factory=lambda: Remediation())
+    reasoning: ReasoningPolicy = Field(default_factory=lambda: ReasoningPolicy())
+    queries: QueriesPolicy = Field(default_factory=lambda: QueriesPolicy())
     actions: dict[str, ActionPolicy] = Field(default_factory=lambda: {"noop": ActionPolicy()})
 
     @model_validator(mode="after")

@@ -73,11 +73,11 @@ def test_an_incomplete_kind_is_reported() -> None:
     from dataclasses import replace
 
     extract = next(k for k in KINDS if k.name == "extract")
-    missing = replace(extract, name="reasoning")
+    missing = replace(extract, name="translate")
     wrong_options = replace(extract, options=extract.options | {"table"})
     problems = kind_problems([missing, wrong_options], _worker_app())
     assert len(problems) == 2
-    assert "no `brainops worker reasoning` command" in problems[0]
+    assert "no `brainops worker translate` command" in problems[0]
     assert "'table'" in problems[1]
 
 
@@ -115,7 +115,7 @@ def test_derived_lists_follow_the_declarations() -> None:
     from policies.engine import MUTATING_ACTIONS as ENGINE_MUTATING
 
     assert tuple(k.name for k in KINDS) == WORKER_KINDS
-    assert set(HPA_KINDS) == set(SCALABLE_KINDS) and set(LLM_STAGES) == {"extract", "wisdom"}
+    assert set(HPA_KINDS) == set(SCALABLE_KINDS) and set(LLM_STAGES) == {"extract", "wisdom", "reasoning"}
     assert {k.kind for k in DEFAULT_KINDS} == set(WORKER_KINDS) == set(HOME_HOST) == set(WORKER_OPTIONS)
     assert ENGINE_MUTATING is MUTATING_ACTIONS and "noop" not in MUTATING_ACTIONS
     assert ACTION_ARGS["start_embedding"] == ("host", "shards", "table")

@@ -139,3 +139,28 @@ ACTION_TOOLS = (
     stop_worker,
     noop,
 )
+
+
+@action_tool
+def set_reasoning_tier(tier: str, rationale: str) -> Proposal:
+    """Pin reasoning calls to one tier: when a tier's reasoning yield is under the policy floor, or another
+    tier yields more valid answers per dollar (brain.reasoning.tiers).
+
+    Args:
+        tier: a configured tier.
+    """
+    return Proposal(action="set_reasoning_tier", args={"tier": tier}, rationale=rationale)
+
+
+@action_tool
+def run_query_analysis(reason: str) -> Proposal:
+    """One-shot job clustering unanalyzed queries (brain.queries.unanalyzed); poorly answered topics become
+    priorities for wisdom and reasoning.
+
+    Args:
+        reason: why now, citing the numbers.
+    """
+    return Proposal(action="run_query_analysis", args={"reason": reason}, rationale=reason)
+
+
+ACTION_TOOLS = (*ACTION_TOOLS, set_reasoning_tier, run_query_analysis)

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.domain import Verdict
 from core.kinds import LLM_BOUND_KINDS, STAGE_OF_KIND
+from graphs import rules_reasoning
 from graphs.capacity import CapacityMeters, CostModel
 from graphs.measured import MeasuredPlanner
 from graphs.remediation import RestartRule
 from graphs.rule_planner import RecommendationHistory, RuleParams, RulePlanner, ScalingParams
+from graphs.rules_reasoning import PURPOSE_TIERS, InsightParams
 
 if TYPE_CHECKING:
     from core.ports import Actor, ApprovalDesk, ChatRouter, Observer, Recorder
@@ -40,7 +42,7 @@ def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None
     if llm is not None and tiers is not None:
         default_routing, cheap_routing = configured_split(llm, tiers), tiers.spread(cfg.cheap_routing)
     scaling = {}
-    for kind in cfg.scaled_kinds:
+    for kind in rules_reasoning.scaled_kinds(cfg.scaled_kinds, None if llm is None else bool(llm.tiers)):
         lim, sc = policy.worker_limits(kind), policy.scaling
         scaling[kind] = ScalingParams(
             stage=STAGE_OF_KIND[kind],
@@ -81,6 +83,20 @@ def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None
             cooldown_s=policy.cooldown_for("restart_worker"),
             refusal_backoff_s=RuleParams.refusal_backoff_s,
         ),
+        insight=insight_params(policy, tiers),
+    )
+
+
+def insight_params(policy: Policy, tiers: Any) -> InsightParams:
+    """The reasoning-tier and query-analysis rules' figures from the policy, the tiers from brainops.toml."""
+    return InsightParams(
+        tiers=tiers.order if tiers is not None else PURPOSE_TIERS,
+        yield_floor=policy.reasoning.yield_floor,
+        min_attempts=policy.reasoning.min_attempts,
+        tier_cooldown_s=policy.cooldown_for("set_reasoning_tier"),
+        analyze_backlog=policy.queries.analyze_backlog,
+        analyze_cooldown_s=policy.cooldown_for("run_query_analysis"),
+        refusal_backoff_s=RuleParams.refusal_backoff_s,
     )
 
 
