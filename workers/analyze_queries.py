@@ -110,20 +110,25 @@ class QueryAnalysis:
 
     def run(self, now: float | None = None) -> QueryAnalysisReport:
         now = time.time() if now is None else now
-        wisdom = self._wisdom_vectors()
-        dropped = self._drop_covered(wisdom)
+        wisdom_texts = self.store.fresh("wisdom").to_lance().to_table(columns=["text"]).column(0).to_pylist()
+        earlier = self.store.fresh("priorities").to_lance().to_table(columns=["id", "sample"]).to_pylist()
         queries = (
             self.store.fresh("queries")
             .to_lance()
             .to_table(columns=["id", "text", "best_score"], filter="topic_id IS NULL")
         )
-        if queries.num_rows == 0:
-            return QueryAnalysisReport(0, 0, 0, dropped)
         ids, texts = queries.column("id").to_pylist(), queries.column("text").to_pylist()
+        community_ids, community_texts = self._community_texts() if ids else ([], [])
+        # one encode for everything this run compares: the model is fastest on few large calls
+        parts = [[t or "" for t in wisdom_texts], [r["sample"] or "" for r in earlier], texts, community_texts]
+        wisdom, samples, vectors, communities = _split(self.embedder.encode([t for p in parts for t in p]), parts)
+        dropped = self._drop_covered(earlier, samples, wisdom)
+        if not ids:
+            return QueryAnalysisReport(0, 0, 0, dropped)
         scores = [float(s or 0.0) for s in queries.column("best_score").to_pylist()]
-        topics = topics_of(ids, texts, scores, self.embedder.encode(texts), self.config)
+        topics = topics_of(ids, texts, scores, vectors, self.config)
         poor = [t for t in topics if t.best_score < self.config.poor_score and not self._covered(t.centroid, wisdom)]
-        self._write_priorities(poor, now)
+        self._write_priorities(poor, community_ids, communities, now)
         topic_of = {qid: t.id for t in topics for qid in t.query_ids}
         update = pa.table(
             {
@@ -135,29 +140,18 @@ class QueryAnalysis:
         self.store.update_columns("queries", update)
         return QueryAnalysisReport(len(ids), len(topics), len(poor), dropped)
 
-    def _wisdom_vectors(self) -> np.ndarray:
-        texts = self.store.fresh("wisdom").to_lance().to_table(columns=["text"]).column(0).to_pylist()
-        return self.embedder.encode([t or "" for t in texts])
-
     def _covered(self, centroid: np.ndarray, wisdom: np.ndarray) -> bool:
         return len(wisdom) > 0 and float(np.max(wisdom @ centroid)) >= self.config.covered_similarity
 
-    def _drop_covered(self, wisdom: np.ndarray) -> int:
+    def _drop_covered(self, earlier: list[dict[str, Any]], samples: np.ndarray, wisdom: np.ndarray) -> int:
         """Delete earlier priorities whose sample query now has wisdom near it."""
-        rows = self.store.fresh("priorities").to_lance().to_table(columns=["id", "sample"]).to_pylist()
-        if not rows or len(wisdom) == 0:
-            return 0
-        samples = self.embedder.encode([r["sample"] or "" for r in rows])
-        covered = [r["id"] for r, v in zip(rows, samples, strict=True) if self._covered(v, wisdom)]
+        covered = [r["id"] for r, v in zip(earlier, samples, strict=True) if self._covered(v, wisdom)]
         if covered:
             table = self.store.table("priorities")
             with_conflict_retry(lambda: table.delete(f"id IN ({sql_list(covered)})"))
         return len(covered)
 
-    def _write_priorities(self, topics: list[Topic], now: float) -> None:
-        if not topics:
-            return
-        community_ids, vectors = self._community_vectors()
+    def _write_priorities(self, topics: list[Topic], community_ids: list[str], vectors: np.ndarray, now: float) -> None:
         rows = []
         for t in topics:
             near = np.argsort(-(vectors @ t.centroid))[: self.config.communities_per_topic] if len(vectors) else []
@@ -173,13 +167,21 @@ class QueryAnalysis:
             )
         self.store.upsert("priorities", rows)
 
-    def _community_vectors(self) -> tuple[list[str], np.ndarray]:
-        """Each leaf community as the names of its members, embedded."""
+    def _community_texts(self) -> tuple[list[str], list[str]]:
+        """Each leaf community as the names of its members (the text its vector is made from)."""
         leaves = self.store.leaf_communities()
         entities = self.store.fresh("entities").to_lance().to_table(columns=["id", "name"])
         names = dict(zip(entities.column("id").to_pylist(), entities.column("name").to_pylist(), strict=True))
         texts = [", ".join(str(names.get(m, "")) for m in members[:NAMES_PER_COMMUNITY]) for _, members in leaves]
-        return [cid for cid, _ in leaves], self.embedder.encode(texts)
+        return [cid for cid, _ in leaves], texts
+
+
+def _split(vectors: np.ndarray, parts: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    out, start = [], 0
+    for part in parts:
+        out.append(vectors[start : start + len(part)])
+        start += len(part)
+    return out
 
 
 def run_analyze_queries(config: QueryAnalysisConfig, run: WorkerRun) -> tuple[int, QueryAnalysisReport | None]:
