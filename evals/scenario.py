@@ -42,6 +42,8 @@ CATEGORIES: tuple[str, ...] = (
     "remediation",
     "budget_projection",
     "burst_draining",
+    "reasoning_yield",
+    "query_patterns",
 )
 CONSTRAINT_OPS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "present")
 VERDICTS: tuple[str, ...] = ("allow", "needs_approval", "deny")
