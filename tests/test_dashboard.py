@@ -92,6 +92,8 @@ def _exported_after_a_real_tick(tmp: Path) -> set[str]:
     reservation = ledger.reserve("routine", 500)
     ledger.settle(reservation, 120, 30, 0.002)  # type: ignore[arg-type]
     ledger.set_routing({"routine": 0.6, "escalation": 0.4})
+    ledger.set_task_tier("reasoning", "routine")
+    _reasoning_attempt(str(brain))
     agent = Agent(settings)
     metrics = BrainopsMetrics()
     on_report, on_error = tick_callbacks(metrics, agent)
@@ -102,6 +104,18 @@ def _exported_after_a_real_tick(tmp: Path) -> set[str]:
     finally:
         kill_workers(settings.run_dir)
     return {s.name for fam in text_string_to_metric_families(metrics.exposition().decode()) for s in fam.samples}
+
+
+def _reasoning_attempt(brain: str) -> None:
+    """One valid, paid reasoning answer in the brain, so the per-tier reasoning series exist after the tick."""
+    import time
+
+    from brain.store import BrainStore
+
+    row = {"id": "rsa-1", "wisdom_id": "wis-00000", "community_id": "com-00000", "tier": "routine"}
+    BrainStore(brain).add(
+        "reasoning_attempts", [{**row, "valid": True, "reason": "", "cost": 0.01, "created_at": time.time()}]
+    )
 
 
 def test_dashboard_uses_only_metrics_a_real_tick_exports(tmp_path: Path) -> None:
