@@ -39,6 +39,31 @@ def scaled_kinds(kinds: list[str], has_model: bool | None) -> list[str]:
     return [k for k in kinds if k != TASK or has_model is not False]
 
 
+def idle_tools(obs: Observation) -> frozenset[str]:
+    """This module's action tools the model is not offered on a tick with nothing for them: no reasoning answers
+    to judge a tier by, no unanalyzed queries (each offered tool costs prompt tokens on every tick)."""
+    idle = set()
+    if not obs.brain.reasoning.tiers:
+        idle.add("set_reasoning_tier")
+    if not obs.brain.queries.unanalyzed:
+        idle.add("run_query_analysis")
+    return frozenset(idle)
+
+
+def prompt_facts(obs: Observation) -> dict[str, object]:
+    """What the planning model reads of reasoning and queries (empty when there is nothing to read)."""
+    stats, facts = obs.brain.reasoning, {}
+    if stats.tiers:
+        facts["reasoning_yield"] = {
+            t.tier: {"valid": t.valid, "attempts": t.attempts, "cost": t.cost} for t in stats.tiers
+        }
+        facts["reasoning_tier"] = obs.budget.task_tiers.get(TASK) or "split"
+    if obs.brain.queries.unanalyzed or obs.brain.queries.topics_without_coverage:
+        facts["queries_unanalyzed"] = obs.brain.queries.unanalyzed
+        facts["topics_without_coverage"] = obs.brain.queries.topics_without_coverage
+    return facts
+
+
 def proposals(p: InsightParams, obs: Observation, now: float, holds: list[str]) -> list[Proposal]:
     return [*reasoning_tier(p, obs, now, holds), *query_analysis(p, obs, now, holds)]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from core.actions import BY_NAME
 from graphs.planners import PlanContext
+from graphs.rules_reasoning import idle_tools
 
 ROUTING_TOOL, ROUTING_ARG = "set_model_routing", "weights"
 
@@ -34,6 +35,7 @@ class TickNames:
     hosts: tuple[str, ...] = ()
     workers: tuple[str, ...] = ()
     tiers: tuple[str, ...] = ()
+    hidden: frozenset[str] = frozenset()  # tools with nothing to act on this tick (graphs/rules_reasoning.py)
 
     @classmethod
     def of(cls, ctx: PlanContext) -> TickNames:
@@ -47,6 +49,7 @@ class TickNames:
             hosts=tuple(dict.fromkeys(h.host for h in obs.hosts)),
             workers=tuple(dict.fromkeys(w.id for w in obs.workers)),
             tiers=tuple(str(t) for t in tiers),
+            hidden=idle_tools(obs),
         )
 
     def enum_for(self, param: str) -> tuple[str, ...]:
@@ -79,6 +82,8 @@ def tick_schemas(schemas: Sequence[dict[str, Any]], names: TickNames) -> list[di
     """Copies of `schemas` with this tick's names as enums (a parameter with no names known stays free text)."""
     out = []
     for schema in schemas:
+        if schema["function"]["name"] in names.hidden:
+            continue
         filled = copy.deepcopy(schema)
         function = filled["function"]
         props = function["parameters"]["properties"]
