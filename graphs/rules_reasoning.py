@@ -52,7 +52,7 @@ def idle_tools(obs: Observation) -> frozenset[str]:
 
 def prompt_facts(obs: Observation) -> dict[str, object]:
     """What the planning model reads of reasoning and queries (empty when there is nothing to read)."""
-    stats, facts = obs.brain.reasoning, {}
+    stats, facts = obs.brain.reasoning, dict[str, object]()
     if stats.tiers:
         facts["reasoning_yield"] = {
             t.tier: {"valid": t.valid, "attempts": t.attempts, "cost": t.cost} for t in stats.tiers

@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ def brain(small_brain: str, tmp_path: Path) -> str:
     return str(path)
 
 
-def _write(path: Path, rows: list[dict[str, Any] | str]) -> Path:
+def _write(path: Path, rows: Sequence[Mapping[str, Any] | str]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
     return path
 

@@ -129,7 +129,7 @@ def noop(reason: str) -> Proposal:
     return Proposal(action="noop", args={}, rationale=reason)
 
 
-ACTION_TOOLS = (
+ACTION_TOOLS: tuple[BaseTool, ...] = (
     scale_workers,
     start_embedding,
     run_dedup,

@@ -154,7 +154,7 @@ class QueryAnalysis:
     def _write_priorities(self, topics: list[Topic], community_ids: list[str], vectors: np.ndarray, now: float) -> None:
         rows = []
         for t in topics:
-            near = np.argsort(-(vectors @ t.centroid))[: self.config.communities_per_topic] if len(vectors) else []
+            near = np.argsort(-(vectors @ t.centroid))[: self.config.communities_per_topic] if len(vectors) else ()
             rows.append(
                 {
                     "id": t.id,

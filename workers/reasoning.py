@@ -141,7 +141,7 @@ class ReasoningWorker:
             }
         )
         if isinstance(checked, ReasoningAnswer):
-            base = {"wisdom_id": item.wisdom_id, "community_id": item.community_id, "tier": tier}
+            base: dict[str, Any] = {"wisdom_id": item.wisdom_id, "community_id": item.community_id, "tier": tier}
             base |= {"attempt_id": attempt_id, "created_at": now, "cited": list(checked.cited())}
             chain = checked.chain
             rows["reasoning_chains"].append(
