@@ -21,6 +21,7 @@ class BrainStore(Protocol):
     def table_names(self) -> list[str]: ...
     def fresh(self, name: str) -> Any: ...
 
+
 REASONING_MAX_ATTEMPTS = 3  # a wisdom entry whose answers failed validation this often is given up on
 REASONING_YIELD_WINDOW_S = 86_400.0  # attempts counted for the yield per tier
 
