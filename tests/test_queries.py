@@ -118,3 +118,50 @@ def test_poorly_answered_topics_become_priorities_wisdom_takes_first(
     store.add("wisdom", pa.Table.from_pylist([answer], schema=WISDOM))
     again = QueryAnalysis(QueryAnalysisConfig(brain), store, embedder).run()
     assert (again.queries, again.dropped) == (0, 1) and store.stats().queries.topics_without_coverage == 0
+
+
+@pytest.mark.slow
+def test_one_agent_tick_escalates_reasoning_and_runs_the_query_analysis_job(brain: str, tmp_path: Path) -> None:
+    """The real agent: brain stats and the ledger observed, the rules propose, the policy allows, the actor pins the
+    tier in the ledger and starts the analyze_queries job as a process, which analyzes every imported query."""
+    import time
+
+    from support import wait_for
+    from support.agent_rig import NO_CPU_CEILING, kill_workers, make_settings, write_policy
+
+    from agent.service.agent import Agent
+
+    store = BrainStore(brain)
+    now = time.time()
+    attempts = [
+        {"id": f"rsa-{i}", "wisdom_id": f"wis-{i:05d}", "community_id": "c", "tier": "routine"}
+        | {"valid": i % 2 == 0, "reason": "" if i % 2 == 0 else "cites no entity", "cost": 0.001, "created_at": now}
+        for i in range(24)
+    ]
+    store.add("reasoning_attempts", attempts)  # 50% yield on routine, under the default 60% floor
+    rows = [
+        {"text": f"question {i} about cobalt pricing", "time": now + i, "hits": 0, "best_score": 0.1} for i in range(8)
+    ]
+    import_queries(store, _write(tmp_path / "q.jsonl", rows))
+    policy = write_policy(tmp_path / "policy.yaml", **NO_CPU_CEILING, queries={"analyze_backlog": 5})
+    settings = make_settings(tmp_path, brain, policy)
+    agent = Agent(settings)
+    agent.fleet.ledger.set_routing({"routine": 0.6, "analysis": 0.35, "strategic": 0.05})
+    try:
+        report = agent.tick()
+        done = {p.action: (p, o) for p, o in zip(report.proposals, report.outcomes, strict=True)}
+        tier, tier_outcome = done["set_reasoning_tier"]
+        assert tier.args == {"tier": "analysis"} and tier_outcome.status == "done", tier_outcome
+        assert agent.fleet.ledger.task_tier("reasoning") == "analysis"
+        job_outcome = done["run_query_analysis"][1]
+        assert job_outcome.status == "done", job_outcome
+        job = job_outcome.detail.split()[2]  # "analyze_queries job <id> started on <host>"
+
+        def ended() -> Any:
+            found = [w for w in agent.fleet.dispatcher.workers(refresh=True, ended=20) if w.id == job]
+            return found[0] if found and found[0].state in ("stopped", "crashed") else None
+
+        assert wait_for(ended, "the analyze_queries job", timeout_s=120).last_exit == 0
+        assert BrainStore(brain).stats().queries.unanalyzed == 0
+    finally:
+        kill_workers(settings.run_dir)
