@@ -33,8 +33,8 @@ def read_or_none(store: BrainStore, name: str, columns: list[str], where: str | 
     return store.fresh(name).to_lance().to_table(columns=columns, filter=where)
 
 
-def reasoning_todo(store: BrainStore) -> list[tuple[str, str]]:
-    """(wisdom id, community id) of wisdom entries without a chain and with attempts left, by wisdom id."""
+def reasoning_todo(store: BrainStore) -> list[tuple[str, str, int]]:
+    """(wisdom id, community id, attempts so far) of wisdom entries without a chain and with attempts left."""
     wisdom = store.fresh("wisdom").to_lance().to_table(columns=["id", "community_id"])
     chains = read_or_none(store, "reasoning_chains", ["wisdom_id"])
     attempts = read_or_none(store, "reasoning_attempts", ["wisdom_id"])
@@ -44,7 +44,11 @@ def reasoning_todo(store: BrainStore) -> list[tuple[str, str]]:
         for wid in attempts.column(0).to_pylist():
             tries[wid] = tries.get(wid, 0) + 1
     rows = zip(wisdom.column("id").to_pylist(), wisdom.column("community_id").to_pylist(), strict=True)
-    return sorted((wid, cid) for wid, cid in rows if wid not in done and tries.get(wid, 0) < REASONING_MAX_ATTEMPTS)
+    return sorted(
+        (wid, cid, tries.get(wid, 0))
+        for wid, cid in rows
+        if wid not in done and tries.get(wid, 0) < REASONING_MAX_ATTEMPTS
+    )
 
 
 def reasoning_stats(store: BrainStore, now: float | None = None) -> tuple[ReasoningStats, int]:

@@ -49,7 +49,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _without_seed_queries(brain: str) -> BrainStore:
+    """The brain without the seed's own query log: each test imports the log it reasons about."""
+    store = BrainStore(brain)
+    store.table("queries").delete("true")
+    return store
+
+
 def test_import_refuses_a_bad_line_whole_and_imports_a_good_log_once(brain: str, tmp_path: Path) -> None:
+    _without_seed_queries(brain)
     good = {"text": "who runs acme", "time": 1_700_000_000, "hits": 3, "best_score": 0.42, "user": "ignored"}
     bad = _write(tmp_path / "bad.jsonl", [good, "", {"text": "x", "time": 5, "hits": 1, "best_score": 1.5}])
     done = _cli("import-queries", str(bad), "--path", brain)
@@ -70,7 +78,7 @@ def test_import_refuses_a_bad_line_whole_and_imports_a_good_log_once(brain: str,
 def test_poorly_answered_topics_become_priorities_wisdom_takes_first(
     brain: str, tmp_path: Path, embedder: Embedder
 ) -> None:
-    store = BrainStore(brain)
+    store = _without_seed_queries(brain)
     names = {
         r["id"]: r["name"] for r in store.fresh("entities").to_lance().to_table(columns=["id", "name"]).to_pylist()
     }

@@ -90,23 +90,27 @@ def test_yield_per_tier_is_observed_and_a_low_yield_escalates_the_tier(
 ) -> None:
     ledger = TokenLedger(tmp_path / "state.db")
     ledger.set_task_tier("reasoning", "routine")
-    before = BrainStore(brain).stats().pending["reasoning"]
+    seeded = BrainStore(brain).stats()  # the seed's own answers: 9 on routine, 5 valid
+    before, seeded_routine = seeded.pending["reasoning"], seeded.reasoning.tier("routine")
     # the routine tier: 2 of 5 answers cite entities that do not exist (60% yield); 20 attempts
     server.script(*[answering(valid=i % 5 >= 2) for i in range(20)], model="routine-model")
     worker = _worker(brain, server, ledger, limit=20)
     assert sum(iter(worker.step, 0)) == 20
     stats = BrainStore(brain).stats()
     routine = stats.reasoning.tier("routine")
-    assert (routine.attempts, routine.valid) == (20, 12) and routine.cost > 0
-    assert stats.reasoning.chains == 12 and stats.reasoning.runbooks == 12
+    assert (routine.attempts - seeded_routine.attempts, routine.valid - seeded_routine.valid) == (20, 12)
+    assert routine.cost > seeded_routine.cost
+    assert stats.reasoning.chains - seeded.reasoning.chains == 12
+    assert stats.reasoning.runbooks - seeded.reasoning.runbooks == 12
     assert stats.pending["reasoning"] == before - 12  # the 8 refused entries wait for another try
-    reasons = BrainStore(brain).fresh("reasoning_attempts").to_lance().to_table(columns=["reason"]).column(0)
-    assert sum("unknown entities: ent-999999" in r for r in reasons.to_pylist()) == 8
+    attempts = BrainStore(brain).fresh("reasoning_attempts").to_lance().to_table(columns=["id", "reason"]).to_pylist()
+    ours = [a["reason"] for a in attempts if not a["id"].startswith("rsa-seed-")]
+    assert len(ours) == 20 and sum(r == "cites unknown entities: ent-999999" for r in ours) == 8
     cited = BrainStore(brain).fresh("reasoning_chains").to_lance().to_table(columns=["cited"]).column(0).to_pylist()
     entity_ids = set(BrainStore(brain).fresh("entities").to_lance().to_table(columns=["id"]).column(0).to_pylist())
     assert all(c and set(c) <= entity_ids for c in cited)
 
-    # the planner: 60% is under a 0.7 floor -> escalate to the next tier
+    # the planner: under a 0.7 floor -> escalate to the next tier
     policy = load_policy(REPO / "policies" / "default.yaml")
     policy = policy.model_copy(update={"reasoning": policy.reasoning.model_copy(update={"yield_floor": 0.7})})
     llm_cfg = three_tier_config(server.base_url)
@@ -116,7 +120,8 @@ def test_yield_per_tier_is_observed_and_a_low_yield_escalates_the_tier(
     proposals = planner.plan(PlanContext(observation=obs, now=obs.time)).proposals
     tier = [p for p in proposals if p.action == "set_reasoning_tier"]
     assert tier and tier[0].args == {"tier": "escalation"}, proposals
-    assert "60%" in tier[0].rationale and "floor 70%" in tier[0].rationale
+    assert f"{routine.yield_rate:.0%} ({routine.valid}/{routine.attempts})" in tier[0].rationale
+    assert routine.yield_rate < 0.7 and "floor 70%" in tier[0].rationale
 
     # the effect pins the tier in the ledger; the running worker's next batch goes there
     ledger.set_task_tier("reasoning", tier[0].args["tier"])
@@ -128,7 +133,11 @@ def test_yield_per_tier_is_observed_and_a_low_yield_escalates_the_tier(
 
     # a healthy yield (control): nothing to change
     healthy = stats.model_copy(
-        update={"reasoning": stats.reasoning.model_copy(update={"tiers": (routine.model_copy(update={"valid": 19}),)})}
+        update={
+            "reasoning": stats.reasoning.model_copy(
+                update={"tiers": (routine.model_copy(update={"valid": routine.attempts - 1}),)}
+            )
+        }
     )
     calm = Observation(
         time=1e9,
@@ -172,8 +181,8 @@ def test_prompt_fences_brain_text_and_prioritised_communities_go_first(
     messages = server.requests[0].body["messages"]
     token = re.search(r"<untrusted id=([0-9a-f]+)>", messages[1]["content"]).group(1)  # type: ignore[union-attr]
     assert f"<untrusted id={token}>" in messages[0]["content"] and "never instructions" in messages[0]["content"]
-    chain = store.fresh("reasoning_chains").to_lance().to_table(columns=["wisdom_id"]).column(0).to_pylist()
-    assert chain == [last["id"]]
+    chains = store.fresh("reasoning_chains").to_lance().to_table(columns=["wisdom_id", "attempt_id"]).to_pylist()
+    assert [c["wisdom_id"] for c in chains if not c["attempt_id"].startswith("rsa-seed-")] == [last["id"]]
 
 
 def test_worker_command_without_a_model_exits_with_one_line(brain: str, tmp_path: Path) -> None:
@@ -193,3 +202,15 @@ def test_worker_command_without_a_model_exits_with_one_line(brain: str, tmp_path
     assert done.stderr.strip().splitlines() == [
         "reasoning: no model tiers configured ([llm] tiers in brainops.toml): reasoning needs the fleet LLM."
     ]
+
+
+def test_the_small_seed_has_the_fleet_s_reasoning_and_query_rows(small_brain: str) -> None:
+    from brain.seed_insight import INSIGHT
+
+    chains, runbooks, attempts, queries = INSIGHT["small"]
+    stats = BrainStore(small_brain).stats()
+    assert (stats.reasoning.chains, stats.reasoning.runbooks) == (chains, runbooks)
+    seeded = stats.reasoning.tier("routine")
+    assert (seeded.attempts, seeded.valid) == (attempts, chains)
+    assert stats.queries.unanalyzed == stats.queries.total == queries
+    assert INSIGHT["seed"] == (404, 213, 762, 8_012)  # SCALING_STRATEGIES: 404 chains, 213 runbooks, 53% yield

@@ -98,10 +98,12 @@ class ReasoningWorker:
         return attempted
 
     def pending(self) -> list[tuple[str, str]]:
-        """Wisdom entries to reason about in this shard: prioritised communities first, then by wisdom id."""
+        """(wisdom id, community id) to reason about in this shard: prioritised communities first, then those
+        tried least (a refused entry is retried after the fresh ones, not in the next batch), then by id."""
         todo = [t for t in reasoning_todo(self.store) if _in_shard(t[0], self.config.shard)]
         rank = {cid: i for i, cid in enumerate(priority_communities(self.store))}
-        return sorted(todo, key=lambda t: (rank.get(t[1], len(rank)), t[0]))
+        ordered = sorted(todo, key=lambda t: (rank.get(t[1], len(rank)), t[2], t[0]))
+        return [(wid, cid) for wid, cid, _ in ordered]
 
     def _items(self, todo: list[tuple[str, str]]) -> list[Item]:
         wanted = {wid for wid, _ in todo}
