@@ -3,9 +3,9 @@
 `trimmed_schema` turns a tool into a compact OpenAI function schema: no null branches or null defaults, no
 titles, no arguments the policy engine observes itself (ActionSpec.observed), one-line descriptions.
 `tick_schemas` fills in what only the tick knows, by parameter name, as enums: `host` takes a host of the
-observation, `worker_id` one of its workers, and the `weights` of set_model_routing one share per tier the
-policy allows (its allowed_tiers; when it lists none, the configured tiers of the policy summary and the tiers
-the budget has seen, as the engine reads it). So the model picks from the names instead of
+observation, `worker_id` one of its workers, `tier` (set_reasoning_tier) and the `weights` of set_model_routing
+a tier the policy allows (its allowed_tiers; when it lists none, the configured tiers of the policy summary and
+the tiers the budget has seen, as the engine reads it). So the model picks from the names instead of
 spelling them, and a misspelt one fails the schema rather than the policy.
 """
 
@@ -53,7 +53,7 @@ class TickNames:
         )
 
     def enum_for(self, param: str) -> tuple[str, ...]:
-        return {"host": self.hosts, "worker_id": self.workers}.get(param, ())
+        return {"host": self.hosts, "worker_id": self.workers, "tier": self.tiers}.get(param, ())
 
 
 def trimmed_schema(tool: Any) -> dict[str, Any]:

@@ -214,3 +214,25 @@ def test_the_small_seed_has_the_fleet_s_reasoning_and_query_rows(small_brain: st
     assert (seeded.attempts, seeded.valid) == (attempts, chains)
     assert stats.queries.unanalyzed == stats.queries.total == queries
     assert INSIGHT["seed"] == (404, 213, 762, 8_012)  # SCALING_STRATEGIES: 404 chains, 213 runbooks, 53% yield
+
+
+def test_the_model_sees_reasoning_yield_and_its_tools_only_when_there_is_something_to_act_on() -> None:
+    from core.domain import BrainStats, QueryStats, ReasoningStats, TierYield
+    from graphs.llm_prompt import observation_summary
+    from graphs.planners import PlanContext as Ctx
+    from graphs.rules_reasoning import idle_tools
+    from graphs.tool_schemas import TickNames
+
+    quiet = Observation(time=1.0)
+    assert idle_tools(quiet) == {"set_reasoning_tier", "run_query_analysis"}
+    yields = ReasoningStats(tiers=(TierYield(tier="routine", attempts=30, valid=12, cost=0.06),))
+    busy = Observation(
+        time=1.0,
+        brain=BrainStats(reasoning=yields, queries=QueryStats(total=500, unanalyzed=500)),
+        budget=BudgetState(routing={"routine": 0.6, "analysis": 0.4}, task_tiers={"reasoning": "routine"}),
+    )
+    assert idle_tools(busy) == frozenset()
+    brain = observation_summary(busy, str)["brain"]
+    assert brain["reasoning_yield"] == {"routine": {"valid": 12, "attempts": 30, "cost": 0.06}}
+    assert brain["reasoning_tier"] == "routine" and brain["queries_unanalyzed"] == 500
+    assert TickNames.of(Ctx(observation=busy, now=1.0)).enum_for("tier") == ("routine", "analysis")
