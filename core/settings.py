@@ -158,7 +158,7 @@ class PlannerConfig(StrictModel):
             raise ValueError(f"planner.cheap_routing is by purpose (routine, analysis, strategic), not {unknown}")
         return value
 
-    scaled_kinds: list[str] = Field(default_factory=lambda: ["extract", "wisdom", "reasoning"])
+    scaled_kinds: list[str] = Field(default_factory=lambda: ["extract", "wisdom"])
 
 
 class SlackConfig(StrictModel):

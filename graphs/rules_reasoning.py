@@ -1,7 +1,8 @@
 """Rules for the reasoning tier and the query analysis job.
 
 Reasoning workers themselves are scaled by the ordinary scaling rule (a scalable, LLM-bound kind whose backlog
-is pending["reasoning"], under the same budget guards). What this module adds:
+is pending["reasoning"], under the same budget guards) once `planner.scaled_kinds` names it (it needs model
+tiers, so it is not in the default list). What this module adds:
 
 - **Tier**: each tier's yield (valid answers / attempts over the window, `BrainStats.reasoning`) and its valid
   answers per dollar (the ledger's settled cost). A tier counts once it answered `min_attempts` times. When the
@@ -32,11 +33,6 @@ class InsightParams:
     analyze_backlog: int = 200
     analyze_cooldown_s: float = 1800.0
     refusal_backoff_s: float = 3600.0
-
-
-def scaled_kinds(kinds: list[str], has_model: bool | None) -> list[str]:
-    """The kinds the planner scales: reasoning only where a model is configured (None: unknown, as in evals)."""
-    return [k for k in kinds if k != TASK or has_model is not False]
 
 
 def idle_tools(obs: Observation) -> frozenset[str]:

@@ -78,8 +78,7 @@ class ReasoningWorker:
         todo = self.pending()[:size] if size > 0 else []
         if not todo:
             return 0
-        items = self._items(todo)
-        known = self._entity_ids(items)
+        items, known = self._items(todo)
         tier = self.pinned_tier()
         rows: dict[str, list[dict[str, Any]]] = {"reasoning_attempts": [], "reasoning_chains": [], "runbooks": []}
         for item in items:
@@ -105,23 +104,20 @@ class ReasoningWorker:
         ordered = sorted(todo, key=lambda t: (rank.get(t[1], len(rank)), t[2], t[0]))
         return [(wid, cid) for wid, cid, _ in ordered]
 
-    def _items(self, todo: list[tuple[str, str]]) -> list[Item]:
+    def _items(self, todo: list[tuple[str, str]]) -> tuple[list[Item], frozenset[str]]:
+        """The batch's items, and every entity id in the brain (a chain may cite one outside its community)."""
         wanted = {wid for wid, _ in todo}
         wisdom = self.store.fresh("wisdom").to_lance().to_table(columns=["id", "text"]).to_pylist()
         texts = {w["id"]: w["text"] or "" for w in wisdom if w["id"] in wanted}
         members = dict(self.store.leaf_communities())
-        ids = sorted({m for _, cid in todo for m in members.get(cid, ())})
+        ids = {m for _, cid in todo for m in members.get(cid, ())}
         rows = self.store.fresh("entities").to_lance().to_table(columns=["id", "name", "type"]).to_pylist()
-        named = {r["id"]: (r["id"], r["name"] or "", r["type"] or "") for r in rows if r["id"] in set(ids)}
-        return [
+        named = {r["id"]: (r["id"], r["name"] or "", r["type"] or "") for r in rows if r["id"] in ids}
+        items = [
             Item(wid, cid, texts.get(wid, ""), tuple(named[m] for m in members.get(cid, ()) if m in named))
             for wid, cid in todo
         ]
-
-    def _entity_ids(self, items: list[Item]) -> frozenset[str]:
-        """Every entity id in the brain (a chain may cite one outside its community)."""
-        del items
-        return frozenset(self.store.fresh("entities").to_lance().to_table(columns=["id"]).column(0).to_pylist())
+        return items, frozenset(r["id"] for r in rows)
 
     def _record(
         self, item: Item, text: str, tier: str, cost: float, known: frozenset[str], rows: dict[str, list[Any]]

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from core.domain import Verdict
 from core.kinds import LLM_BOUND_KINDS, STAGE_OF_KIND
-from graphs import rules_reasoning
 from graphs.capacity import CapacityMeters, CostModel
 from graphs.measured import MeasuredPlanner
 from graphs.remediation import RestartRule
@@ -42,7 +41,7 @@ def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None
     if llm is not None and tiers is not None:
         default_routing, cheap_routing = configured_split(llm, tiers), tiers.spread(cfg.cheap_routing)
     scaling = {}
-    for kind in rules_reasoning.scaled_kinds(cfg.scaled_kinds, None if llm is None else bool(llm.tiers)):
+    for kind in cfg.scaled_kinds:
         lim, sc = policy.worker_limits(kind), policy.scaling
         scaling[kind] = ScalingParams(
             stage=STAGE_OF_KIND[kind],
