@@ -8,6 +8,7 @@ reason for a made-up citation. Queries are unanalyzed, with best scores spread o
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pyarrow as pa
 
@@ -26,7 +27,9 @@ def insight_tables(
     members = dict(zip(communities.column("id").to_pylist(), communities.column("members").to_pylist(), strict=True))
     entries = sorted(zip(wisdom.column("id").to_pylist(), wisdom.column("community_id").to_pylist(), strict=True))
     rng = random.Random(seed)
-    attempts, chains, runbooks = [], [], []
+    attempts: list[dict[str, Any]] = []
+    chains: list[dict[str, Any]] = []
+    runbooks: list[dict[str, Any]] = []
     for i, (wid, cid) in enumerate(entries[:attempts_n]):
         valid = i < chains_n
         attempt = {"id": f"rsa-seed-{i:05d}", "wisdom_id": wid, "community_id": cid, "tier": SEED_TIER}
