@@ -84,6 +84,67 @@ WISDOM = pa.schema(
     ]
 )
 
+# Reasoning (workers/reasoning.py): one attempt per model answer for a wisdom entry, valid or not, so the yield
+# per tier is valid / attempts; a valid answer becomes a chain and, when it has one, a runbook.
+REASONING_ATTEMPTS = pa.schema(
+    [
+        key_field("id"),
+        pa.field("wisdom_id", pa.string()),
+        pa.field("community_id", pa.string()),
+        pa.field("tier", pa.string()),  # the tier that answered ("" when the model was not reached)
+        pa.field("valid", pa.bool_()),
+        pa.field("reason", pa.string()),  # why the validator refused it; "" when valid
+        pa.field("cost", pa.float64()),  # dollars the ledger settled for the call (0 when served from the cache)
+        pa.field("created_at", pa.float64()),
+    ]
+)
+
+
+def _reasoning_output(extra: list[pa.Field]) -> pa.Schema:
+    return pa.schema(
+        [
+            key_field("id"),
+            pa.field("wisdom_id", pa.string()),
+            pa.field("community_id", pa.string()),
+            *extra,
+            pa.field("steps", pa.list_(pa.string())),
+            pa.field("cited", pa.list_(pa.string())),  # entity ids the steps cite: each exists in the brain
+            pa.field("tier", pa.string()),
+            pa.field("attempt_id", pa.string()),
+            pa.field("created_at", pa.float64()),
+        ]
+    )
+
+
+REASONING_CHAINS = _reasoning_output([pa.field("conclusion", pa.string())])
+RUNBOOKS = _reasoning_output([pa.field("title", pa.string())])
+
+# What the brain was asked (brainops brain import-queries): analyze_queries clusters the unanalyzed ones.
+QUERIES = pa.schema(
+    [
+        key_field("id"),  # sha1 of text and time: importing the same log twice adds nothing
+        pa.field("text", pa.string()),
+        pa.field("time", pa.float64()),
+        pa.field("hits", pa.int32()),
+        pa.field("best_score", pa.float32()),
+        pa.field("topic_id", pa.string()),  # null until analyze_queries put it in a topic
+        pa.field("analyzed_at", pa.float64()),
+    ]
+)
+
+# Topics of poorly answered queries (low best score, no wisdom near them): the wisdom and reasoning workers
+# take the communities named here first.
+PRIORITIES = pa.schema(
+    [
+        key_field("id"),  # the topic id
+        pa.field("sample", pa.string()),  # the query nearest the topic's centroid
+        pa.field("queries", pa.int32()),
+        pa.field("best_score", pa.float32()),  # mean best score of the topic's queries
+        pa.field("community_ids", pa.list_(pa.string())),  # leaf communities nearest the topic
+        pa.field("created_at", pa.float64()),
+    ]
+)
+
 MERGE_LOG = pa.schema(
     [
         key_field("merge_id"),
@@ -118,4 +179,9 @@ TABLES: dict[str, pa.Schema] = {
     "wisdom": WISDOM,
     "merge_log": MERGE_LOG,
     "meta": META,
+    "reasoning_attempts": REASONING_ATTEMPTS,
+    "reasoning_chains": REASONING_CHAINS,
+    "runbooks": RUNBOOKS,
+    "queries": QUERIES,
+    "priorities": PRIORITIES,
 }

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from brain.schema import TABLES
+from brain.seed_insight import insight_tables
 from brain.seed_plan import (
     RECLUSTER_AGE_S,
     ScaleSpec,
@@ -49,6 +50,9 @@ def write_brain(
     communities, wisdom = community_tables(plan, seed, now)
     store.add("communities", communities)
     store.add("wisdom", wisdom)
+    names = dict(zip(plan.ids, plan.names, strict=True))
+    for name, rows in insight_tables(scale, wisdom, communities, names, seed, now).items():
+        store.add(name, rows)
     timings["graph_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

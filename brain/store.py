@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from brain.insight_stats import with_insight_stats
 from brain.lance_ops import add_missing_columns, declare_primary_key, drop_repeated_keys, sql_list, with_conflict_retry
 from brain.schema import KEYS, TABLES
 from core.domain import BrainStats, DedupPlanSummary
@@ -301,7 +302,8 @@ class BrainStore:
             n_rels = tables["relationships"].count_rows()
             rels_changed = self._relationships_changed(last_recluster, n_rels, meta)
             got = {name: f.result() for name, f in futures.items()}
-        return self._assemble_stats(tables, got, meta, n_rels, rels_changed, last_recluster, now)
+        base = self._assemble_stats(tables, got, meta, n_rels, rels_changed, last_recluster, now)
+        return with_insight_stats(self, base, now)
 
     def _assemble_stats(
         self,

@@ -101,6 +101,10 @@ class ArchiveDecisionsArgs(ActionArgs):
     older_than_days: Days  # the policy's storage.archive_decisions_after_days is the least it accepts
 
 
+class SetReasoningTierArgs(ActionArgs):
+    tier: str  # a configured tier: the reasoning workers' calls go there from their next batch
+
+
 def restart_cooldown_key(a: Mapping[str, Any]) -> str:
     """Per worker: a remediation cools down for the worker it restarted, not for every other one."""
     return f"restart_worker:{a.get('worker_id', '')}"
@@ -189,6 +193,10 @@ def _reclaim(target: str) -> Effect:
     return run
 
 
+def _reasoning_tier(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.set_task_tier("reasoning", str(a["tier"]))
+
+
 ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "scale_workers",
@@ -238,6 +246,20 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         mutates=True,
         effect=_reclaim("decisions"),
         expect=expect.expect_reclaim("decisions"),
+    ),
+    ActionSpec(
+        "set_reasoning_tier",
+        SetReasoningTierArgs,
+        mutates=True,
+        effect=_reasoning_tier,
+        expect=expect.expect_reasoning_tier,
+    ),
+    ActionSpec(
+        "run_query_analysis",
+        ReasonArgs,
+        mutates=True,
+        effect=_job("analyze_queries"),
+        expect=expect.expect_query_analysis,
     ),
 )
 

@@ -111,6 +111,48 @@ def approval_context_lines(context: dict[str, Any]) -> list[str]:
     return lines
 
 
+class TierYield(Frozen):
+    """Reasoning answers from one tier in the yield window: how many the validator kept, and what they cost."""
+
+    tier: str
+    attempts: int = 0
+    valid: int = 0
+    cost: float = 0.0  # dollars the ledger settled for these calls
+
+    @property
+    def yield_rate(self) -> float:
+        return self.valid / self.attempts if self.attempts else 0.0
+
+    @property
+    def valid_per_dollar(self) -> float | None:
+        """Valid answers per dollar; None when the tier cost nothing (cache hits, a free tier)."""
+        return self.valid / self.cost if self.cost > 0 else None
+
+
+class ReasoningStats(Frozen):
+    chains: int = 0
+    runbooks: int = 0
+    window_s: float = 86_400.0  # the window `tiers` counts attempts over
+    tiers: tuple[TierYield, ...] = ()  # per tier that answered in the window, by name
+
+    @property
+    def attempts(self) -> int:
+        return sum(t.attempts for t in self.tiers)
+
+    @property
+    def yield_rate(self) -> float:
+        return sum(t.valid for t in self.tiers) / self.attempts if self.attempts else 0.0
+
+    def tier(self, name: str) -> TierYield:
+        return next((t for t in self.tiers if t.tier == name), TierYield(tier=name))
+
+
+class QueryStats(Frozen):
+    total: int = 0
+    unanalyzed: int = 0  # imported, not yet put in a topic by analyze_queries
+    topics_without_coverage: int = 0  # priorities: poorly answered topics with no wisdom near them
+
+
 class BrainStats(Frozen):
     error: str | None = None  # the brain could not be read: every figure below is unknown, not zero
     records: int = 0
@@ -126,6 +168,8 @@ class BrainStats(Frozen):
     wisdom_coverage: float = 0.0
     relationship_density: float = 0.0
     dedup_plan: DedupPlanSummary | None = None  # the last dry run's plan, None when there is none
+    reasoning: ReasoningStats = Field(default_factory=ReasoningStats)
+    queries: QueryStats = Field(default_factory=QueryStats)
 
 
 class BudgetState(Frozen):
@@ -140,6 +184,7 @@ class BudgetState(Frozen):
     per_tier: dict[str, int] = Field(default_factory=dict)
     routing: dict[str, float] = Field(default_factory=dict)  # fleet tier weights, sum 1; empty: the configured split
     routed_calls: dict[str, int] = Field(default_factory=dict)  # fleet calls per tier in the window
+    task_tiers: dict[str, str] = Field(default_factory=dict)  # task -> the tier its calls are pinned to (reasoning)
 
     @property
     def remaining_tokens(self) -> int:

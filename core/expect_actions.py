@@ -10,6 +10,7 @@ from core.expectation_types import Comparator, Rollback
 from core.expectations import (
     DEFAULT_HORIZON_S,
     DRAIN_TOLERANCE,
+    MAX_HORIZON_S,
     MIN_HORIZON_S,
     Check,
     Expectation,
@@ -169,3 +170,31 @@ def expect_reclaim(target: str) -> ExpectBuilder:
         return Expectation(checks=(check,), horizon_s=JOB_HORIZON_S, summary=summary, subject=f"storage:{target}")
 
     return build
+
+
+def expect_query_analysis(obs: Observation, proposal: Proposal) -> Expectation:
+    """The analyze_queries job puts (nearly) every unanalyzed query in a topic within a job's horizon."""
+    metric = "brain.queries.unanalyzed"
+    before = float(obs.brain.queries.unanalyzed)
+    goal = float(math.floor(DRAIN_TOLERANCE * before))
+    check = Check(metric=metric, op="<=", target=goal, baseline=before)
+    summary = f"unanalyzed queries {_num(before)} -> {_num(goal)} or less within {_dur(JOB_HORIZON_S)}"
+    return Expectation(checks=(check,), horizon_s=JOB_HORIZON_S, summary=summary, subject="queries")
+
+
+def expect_reasoning_tier(obs: Observation, proposal: Proposal) -> Expectation:
+    """The tier reasoning moves to keeps at least the share of valid answers reasoning had before, judged after an
+    hour of its answers (the action's cooldown); falling further under it is harm, and the rollback moves back."""
+    tier = str(proposal.args.get("tier", ""))
+    before = obs.brain.reasoning.yield_rate
+    metric = f"reasoning_yield.{tier}"
+    check = Check(metric=metric, op=">=", target=round(before, 4), baseline=read_metric(obs, metric))
+    harm = Check(metric=metric, op="<=", target=round(0.9 * before, 4), baseline=read_metric(obs, metric))
+    previous = obs.budget.task_tiers.get("reasoning")
+    back = (
+        Rollback(action="set_reasoning_tier", args={"tier": previous}, why=f"back to {previous}") if previous else None
+    )
+    summary = f"reasoning on {tier} keeps a yield of {before:.0%} or more within {_dur(MAX_HORIZON_S)}"
+    return Expectation(
+        checks=(check,), horizon_s=MAX_HORIZON_S, summary=summary, subject="reasoning", harm=(harm,), rollback=back
+    )

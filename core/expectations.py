@@ -36,6 +36,9 @@ def read_metric(obs: Observation, metric: str, dumped: Mapping[str, Any] | None 
         return float(any(w.id == rest and w.state in ("starting", "running") for w in obs.workers))
     if head == "brain" and obs.brain.error:
         return None
+    if head == "reasoning_yield":  # one tier's share of valid reasoning answers in the yield window
+        judged = obs.brain.reasoning.tier(rest)
+        return judged.valid / judged.attempts if judged.attempts and not obs.brain.error else None
     value: Any = dumped if dumped is not None else obs.model_dump(mode="json")
     for part in metric.split("."):
         if not isinstance(value, Mapping) or part not in value:

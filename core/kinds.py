@@ -97,6 +97,24 @@ KINDS: tuple[WorkerKindSpec, ...] = (
         options=frozenset({"loop"}),
         sim=SimProfile(throughput_per_min=0.0, cpu_share=20.0, mem_share=10.0, start_delay_s=5.0),
     ),
+    WorkerKindSpec(
+        "reasoning",
+        stage="reasoning",
+        summary="Turn wisdom entries and their communities into validated reasoning chains and runbooks (fleet LLM).",
+        scalable=True,
+        llm_bound=True,
+        options=frozenset({"shard", "batch_size", "loop", "limit"}),
+        sim=SimProfile(throughput_per_min=6.0, cpu_share=5.0, mem_share=3.0, tokens_per_item=4000, batch_items=8),
+    ),
+    WorkerKindSpec(
+        "analyze_queries",
+        stage="queries",
+        summary="Cluster unanalyzed queries into topics; poorly answered ones become wisdom and reasoning priorities.",
+        scalable=False,
+        llm_bound=False,
+        options=frozenset(),
+        sim=SimProfile(throughput_per_min=0.0, cpu_share=20.0, mem_share=8.0, start_delay_s=30.0),
+    ),
 )
 
 BY_NAME: dict[str, WorkerKindSpec] = {k.name: k for k in KINDS}

@@ -169,6 +169,9 @@ class RecordingEffects:
     def set_routing(self, weights: Mapping[str, float]) -> str:
         return self._note(f"set_routing {dict(weights)}")
 
+    def set_task_tier(self, task: str, tier: str) -> str:
+        return self._note(f"set_task_tier {task} {tier}")
+
     def restart_worker(self, worker_id: str) -> str:
         return self._note(f"restart_worker {worker_id}")
 

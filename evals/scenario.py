@@ -47,6 +47,8 @@ CATEGORIES: tuple[str, ...] = (
     "verification",
     "storage",
     "cost",
+    "reasoning_yield",
+    "query_patterns",
 )
 CONSTRAINT_OPS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "present")
 VERDICTS: tuple[str, ...] = ("allow", "needs_approval", "deny")

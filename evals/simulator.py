@@ -103,6 +103,10 @@ class SimEffects:
         self.state.routing = dict(weights)
         return f"routing {dict(weights)}"
 
+    def set_task_tier(self, task: str, tier: str) -> str:
+        self.calls += 1  # the simulated fleet has no reasoning stage: the call is counted, nothing moves
+        return f"{task} tier {tier}"
+
     def restart_worker(self, worker_id: str) -> str:
         self.calls += 1
         worker = next((w for w in self.state.live() if w.id == worker_id), None)

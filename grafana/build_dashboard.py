@@ -45,6 +45,23 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ),
             ("Brain size", "stat", "short", [("brainops_brain_items", "{{table}}")], 16),
             ("Duplicate estimate", "gauge", "percentunit", [("brainops_brain_duplicate_estimate", "duplicates")], 8),
+            (
+                "Reasoning chains and runbooks",
+                "timeseries",
+                "short",
+                [("brainops_reasoning_outputs", "{{kind}}"), ('brainops_queue_depth{stage="reasoning"}', "waiting")],
+                8,
+            ),
+            (
+                "Query patterns",
+                "timeseries",
+                "short",
+                [
+                    ("brainops_queries_unanalyzed", "unanalyzed queries"),
+                    ("brainops_query_topics_without_coverage", "topics without coverage"),
+                ],
+                8,
+            ),
         ],
     ),
     (
@@ -137,6 +154,26 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ),
             ("Routing weights", "timeseries", "percentunit", [("brainops_llm_routing_weight", "{{tier}}")], 8),
             ("Reserved tokens (in flight)", "timeseries", "short", [("brainops_llm_reserved_tokens", "{{tier}}")], 8),
+            (
+                "Reasoning yield by tier (24 h window)",
+                "timeseries",
+                "percentunit",
+                [
+                    ("brainops_reasoning_yield_ratio", "{{tier}}"),
+                    ("brainops_reasoning_tier_pinned", "pinned: {{tier}}"),
+                ],
+                8,
+            ),
+            (
+                "Reasoning answers and valid per dollar by tier",
+                "timeseries",
+                "short",
+                [
+                    ("brainops_reasoning_attempts", "{{tier}} answers"),
+                    ("brainops_reasoning_valid_per_dollar", "{{tier}} valid/$"),
+                ],
+                8,
+            ),
             (
                 "Decisions per hour by action and verdict",
                 "timeseries",

@@ -14,6 +14,7 @@ from typing import Any
 from core.domain import Observation
 from core.fence import fence, fence_rule
 from core.kinds import SCALABLE_KINDS, STAGE_OF_KIND
+from graphs.rules_reasoning import prompt_facts
 from tools.observe import decision_view, fenced_json
 
 CRASH_LOOP_RESTARTS = 3  # a worker restarted this often is treated as crash-looping
@@ -79,6 +80,7 @@ def observation_summary(obs: Observation, fenced: Fenced) -> dict[str, Any]:
             "dedup_plan": _dedup_plan(obs),
             "relationships_changed_since_recluster": obs.brain.relationships_changed_since_recluster,
             "community_age_s": obs.brain.community_age_s,
+            **prompt_facts(obs),
         },
         "budget": {
             "remaining_tokens": budget.remaining_tokens,

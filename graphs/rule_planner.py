@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from core.domain import BudgetState, Observation, PlannerInfo, Proposal
-from graphs import data_jobs
+from graphs import data_jobs, rules_reasoning
 from graphs.capacity import CapacityMeters, KindMeter, Objective, Sizing, budget_workers, predict, size
 from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, pending_scale, refused
 from graphs.planners import PlanContext, PlanResult
@@ -83,6 +83,7 @@ class RulePlanner:
             *dedup,
             *data_jobs.recluster(p, obs, now, holds, dedup_planned=bool(dedup)),
             *(data_jobs.routing(p, obs, now, holds) or cost_routing(p, obs, now, holds)),
+            *rules_reasoning.proposals(p.insight, obs, now, holds),
             *restart_proposals(obs, now, p.restart, p.host_ceilings),
             *storage_proposals(p.storage, obs, now, holds),
         ]

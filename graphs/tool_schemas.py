@@ -3,9 +3,9 @@
 `trimmed_schema` turns a tool into a compact OpenAI function schema: no null branches or null defaults, no
 titles, no arguments the policy engine observes itself (ActionSpec.observed), one-line descriptions.
 `tick_schemas` fills in what only the tick knows, by parameter name, as enums: `host` takes a host of the
-observation, `worker_id` one of its workers, and the `weights` of set_model_routing one share per tier the
-policy allows (its allowed_tiers; when it lists none, the configured tiers of the policy summary and the tiers
-the budget has seen, as the engine reads it). So the model picks from the names instead of
+observation, `worker_id` one of its workers, `tier` (set_reasoning_tier) and the `weights` of set_model_routing
+a tier the policy allows (its allowed_tiers; when it lists none, the configured tiers of the policy summary and
+the tiers the budget has seen, as the engine reads it). So the model picks from the names instead of
 spelling them, and a misspelt one fails the schema rather than the policy.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from core.actions import BY_NAME
 from graphs.planners import PlanContext
+from graphs.rules_reasoning import idle_tools
 
 ROUTING_TOOL, ROUTING_ARG = "set_model_routing", "weights"
 # Offered only when they can matter this tick (each costs prompt tokens): the reclaim actions while the brain
@@ -41,6 +42,7 @@ class TickNames:
     tiers: tuple[str, ...] = ()
     disk_pressure: bool = False  # the disk tools are offered
     measured: bool = False  # storage or cost figures exist: the read tool is offered
+    hidden: frozenset[str] = frozenset()  # tools with nothing to act on this tick (graphs/rules_reasoning.py)
 
     @classmethod
     def of(cls, ctx: PlanContext) -> TickNames:
@@ -59,6 +61,7 @@ class TickNames:
             tiers=tuple(str(t) for t in tiers),
             disk_pressure=disk is not None and disk >= float(act_at or DEFAULT_ACT_AT_PERCENT),
             measured=disk is not None or obs.cost.month is not None,
+            hidden=idle_tools(obs),
         )
 
     def offers(self, tool: str) -> bool:
@@ -67,7 +70,7 @@ class TickNames:
         return self.measured if tool == STORAGE_COST_TOOL else True
 
     def enum_for(self, param: str) -> tuple[str, ...]:
-        return {"host": self.hosts, "worker_id": self.workers}.get(param, ())
+        return {"host": self.hosts, "worker_id": self.workers, "tier": self.tiers}.get(param, ())
 
 
 def trimmed_schema(tool: Any) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def tick_schemas(schemas: Sequence[dict[str, Any]], names: TickNames) -> list[di
     """Copies of `schemas` with this tick's names as enums (a parameter with no names known stays free text)."""
     out = []
     for schema in schemas:
-        if not names.offers(schema["function"]["name"]):
+        if not names.offers(schema["function"]["name"]) or schema["function"]["name"] in names.hidden:
             continue
         filled = copy.deepcopy(schema)
         function = filled["function"]

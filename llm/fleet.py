@@ -121,9 +121,12 @@ class FleetLLM:
         max_tokens: int | None = None,
         use_cache: bool = True,
         accept: Callable[[str], bool] | None = None,
+        tier: str | None = None,
     ) -> FleetReply | LLMFailure:
         """`accept`: a cascade. The cheapest eligible tier answers first; a pricier one is asked only when
-        the answer fails the check (malformed, unsure, off-topic). Without it the split picks the tier."""
+        the answer fails the check (malformed, unsure, off-topic). Without it the split picks the tier.
+        `tier`: the task's pinned tier (the ledger's task tier, set by the planner's routing action) instead of
+        the split; a configured tier only, and no cascade."""
         if not task:
             raise ValueError("task must name what the call is for (e.g. 'wisdom', 'dedup_adjudicate')")
         key = request_key(messages, task, max_tokens)
@@ -132,8 +135,12 @@ class FleetLLM:
             return _from_cache(cached)
         if not self.router.enabled:
             return LLMFailure("no_model", "no LLM tiers configured")
-        if accept is None:
-            result = self._ask(messages, purpose, self.pick(purpose), max_tokens)
+        if tier is not None and tier not in self.router.tier_names:
+            return LLMFailure(
+                "no_model", f"pinned tier {tier!r} is not configured ({', '.join(self.router.tier_names)})"
+            )
+        if tier is not None or accept is None:
+            result = self._ask(messages, purpose, tier or self.pick(purpose), max_tokens)
             reply = result if isinstance(result, LLMFailure) else _to_fleet_reply(result)
         else:
             reply = self._cascade(messages, purpose, max_tokens, accept)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 DAY_S = 86_400
 RETENTION_S = 30 * DAY_S
+TASK_TIER_PREFIX = "task_tier:"  # ledger_meta keys: the tier a task's fleet calls are pinned to
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS ledger_entries (
@@ -195,6 +196,7 @@ class TokenLedger:
             usage = _usage(conn, now, self.window_s)
             started_at = _meta_float(conn, "started_at")
             routing = _meta_json(conn, "routing")
+            task_tiers = _task_tiers(conn)
         per_tier = {tier: usage.tier_total(tier) for tier in sorted({*usage.per_tier_used, *usage.per_tier_reserved})}
         return BudgetState(
             window_s=self.window_s,
@@ -208,6 +210,7 @@ class TokenLedger:
             daily_cost_cap=self.daily_cost_cap,
             per_tier=per_tier,
             routing={str(k): float(v) for k, v in (routing or {}).items()},
+            task_tiers=task_tiers,
         )
 
     def set_routing(self, weights: Mapping[str, float]) -> dict[str, float]:
@@ -224,6 +227,20 @@ class TokenLedger:
         with connect(self.path) as conn:
             stored = _meta_json(conn, "routing")
         return {str(k): float(v) for k, v in (stored or {}).items()}
+
+    def set_task_tier(self, task: str, tier: str) -> None:
+        """Pin one task's fleet calls (e.g. "reasoning") to a tier: the routing state its workers read per batch."""
+        if not task or not tier:
+            raise ValueError("a task tier needs a task and a tier")
+        with connect(self.path) as conn, write_tx(conn):
+            conn.execute(
+                "INSERT INTO ledger_meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (TASK_TIER_PREFIX + task, tier),
+            )
+
+    def task_tier(self, task: str) -> str | None:
+        with connect(self.path) as conn:
+            return _task_tiers(conn).get(task)
 
     def _refusal(self, usage: _Usage, tier: str, tokens: int, cost: float) -> BudgetExhausted | None:
         remaining = self.window_tokens - usage.used - usage.reserved
@@ -310,6 +327,11 @@ def _usage(conn: sqlite3.Connection, now: float, window_s: int) -> _Usage:
         per_tier_used=per_tier_used,
         per_tier_reserved=per_tier_reserved,
     )
+
+
+def _task_tiers(conn: sqlite3.Connection) -> dict[str, str]:
+    rows = conn.execute("SELECT key, value FROM ledger_meta WHERE key LIKE ?", (TASK_TIER_PREFIX + "%",)).fetchall()
+    return {str(k)[len(TASK_TIER_PREFIX) :]: str(v) for k, v in rows}
 
 
 def _meta_float(conn: sqlite3.Connection, key: str) -> float | None:

@@ -217,6 +217,19 @@ def _min_age(name: str, setting: str) -> Check:
     return check
 
 
+def _set_reasoning_tier(args: dict[str, Any], ctx: ArgContext) -> list[Finding]:
+    tier = args.get("tier")
+    if "tier" not in args:
+        return []
+    if not isinstance(tier, str) or not tier:
+        return [_type_error("tier", "a tier name", tier)]
+    allowed = ctx.policy.routing.allowed_tiers or tuple(sorted(ctx.known_tiers))
+    if tier not in allowed:
+        reason = f"tier {tier!r} is not allowed; allowed tiers: {_list(allowed) or 'none configured'}"
+        return [Finding("routing.tier_not_allowed", reason)]
+    return []
+
+
 CHECKS: dict[str, Check] = {
     "scale_workers": _scale_workers,
     "start_embedding": _start_embedding,
@@ -228,4 +241,6 @@ CHECKS: dict[str, Check] = {
     "noop": _reason_text,
     "prune_versions": _min_age("older_than_days", "min_version_age_days"),
     "archive_decisions": _min_age("older_than_days", "archive_decisions_after_days"),
+    "set_reasoning_tier": _set_reasoning_tier,
+    "run_query_analysis": _reason_text,
 }

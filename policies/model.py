@@ -150,6 +150,18 @@ class Verification(Strict):
     max_age_s: SFloat = Field(default=6 * 3600.0, gt=0)  # actions older than this are no longer checked
 
 
+class ReasoningPolicy(Strict):
+    # a tier whose share of valid reasoning answers is under this is escalated away from
+    yield_floor: SFloat = Field(default=0.6, ge=0, le=1)
+    # attempts a tier needs in the yield window before its yield counts (fewer: too few to judge)
+    min_attempts: SInt = Field(default=20, ge=1)
+
+
+class QueriesPolicy(Strict):
+    # unanalyzed queries that make an analyze_queries job worth running
+    analyze_backlog: SInt = Field(default=200, ge=1)
+
+
 class Policy(Strict):
     version: Literal[1] = 1
     dry_run: SBool = False
@@ -162,6 +174,8 @@ class Policy(Strict):
     routing: Routing = Field(default_factory=lambda: Routing())
     remediation: Remediation = Field(default_factory=lambda: Remediation())
     verification: Verification = Field(default_factory=lambda: Verification())
+    reasoning: ReasoningPolicy = Field(default_factory=lambda: ReasoningPolicy())
+    queries: QueriesPolicy = Field(default_factory=lambda: QueriesPolicy())
     actions: dict[str, ActionPolicy] = Field(default_factory=lambda: {"noop": ActionPolicy()})
     storage: Storage = Field(default_factory=lambda: Storage())
     cost: Cost = Field(default_factory=lambda: Cost())

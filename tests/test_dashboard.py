@@ -96,6 +96,8 @@ def _exported_after_a_real_tick(tmp: Path) -> set[str]:
     ledger.set_routing({"routine": 0.6, "escalation": 0.4})
     # the day's first snapshot, from before this brain was filled: the tick's window has produced something
     ProductionSnapshots(settings.state_db).record(time.time() - 3600, dict.fromkeys(PRODUCED, 0))
+    ledger.set_task_tier("reasoning", "routine")
+    _reasoning_attempt(str(brain))
     agent = Agent(settings)
     metrics = BrainopsMetrics()
     on_report, on_error = tick_callbacks(metrics, agent)
@@ -106,6 +108,18 @@ def _exported_after_a_real_tick(tmp: Path) -> set[str]:
     finally:
         kill_workers(settings.run_dir)
     return {s.name for fam in text_string_to_metric_families(metrics.exposition().decode()) for s in fam.samples}
+
+
+def _reasoning_attempt(brain: str) -> None:
+    """One valid, paid reasoning answer in the brain, so the per-tier reasoning series exist after the tick."""
+    import time
+
+    from brain.store import BrainStore
+
+    row = {"id": "rsa-1", "wisdom_id": "wis-00000", "community_id": "com-00000", "tier": "routine"}
+    BrainStore(brain).add(
+        "reasoning_attempts", [{**row, "valid": True, "reason": "", "cost": 0.01, "created_at": time.time()}]
+    )
 
 
 def test_dashboard_uses_only_metrics_a_real_tick_exports(tmp_path: Path) -> None:

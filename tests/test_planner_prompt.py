@@ -21,6 +21,7 @@ from core.domain import BrainStats, HostMetrics, Observation, WorkerInfo
 from graphs.llm_planner import LLMPlanner
 from graphs.llm_prompt import anomalies
 from graphs.planners import PlanContext, PlanFailed, PlanResult
+from graphs.rules_reasoning import idle_tools
 from graphs.tool_schemas import DISK_TOOLS, STORAGE_COST_TOOL
 from llm.ledger import TokenLedger
 from llm.router import TierRouter
@@ -92,7 +93,8 @@ def test_the_last_step_offers_only_the_action_tools(server: FakeLLMServer, tmp_p
     assert isinstance(result, PlanResult) and [p.action for p in result.proposals] == ["noop"]
     first, second, last = (offered(r) for r in server.requests)
     assert set(first) >= READ_TOOLS and set(second) >= READ_TOOLS
-    assert set(last) == OFFERED_ACTIONS  # no read-only tool left: propose, or noop
+    # no read-only tool left: propose, or noop (those with nothing to act on this tick are not offered)
+    assert set(last) == OFFERED_ACTIONS - idle_tools(context().observation)
     assert "Last step" in server.requests[2].body["messages"][-1]["content"]
 
 
@@ -104,7 +106,7 @@ def test_a_read_call_on_the_last_step_is_refused() -> None:
     assert isinstance(result, PlanFailed) and "no proposal within 2 steps" in result.reason
     (refused,) = result.rejected
     assert refused.tool == "get_budget" and "not offered on the last step" in refused.reason
-    assert model.calls[1].tool_names == OFFERED_ACTIONS
+    assert model.calls[1].tool_names == OFFERED_ACTIONS - idle_tools(context().observation)
 
 
 def test_a_repeated_call_is_refused_and_counts_as_invalid() -> None:

@@ -75,11 +75,11 @@ def test_an_incomplete_kind_is_reported() -> None:
     from dataclasses import replace
 
     extract = next(k for k in KINDS if k.name == "extract")
-    missing = replace(extract, name="reasoning")
+    missing = replace(extract, name="translate")
     wrong_options = replace(extract, options=extract.options | {"table"})
     problems = kind_problems([missing, wrong_options], _worker_app())
     assert len(problems) == 2
-    assert "no `brainops worker reasoning` command" in problems[0]
+    assert "no `brainops worker translate` command" in problems[0]
     assert "'table'" in problems[1]
 
 
@@ -107,6 +107,8 @@ SAMPLE_ARGS: dict[str, dict[str, object]] = {
     "prune_versions": {"older_than_days": 7},
     "rotate_logs": {"keep": 5},
     "archive_decisions": {"older_than_days": 30},
+    "set_reasoning_tier": {"tier": "analysis"},
+    "run_query_analysis": {},
 }
 
 
@@ -122,7 +124,7 @@ def test_every_mutating_action_expects_something_a_later_tick_can_read() -> None
         assert made is not None and made.checks and made.horizon_s > 0, name
         for check in made.checks:
             head = check.metric.split(".")[0]
-            assert head in {"brain", "budget", "worker_up", "storage"}, (
+            assert head in {"brain", "budget", "worker_up", "storage", "reasoning_yield"}, (
                 f"{name}: {check.metric} is not an observed figure"
             )
 
@@ -150,7 +152,7 @@ def test_derived_lists_follow_the_declarations() -> None:
     from policies.engine import MUTATING_ACTIONS as ENGINE_MUTATING
 
     assert tuple(k.name for k in KINDS) == WORKER_KINDS
-    assert set(HPA_KINDS) == set(SCALABLE_KINDS) and set(LLM_STAGES) == {"extract", "wisdom"}
+    assert set(HPA_KINDS) == set(SCALABLE_KINDS) and set(LLM_STAGES) == {"extract", "wisdom", "reasoning"}
     assert {k.kind for k in DEFAULT_KINDS} == set(WORKER_KINDS) == set(HOME_HOST) == set(WORKER_OPTIONS)
     assert ENGINE_MUTATING is MUTATING_ACTIONS and "noop" not in MUTATING_ACTIONS
     assert ACTION_ARGS["start_embedding"] == ("host", "shards", "table")

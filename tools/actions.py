@@ -159,7 +159,29 @@ def archive_decisions(older_than_days: Days, rationale: str) -> Proposal:
     return Proposal(action="archive_decisions", args={"older_than_days": older_than_days}, rationale=rationale)
 
 
-ACTION_TOOLS = (
+@action_tool
+def set_reasoning_tier(tier: str, rationale: str) -> Proposal:
+    """Pin reasoning calls to one tier: when a tier's reasoning yield is under the policy floor, or another
+    tier yields more valid answers per dollar (brain.reasoning.tiers).
+
+    Args:
+        tier: a configured tier.
+    """
+    return Proposal(action="set_reasoning_tier", args={"tier": tier}, rationale=rationale)
+
+
+@action_tool
+def run_query_analysis(reason: str) -> Proposal:
+    """One-shot job clustering unanalyzed queries (brain.queries.unanalyzed); poorly answered topics become
+    priorities for wisdom and reasoning.
+
+    Args:
+        reason: why now, citing the numbers.
+    """
+    return Proposal(action="run_query_analysis", args={"reason": reason}, rationale=reason)
+
+
+ACTION_TOOLS: tuple[BaseTool, ...] = (
     scale_workers,
     start_embedding,
     run_dedup,
@@ -171,4 +193,6 @@ ACTION_TOOLS = (
     prune_versions,
     rotate_logs,
     archive_decisions,
+    set_reasoning_tier,
+    run_query_analysis,
 )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from brain.insight_stats import priority_communities
 from brain.schema import WISDOM
 from core.fence import content_fence_token, fence, fence_rule
 from llm.fleet import FleetLLMUnavailable
@@ -79,13 +80,16 @@ class WisdomWorker:
         return self.config.batch_size if left is None else min(self.config.batch_size, left)
 
     def _pending(self) -> list[tuple[str, list[str]]]:
-        """Leaf communities (the finest level: the partition) without wisdom, in this shard, by id."""
+        """Leaf communities (the finest level: the partition) without wisdom, in this shard: those the query
+        priorities name first (worst answered topic first), then by id."""
         covered = set(self.store.fresh("wisdom").to_lance().to_table(columns=["community_id"]).column(0).to_pylist())
-        return [
+        todo = [
             (cid, members)
             for cid, members in self.store.leaf_communities()
             if cid not in covered and _in_shard(cid, self.config.shard)
         ]
+        rank = {cid: i for i, cid in enumerate(priority_communities(self.store))}
+        return sorted(todo, key=lambda t: (rank.get(t[0], len(rank)), t[0]))
 
     def _views(self, todo: list[tuple[str, list[str]]]) -> list[CommunityView]:
         member_ids = sorted({m for _, members in todo for m in members})

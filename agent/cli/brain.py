@@ -10,6 +10,7 @@ import typer
 from agent.cli.console import EXIT_USAGE
 
 app = typer.Typer(no_args_is_help=True)
+__import__("agent.cli.brain_queries", fromlist=["register"]).register(app)  # `brainops brain import-queries`
 
 PATH_HELP = "Where the brain lives: LanceDB path or URI (default: brain_uri from the config, else <home>/brain)."
 
@@ -86,6 +87,9 @@ def stats(
         if key == "pending":
             for stage, n in value.items():
                 table.add_row(f"pending.{stage}", f"{n:,}")
+        elif key in ("reasoning", "queries", "reasoning_yield"):
+            for name, figure in value.items():
+                table.add_row(f"{key}.{name}", _fmt(figure))
         else:
             table.add_row(key, _fmt(value))
     make_console().print(table)
@@ -155,7 +159,13 @@ def _load_stats(path: str) -> tuple[dict[str, Any], float]:
         raise typer.Exit(EXIT_USAGE)
     started = time.perf_counter()
     stats = store.stats()
-    return stats.model_dump(mode="json"), (time.perf_counter() - started) * 1000
+    took_ms = (time.perf_counter() - started) * 1000
+    out = stats.model_dump(mode="json")
+    out["reasoning"].pop("tiers")
+    out["reasoning_yield"] = {
+        t.tier: f"{t.valid}/{t.attempts} valid ({t.yield_rate:.0%}), ${t.cost:.4f}" for t in stats.reasoning.tiers
+    }
+    return out, took_ms
 
 
 def _fmt(value: object) -> str:

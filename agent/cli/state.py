@@ -278,6 +278,8 @@ def _budget(
         table.add_row(f"tier {tier}", f"{tokens:,}")
     for tier, weight in state.routing.items():
         table.add_row(f"routing {tier}", f"{weight:.0%}")
+    for task, tier in state.task_tiers.items():
+        table.add_row(f"{task} pinned to", tier)
     _print(table)
     for line in cost_lines(cost):
         typer.echo(line)

@@ -251,3 +251,69 @@ def wisdom(
     code = _guarded("wisdom", run, lambda: run_wisdom(config, run, fleet_llm_or_none()))
     typer.echo(f"wisdom: {run.processed} communities in {run.batches} batches, exit {code}")
     raise typer.Exit(code)
+
+
+def _pinned_tier(task: str) -> Callable[[], str | None]:
+    """The tier the ledger pins a task's calls to (the planner's routing action sets it), read per batch."""
+    from core.settings import load_settings
+    from llm.ledger import TokenLedger
+
+    ledger = TokenLedger.from_settings(load_settings())
+    return lambda: ledger.task_tier(task)
+
+
+@app.command("reasoning", help=kind("reasoning").summary)
+def reasoning(
+    brain: str | None = typer.Option(None, "--brain", help=BRAIN_HELP),
+    shard: str | None = typer.Option(None, "--shard", help="Take only shard i/n of the wisdom entries."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    loop: bool = typer.Option(False, "--loop", help="Wait for new wisdom instead of exiting when idle."),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many attempts."),
+) -> None:
+    brain = _brain(brain)
+    from workers.reasoning import NoModelError, ReasoningConfig, run_reasoning
+    from workers.runtime import WorkerRun, parse_shard
+
+    try:
+        config = ReasoningConfig(brain, parse_shard(shard), batch_size, loop, limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    run = WorkerRun(kind="reasoning", status_file=status_file)
+    llm = fleet_llm_or_none()
+    if llm is None:  # no offline chain: one clear line, not a traceback
+        run.state = "crashed"
+        run.write_status(exit_code=1)
+        typer.echo(f"reasoning: {NoModelError.__doc__}", err=True)
+        raise typer.Exit(1)
+    code = _guarded("reasoning", run, lambda: run_reasoning(config, run, llm, _pinned_tier("reasoning")))
+    typer.echo(f"reasoning: {run.processed} attempts in {run.batches} batches, exit {code}")
+    raise typer.Exit(code)
+
+
+@app.command("analyze_queries", help=kind("analyze_queries").summary)
+def analyze_queries(
+    brain: str | None = typer.Option(None, "--brain", help=BRAIN_HELP),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+    poor_score: float = typer.Option(
+        0.5, "--poor-score", min=0.0, max=1.0, help="A topic whose mean best score is under this is poorly answered."
+    ),
+    covered_similarity: float = typer.Option(
+        0.6, "--covered-similarity", min=0.0, max=1.0, help="... unless a wisdom entry is this close to its centroid."
+    ),
+) -> None:
+    brain = _brain(brain)
+    from workers.analyze_queries import QueryAnalysisConfig, run_analyze_queries
+    from workers.runtime import WorkerRun
+
+    config = QueryAnalysisConfig(brain, poor_score=poor_score, covered_similarity=covered_similarity)
+    run = WorkerRun(kind="analyze_queries", status_file=status_file)
+    code, report = _guarded("analyze_queries", run, lambda: run_analyze_queries(config, run))
+    summary = (
+        f"{report.queries} queries in {report.topics} topics, {report.priorities} poorly answered written as "
+        f"priorities, {report.dropped} earlier priorities now covered"
+        if report
+        else "nothing to do"
+    )
+    typer.echo(f"analyze_queries: {summary}")
+    raise typer.Exit(code)

@@ -17,6 +17,7 @@ from graphs.capacity import CapacityMeters, CostModel
 from graphs.measured import MeasuredPlanner
 from graphs.remediation import RestartRule
 from graphs.rule_planner import RecommendationHistory, RuleParams, RulePlanner, ScalingParams
+from graphs.rules_reasoning import PURPOSE_TIERS, InsightParams
 from graphs.rules_storage import StorageRule
 
 if TYPE_CHECKING:
@@ -88,6 +89,20 @@ def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None
             RuleParams.refusal_backoff_s,
         ),
         max_llm_per_1k_records=policy.cost.max_llm_per_1k_records,
+        insight=insight_params(policy, tiers),
+    )
+
+
+def insight_params(policy: Policy, tiers: Any) -> InsightParams:
+    """The reasoning-tier and query-analysis rules' figures from the policy, the tiers from brainops.toml."""
+    return InsightParams(
+        tiers=tiers.order if tiers is not None else PURPOSE_TIERS,
+        yield_floor=policy.reasoning.yield_floor,
+        min_attempts=policy.reasoning.min_attempts,
+        tier_cooldown_s=policy.cooldown_for("set_reasoning_tier"),
+        analyze_backlog=policy.queries.analyze_backlog,
+        analyze_cooldown_s=policy.cooldown_for("run_query_analysis"),
+        refusal_backoff_s=RuleParams.refusal_backoff_s,
     )
 
 

@@ -135,6 +135,11 @@ class Fleet:
             applied = self.ledger.set_routing(weights)
             return "fleet routing " + ", ".join(f"{k} {v:.0%}" for k, v in applied.items())
 
+    def set_task_tier(self, task: str, tier: str) -> str:
+        with self.exclusive():
+            self.ledger.set_task_tier(task, tier)
+            return f"{task} calls pinned to tier {tier}"
+
     def restart_worker(self, worker_id: str) -> str:
         with self.exclusive():
             self.dispatcher.clear_fatal(worker_id)

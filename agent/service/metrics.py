@@ -84,6 +84,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "cost_compute_dollars": ("gauge", "Compute dollars per window: hosts' cost_per_hour x the window's hours."),
     "cost_total_dollars": ("gauge", "LLM plus compute dollars per window."),
     "cost_per_result_dollars": ("gauge", "Dollars per result per window: per 1k_records, wisdom, chain."),
+    "reasoning_outputs": ("gauge", "Reasoning chains and runbooks in the brain (kind=chains|runbooks)."),
+    "reasoning_attempts": ("gauge", "Reasoning answers per tier in the yield window (valid or not)."),
+    "reasoning_yield_ratio": ("gauge", "Share of a tier's reasoning answers the validator kept, over the window."),
+    "reasoning_valid_per_dollar": ("gauge", "Valid reasoning answers per dollar per tier (tiers that cost something)."),
+    "reasoning_tier_pinned": ("gauge", "Always 1; label tier: the tier reasoning calls are pinned to (absent: split)."),
+    "queries_unanalyzed": ("gauge", "Imported queries analyze_queries has not put in a topic yet."),
+    "query_topics_without_coverage": ("gauge", "Poorly answered query topics with no wisdom near them (priorities)."),
 }
 METRIC_NAMES: tuple[str, ...] = tuple(P + name for name in METRICS)
 
@@ -229,6 +236,23 @@ def _stages(fam: _Families, obs: Observation) -> None:
     for table in ("records", "entities", "relationships", "communities", "wisdom"):
         fam.set("brain_items", getattr(brain, table), table=table)
     fam.set("brain_duplicate_estimate", brain.duplicate_estimate)
+    _insight(fam, obs)
+
+
+def _insight(fam: _Families, obs: Observation) -> None:
+    reasoning, queries = obs.brain.reasoning, obs.brain.queries
+    fam.set("reasoning_outputs", reasoning.chains, kind="chains")
+    fam.set("reasoning_outputs", reasoning.runbooks, kind="runbooks")
+    for t in reasoning.tiers:
+        fam.set("reasoning_attempts", t.attempts, tier=t.tier)
+        fam.set("reasoning_yield_ratio", t.yield_rate, tier=t.tier)
+        if t.valid_per_dollar is not None:
+            fam.set("reasoning_valid_per_dollar", t.valid_per_dollar, tier=t.tier)
+    pinned = obs.budget.task_tiers.get("reasoning")
+    if pinned:
+        fam.set("reasoning_tier_pinned", 1, tier=pinned)
+    fam.set("queries_unanalyzed", queries.unanalyzed)
+    fam.set("query_topics_without_coverage", queries.topics_without_coverage)
 
 
 def _workers(fam: _Families, obs: Observation) -> None:

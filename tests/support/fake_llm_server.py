@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,7 +58,15 @@ class Hang:
     """Hold the connection open and never answer (until the server stops): a provider that hangs."""
 
 
-Scripted = Text | ToolCalls | HttpError | Slow | Hang
+@dataclass(frozen=True)
+class Computed:
+    """An answer made from the request: `reply(body)` gets the request's JSON body (its messages) and returns the
+    Text or ToolCalls to send, for a provider whose answer must quote what it was asked (ids in the prompt)."""
+
+    reply: Callable[[dict[str, Any]], Text | ToolCalls]
+
+
+Scripted = Text | ToolCalls | HttpError | Slow | Hang | Computed
 
 
 def tool_calls(*calls: tuple[str, dict[str, Any] | str], content: str | None = None) -> ToolCalls:
@@ -183,6 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(scripted.status, scripted.message, headers, anthropic=anthropic)
         elif isinstance(scripted, Hang):
             self.server.stopping.wait()  # the client times out and gives up; nothing is ever sent
+        elif isinstance(scripted, Computed):
+            self._answer(body, scripted.reply(body), anthropic=anthropic)
         elif isinstance(scripted, Slow):
             if self.server.stopping.wait(scripted.delay_s):
                 return
