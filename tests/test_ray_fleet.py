@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from support import wait_for
-from support.agent_rig import copy_brain
+from support.agent_rig import NO_CPU_CEILING, cli, copy_brain, write_policy
+from support.s3 import MotoS3
 
 from fleet.dispatcher import Dispatcher, RestartPolicy
 from fleet.hosts import WorkerOptions, WorkerSpec
@@ -31,6 +32,7 @@ class RayRig:
     cluster: Any  # ray.cluster_utils.Cluster
     connection: RayCluster
     nodes: dict[str, Any]
+    s3: MotoS3
 
     def host(self, name: str, caps: RayCaps | None = None) -> RayHost:
         if caps is not None:
@@ -54,6 +56,7 @@ def ray_rig() -> Iterator[RayRig]:
     import ray
     from ray.cluster_utils import Cluster
 
+    s3 = MotoS3().__enter__()  # first: the nodes inherit its AWS_* variables, as cloud nodes get their role's
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
@@ -64,7 +67,7 @@ def ray_rig() -> Iterator[RayRig]:
             "node_ip_address": "127.0.0.1",
         },
     )
-    rig = RayRig(cluster, RayCluster(address=cluster.address, namespace="brainops-test"), {})
+    rig = RayRig(cluster, RayCluster(address=cluster.address, namespace="brainops-test"), {}, s3)
     for host in ("brain", "pc"):
         rig.add(host)
     ray.init(address=cluster.address, namespace="brainops-test", log_to_driver=False, logging_level="warning")
@@ -73,6 +76,7 @@ def ray_rig() -> Iterator[RayRig]:
     finally:
         ray.shutdown()
         cluster.shutdown()
+        s3.__exit__()
 
 
 def burst(tmp_path: Path, brain: str, n: int) -> str:
@@ -224,3 +228,46 @@ def test_a_worker_that_crashes_at_start_backs_off_then_goes_fatal_and_caps_hold(
         assert "ray.max_cost_per_hour" in str(priced.start_worker(WorkerSpec("extract-cloud-1", "extract", missing, BATCH)).error)
     finally:
         ray_rig.connection.caps = RayCaps()
+
+
+def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(tmp_path: Path, ray_rig: RayRig) -> None:
+    import ray
+    from support.brain_rig import pending_records
+
+    from brain.store import BrainStore
+
+    uri = f"s3://{ray_rig.s3.bucket('brain-e2e')}/brain"
+    store = BrainStore(uri).open_or_create()
+    texts = [f"Ada Lovelace met Person{i % 12} at Initech in City{i % 5}." for i in range(60)]
+    store.add("records", pending_records("e2e", texts, "e2e", time.time()))
+    extract = {"max": 2, "target_backlog_per_worker": 20, "activation_backlog": 1}
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        **NO_CPU_CEILING,
+        workers={"extract": extract, "embed": {"max": 0}, "wisdom": {"max": 0}},
+        actions={name: {"enabled": False} for name in ("start_embedding", "run_dedup", "run_recluster")},
+    )
+    options = "\n".join(f'{k.lower()} = "{v}"' for k, v in ray_rig.s3.options_env.items())
+    config = tmp_path / "brainops.toml"
+    config.write_text(
+        f'home = "{tmp_path / "home"}"\nbrain_uri = "{uri}"\npolicy_file = "{policy}"\ndemo_seed = false\n'
+        f"[brain_storage_options]\n{options}\n"  # endpoint and region only: the credentials stay in the env
+        f'[ray]\naddress = "{ray_rig.cluster.address}"\nnamespace = "brainops-test"\ncpus_per_worker = 0.5\n'
+        '[[hosts]]\nname = "pc"\n[[hosts]]\nname = "brain"\nrole = "brain"\n'
+        "[worker_defaults.extract]\nbatch_size = 10\nitem_ms = 5\n"
+    )
+    tick = cli(config, "tick")
+    assert tick.returncode == 0, tick.stdout + tick.stderr
+    assert "scale_workers" in tick.stdout, tick.stdout
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "brainops-test"]
+    assert any(n.startswith(("brain/extract-", "pc/extract-")) for n in names), names  # real actors, by the tick
+    wait_for(lambda: backlog(uri) == 0, "the Ray workers to extract the records in S3", timeout_s=90)
+    stopped = cli(config, "workers", "stop", "--all")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+
+    def ours() -> list[str]:
+        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "brainops-test"]
+
+    wait_for(lambda: not ours(), "the drained actors to be gone", timeout_s=30)
+    assert "moto-test-secret" not in tick.stdout + tick.stderr + stopped.stdout + stopped.stderr
+    assert "moto-test-secret" not in config.read_text()
