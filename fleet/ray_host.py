@@ -21,6 +21,7 @@ ray is imported on first use only (`brainops --help` and `status` never pay for 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -53,7 +54,8 @@ class RayCaps:
             return f"needs node {nodes_if_added} of at most {self.max_nodes} (ray.max_nodes)"
         cost = nodes_if_added * self.node_cost_per_hour
         if self.max_cost_per_hour is not None and cost > self.max_cost_per_hour:
-            return f"needs {nodes_if_added} nodes, ${cost:.2f}/h over ${self.max_cost_per_hour:.2f}/h (ray.max_cost_per_hour)"
+            cap = self.max_cost_per_hour
+            return f"needs {nodes_if_added} nodes, ${cost:.2f}/h over ${cap:.2f}/h (ray.max_cost_per_hour)"
         return None
 
 
@@ -114,18 +116,16 @@ class RayCluster:
         from ray._private import state  # per-node availability has no public API without the dashboard
 
         available = state.available_resources_per_node()
-        return [
-            {**n, "Available": available.get(n["NodeID"], {})}
-            for n in ray.nodes()
-            if n.get("Alive")
-        ]
+        return [{**n, "Available": available.get(n["NodeID"], {})} for n in ray.nodes() if n.get("Alive")]
 
     def pending_actors(self) -> int:
         """Actors of this namespace's brainops workers waiting for a node (Ray's autoscaler works on these)."""
         self.connect()
         from ray._private import state
 
-        return sum(1 for a in state.actors().values() if a.get("State") == "PENDING_CREATION" and "/" in (a.get("Name") or ""))
+        return sum(
+            1 for a in state.actors().values() if a.get("State") == "PENDING_CREATION" and "/" in (a.get("Name") or "")
+        )
 
 
 @dataclass
@@ -181,8 +181,10 @@ class RayHost:
             refusal = self._cap_refusal(spec.kind)
             if refusal:
                 return StartResult(ok=False, worker_id=spec.worker_id, error=f"ray cap: {refusal}")
-            handle = self._actor_class(ray).options(**self._placement(spec.kind, spec.worker_id)).remote(
-                spec.worker_id, spec.kind, spec.brain, spec.options.to_json()
+            handle = (
+                self._actor_class(ray)
+                .options(**self._placement(spec.kind, spec.worker_id))
+                .remote(spec.worker_id, spec.kind, spec.brain, spec.options.to_json())
             )
             handle.work.remote()
         except Exception as exc:  # Ray refused the actor (bad resources, cluster gone): one failed start
@@ -201,10 +203,8 @@ class RayHost:
         if tracked is None:
             tracked = self._tracked[worker_id] = _Tracked(handle, "?", time.time())
         tracked.kill_after = time.time() + grace_s
-        try:
+        with contextlib.suppress(Exception):  # dead already, or too busy to answer: the deadline still holds
             ray.get(handle.drain.remote(), timeout=min(grace_s, 10.0))
-        except Exception:  # dead already, or too busy to answer: the deadline still holds
-            pass
         if drain:
             return StopResult(ok=True, worker_id=worker_id, state="draining")
         deadline = time.monotonic() + grace_s
@@ -325,10 +325,8 @@ class RayHost:
         tracked = self._tracked.get(worker_id)
         if tracked is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # already gone
             ray.kill(tracked.handle, no_restart=True)
-        except Exception:  # already gone
-            pass
 
 
 def _info(host: str, worker_id: str, tracked: _Tracked, state: WorkerState, code: int | None) -> WorkerInfo:
@@ -365,7 +363,9 @@ def _metrics(host: str, nodes: list[dict[str, Any]], took_ms: float) -> HostMetr
         mem_percent=100.0 * mem_used / mem if mem else 0.0,
         cpu_count=max(1, int(cpus)),
         gpus=tuple(
-            GpuInfo(index=i, name="ray GPU", util_percent=100.0 if i < gpus_used else 0.0, mem_used_mb=0, mem_total_mb=0)
+            GpuInfo(
+                index=i, name="ray GPU", util_percent=100.0 if i < gpus_used else 0.0, mem_used_mb=0, mem_total_mb=0
+            )
             for i in range(int(gpus))
         ),
         observed_in_ms=took_ms,

@@ -82,7 +82,12 @@ def test_a_writer_killed_mid_write_leaves_no_partial_version(s3: MotoS3) -> None
         while "committed 2" not in (line := proc.stdout.readline()):
             assert line, "writer ended early"
         before = len(s3.keys(bucket, data_prefix))
-        wait_for(lambda b=before: len(s3.keys(bucket, data_prefix)) > b, "the next batch's upload", timeout_s=30, interval_s=0.005)
+        wait_for(
+            lambda b=before: len(s3.keys(bucket, data_prefix)) > b,
+            "the next batch's upload",
+            timeout_s=30,
+            interval_s=0.005,
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         table = BrainStore(uri).fresh("records")

@@ -146,7 +146,9 @@ def test_workers_run_as_actors_on_their_hosts_nodes_process_the_brain_and_drain(
 
     rows = wait_for(retired, "both workers to drain and retire", timeout_s=30)
     assert {r.state for r in rows} == {"retired"} and {r.last_exit for r in rows} == {0}
-    assert all(not host.snapshot(5.0).workers or host.snapshot(5.0).workers[0].state == "stopped" for host in hosts.values())
+    assert all(
+        not host.snapshot(5.0).workers or host.snapshot(5.0).workers[0].state == "stopped" for host in hosts.values()
+    )
 
 
 def test_a_spot_node_lost_mid_batch_loses_no_committed_work_and_its_batch_is_retried(
@@ -225,12 +227,16 @@ def test_a_worker_that_crashes_at_start_backs_off_then_goes_fatal_and_caps_hold(
         refused = cloud.start_worker(WorkerSpec("extract-cloud-1", "extract", missing, BATCH))
         assert not refused.ok and refused.error == f"ray cap: needs node {alive + 1} of at most {alive} (ray.max_nodes)"
         priced = ray_rig.host("cloud", RayCaps(node_cost_per_hour=0.5, max_cost_per_hour=0.5 * alive))
-        assert "ray.max_cost_per_hour" in str(priced.start_worker(WorkerSpec("extract-cloud-1", "extract", missing, BATCH)).error)
+        assert "ray.max_cost_per_hour" in str(
+            priced.start_worker(WorkerSpec("extract-cloud-1", "extract", missing, BATCH)).error
+        )
     finally:
         ray_rig.connection.caps = RayCaps()
 
 
-def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(tmp_path: Path, ray_rig: RayRig) -> None:
+def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(
+    tmp_path: Path, ray_rig: RayRig
+) -> None:
     import ray
     from support.brain_rig import pending_records
 

@@ -51,6 +51,7 @@ class WorkerRun:
         # Off the main thread (a worker inside a Ray actor) signals are not ours: `stop` is set by a call.
         if threading.current_thread() is not threading.main_thread():
             return
+
         def on_signal(signum: int, _frame: object) -> None:
             if self.stop.is_set():
                 os._exit(128 + signum)

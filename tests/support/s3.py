@@ -72,12 +72,10 @@ class MotoS3:
 
 
 def write(uri: str, prefix: str, batches: int, rows: int) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from support.brain_rig import pending_records
+    import pyarrow as pa
 
     from brain.store import BrainStore
-
-    import pyarrow as pa
+    from support.brain_rig import pending_records
 
     store = BrainStore(uri)
     for b in range(batches):
@@ -90,5 +88,5 @@ def write(uri: str, prefix: str, batches: int, rows: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])]
     write(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
