@@ -392,7 +392,7 @@ def export_storage_options(settings: Settings, path: Path | None, text: str, dat
     written = data.get("brain_storage_options") or {}
     secret = sorted(k for k in written if is_secret_key(k))
     if secret:
-        where = _line_of(path, text, "brain_storage_options")
+        where = _line_of(path, text, "brain_storage_options", secret[0])
         raise ConfigError(
             [
                 f"{where}: brain_storage_options: {', '.join(secret)} is a credential; set it in the environment "
