@@ -370,8 +370,3 @@ def _metrics(host: str, nodes: list[dict[str, Any]], took_ms: float) -> HostMetr
         ),
         observed_in_ms=took_ms,
     )
-
-
-def ray_facts(cluster: RayCluster) -> dict[str, float]:
-    """Cluster-wide figures for /metrics: alive nodes, actors waiting for a node."""
-    return {"nodes": float(len(cluster.nodes())), "pending_actors": float(cluster.pending_actors())}

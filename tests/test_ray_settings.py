@@ -54,7 +54,7 @@ def test_ray_hosts_must_name_configured_hosts(tmp_path: Path) -> None:
 
 def test_ray_hosts_are_built_without_importing_ray(tmp_path: Path) -> None:
     """Building the fleet (every `brainops` command that acts) must not pay Ray's import until a host is used."""
-    config = write(tmp_path, BASE.replace("s3://acme-brain/lancedb", str(tmp_path / "b")) + '[ray]\nmax_nodes = 3\n')
+    config = write(tmp_path, BASE.replace("s3://acme-brain/lancedb", str(tmp_path / "b")) + "[ray]\nmax_nodes = 3\n")
     code = (
         "import json, sys\n"
         "from core.settings import load_settings\n"
