@@ -8,7 +8,7 @@ within the cluster YAML's max_workers; `RayCaps` refuses, before asking, an acto
 brainops' own caps (max nodes, $ per hour), so the two controllers never pull against each other.
 
 The host protocol maps onto actors like this:
-- start_worker: create the actor (named `<host>/<worker id>` in the namespace) and call its `work()` once.
+- start_worker: create the actor (named `<host>/<worker id>` in the namespace); it starts its own `work()`.
 - snapshot: one `status()` call per actor, all at once, bounded by the timeout; an actor that died (its process,
   or its node with it) is `crashed`, and the dispatcher's back-off and FATAL follow as for a process.
   An actor whose work ended is killed (its resources freed) and remembered as stopped or crashed.
@@ -184,9 +184,8 @@ class RayHost:
             handle = (
                 self._actor_class(ray)
                 .options(**self._placement(spec.kind, spec.worker_id))
-                .remote(spec.worker_id, spec.kind, spec.brain, spec.options.to_json())
+                .remote(spec.worker_id, spec.kind, spec.brain, spec.options.to_json(), autostart=True)
             )
-            handle.work.remote()
         except Exception as exc:  # Ray refused the actor (bad resources, cluster gone): one failed start
             return StartResult(ok=False, worker_id=spec.worker_id, error=repr(exc)[:300])
         now = time.time()
@@ -228,7 +227,7 @@ class RayHost:
             "name": f"{self.name}/{worker_id}",
             "lifetime": "detached",  # outlives the brainops command that started it, as a detached process does
             "max_restarts": 0,  # a restart is the dispatcher's, with its back-off and FATAL
-            "max_concurrency": 4,  # status() and drain() answer while work() runs
+            "max_concurrency": 2,  # status() and drain() answer while work() runs in the actor's thread
             "num_cpus": self.cpus_per_worker,
             "num_gpus": 1 if self.gpu and kind == "embed" else 0,
             "resources": {HOST_RESOURCE.format(self.name): PLACEMENT_SHARE},

@@ -3,7 +3,9 @@
 `KindActor` is a plain class; fleet/ray_host.py makes it a Ray actor (`ray.remote(...).options(...)`), so this
 module never imports ray. One actor is one worker's life: `work()` runs the kind's loop (`WorkerRun.loop`) to
 its end, `status()` answers meanwhile with the counters the probe reads from a status file, `drain()` is the
-SIGTERM of a process: the batch in hand finishes and commits, then the loop ends with exit 0. The embedder, the
+SIGTERM of a process: the batch in hand finishes and commits, then the loop ends with exit 0. RayHost creates it
+with `autostart`: `work()` runs in the actor's own thread from the start, so a `brainops tick` that started the
+worker and exited at once (before Ray placed the actor) leaves a worker that works. The embedder, the
 gazetteer and the brain's table handles are loaded once, in `work()`, and stay for the actor's life.
 
 A worker never writes a batch halfway: each batch is one LanceDB commit, so an actor killed with its node (a spot
@@ -13,6 +15,7 @@ instance taken back) leaves its rows pending, and the restarted worker takes the
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -82,7 +85,9 @@ def worker_number(worker_id: str) -> int:
 class KindActor:
     """One worker: `work()` once, `status()` and `drain()` from other calls while it runs (a threaded actor)."""
 
-    def __init__(self, worker_id: str, kind: str, brain: str, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, worker_id: str, kind: str, brain: str, options: Mapping[str, Any], *, autostart: bool = False
+    ) -> None:
         if kind not in RUNNERS:
             raise ValueError(f"no in-actor runner for kind {kind!r}; known: {', '.join(RUNNERS)}")
         self.worker_id = worker_id
@@ -93,6 +98,8 @@ class KindActor:
         self.exit_code: int | None = None
         self.error: str | None = None
         self.started_at = time.time()
+        if autostart:  # the actor's own thread: a call from its creator is lost if that process exits first
+            threading.Thread(target=self.work, name=f"work-{worker_id}", daemon=True).start()
 
     def work(self) -> int:
         try:
