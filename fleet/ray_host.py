@@ -326,6 +326,7 @@ class RayHost:
             return
         with contextlib.suppress(Exception):  # already gone
             ray.kill(tracked.handle, no_restart=True)
+        self._wait_name_free(ray, worker_id, 5.0)  # gone before this (maybe short-lived) process exits
 
 
 def _info(host: str, worker_id: str, tracked: _Tracked, state: WorkerState, code: int | None) -> WorkerInfo:

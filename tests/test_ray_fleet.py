@@ -156,7 +156,7 @@ def test_a_spot_node_lost_mid_batch_loses_no_committed_work_and_its_batch_is_ret
 ) -> None:
     from brain.store import BrainStore
 
-    n = 96
+    n = 64
     brain = burst(tmp_path, small_brain, n)
     ray_rig.add("spot")
     now = [time.time()]
@@ -244,7 +244,7 @@ def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(
 
     uri = f"s3://{ray_rig.s3.bucket('brain-e2e')}/brain"
     store = BrainStore(uri).open_or_create()
-    texts = [f"Ada Lovelace met Person{i % 12} at Initech in City{i % 5}." for i in range(60)]
+    texts = [f"Ada Lovelace met Person{i % 12} at Initech in City{i % 5}." for i in range(40)]
     store.add("records", pending_records("e2e", texts, "e2e", time.time()))
     extract = {"max": 2, "target_backlog_per_worker": 20, "activation_backlog": 1}
     policy = write_policy(
@@ -267,13 +267,13 @@ def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(
     assert "scale_workers" in tick.stdout, tick.stdout
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "brainops-test"]
     assert any(n.startswith(("brain/extract-", "pc/extract-")) for n in names), names  # real actors, by the tick
-    wait_for(lambda: backlog(uri) == 0, "the Ray workers to extract the records in S3", timeout_s=90)
+    wait_for(lambda: backlog(uri) == 0, "the Ray workers to extract the records in S3", timeout_s=90, interval_s=1.0)
     stopped = cli(config, "workers", "stop", "--all")
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 
     def ours() -> list[str]:
         return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "brainops-test"]
 
-    wait_for(lambda: not ours(), "the drained actors to be gone", timeout_s=30)
+    assert wait_for(lambda: not ours(), "the drained actors to be gone", timeout_s=30), stopped.stdout
     assert "moto-test-secret" not in tick.stdout + tick.stderr + stopped.stdout + stopped.stderr
     assert "moto-test-secret" not in config.read_text()
