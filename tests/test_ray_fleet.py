@@ -199,7 +199,12 @@ def test_a_spot_node_lost_mid_batch_loses_no_committed_work_and_its_batch_is_ret
     ids = entities.search().select(["id"]).limit(None).to_arrow().column("id").to_pylist()
     assert len(ids) == len(set(ids))  # the retried batch wrote no relationship twice
     dispatcher.set_desired("extract", "spot", 0)
-    dispatcher.reconcile()
+
+    def retired() -> bool:
+        dispatcher.reconcile()
+        return not dispatcher.registry.live()
+
+    wait_for(retired, "the spot worker to drain")  # no actor left for the next test
 
 
 def test_a_worker_that_crashes_at_start_backs_off_then_goes_fatal_and_caps_hold(
@@ -274,6 +279,6 @@ def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(
     def ours() -> list[str]:
         return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "brainops-test"]
 
-    assert wait_for(lambda: not ours(), "the drained actors to be gone", timeout_s=30), stopped.stdout
+    wait_for(lambda: not ours(), f"the drained actors to be gone ({stopped.stdout.strip()})", timeout_s=30)
     assert "moto-test-secret" not in tick.stdout + tick.stderr + stopped.stdout + stopped.stderr
     assert "moto-test-secret" not in config.read_text()
