@@ -178,7 +178,8 @@ class RayConfig(StrictModel):
     autoscaler adds nodes within the cluster YAML's max_workers. The caps here are checked before brainops asks
     for an actor that would need one more node."""
 
-    # "local": a Ray on this machine (joined if one runs, else started with a `host:<name>` resource per host);
+    # "local": a Ray on this machine, on loopback (the one this home's `brainops run` started, else a new one with a
+    # `host:<name>` resource per host);
     # anything else is a cluster address as `ray.init` takes it ("auto", "10.0.0.5:6379", "ray://head:10001")
     address: str = "local"
     hosts: list[str] = Field(default_factory=list)  # hosts of [[hosts]] run on Ray; empty: every host

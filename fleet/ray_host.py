@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.domain import GpuInfo, HostMetrics, WorkerInfo, WorkerState
@@ -63,8 +64,9 @@ class RayCaps:
 class RayCluster:
     """One connection to a Ray cluster, shared by every RayHost of the fleet; connects on first use.
 
-    address "local": join the Ray running on this machine, else start one whose only node carries a
-    `host:<name>` resource for each of `local_hosts`."""
+    address "local": join the Ray an earlier brainops command of this home started (`brainops run` keeps it up;
+    an `approve` meanwhile joins it), else start one whose only node carries `host:<name>` for each of
+    `local_hosts`."""
 
     address: str = "local"
     namespace: str = "brainops"
@@ -72,6 +74,7 @@ class RayCluster:
     local_cpus: int | None = None
     object_store_mb: int = 256
     caps: RayCaps = RayCaps()
+    address_file: Path | None = None  # "local": where the started Ray's address is kept for the next command
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ready: bool = False
 
@@ -97,18 +100,27 @@ class RayCluster:
             return ray
 
     def _join_or_start(self, ray: Any, quiet: dict[str, Any]) -> None:
-        try:
-            ray.init(address="auto", **quiet)
+        """Join the Ray this home's `brainops run` started (its address in `address_file`, while it answers), else
+        start one in this process. Only the main thread may start it: Ray's daemons die with the
+        thread that started them. Never Ray's own "auto": that joins whatever cluster this machine ran last."""
+        known = self.address_file.read_text().strip() if self.address_file and self.address_file.is_file() else ""
+        if known and _answers(known):
+            ray.init(address=known, **quiet)
             return
-        except ConnectionError:
-            pass
-        ray.init(
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("a local Ray is started from the main thread only (Fleet.from_settings does)")
+        context = ray.init(
+            address="local",  # a new one, whatever `ray start` left in /tmp/ray
             num_cpus=self.local_cpus,
             resources={HOST_RESOURCE.format(h): 1000.0 for h in self.local_hosts},
             object_store_memory=self.object_store_mb * 2**20,
             include_dashboard=False,
+            _node_ip_address="127.0.0.1",
             **quiet,
         )
+        if self.address_file is not None:
+            self.address_file.parent.mkdir(parents=True, exist_ok=True)
+            self.address_file.write_text(context.address_info["gcs_address"])
 
     def nodes(self) -> list[dict[str, Any]]:
         """Alive nodes, each with its total `Resources` and `Available` ones."""
@@ -126,6 +138,18 @@ class RayCluster:
         return sum(
             1 for a in state.actors().values() if a.get("State") == "PENDING_CREATION" and "/" in (a.get("Name") or "")
         )
+
+
+def _answers(address: str, timeout_s: float = 1.0) -> bool:
+    """Something listens at host:port (a dead cluster's address must not make ray.init wait a minute)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass

@@ -57,12 +57,28 @@ def build_ray_hosts(settings: Settings) -> dict[str, Host]:
         local_hosts=tuple(names),
         object_store_mb=cfg.object_store_mb,
         caps=RayCaps(cfg.max_nodes, cfg.node_cost_per_hour, cfg.max_cost_per_hour),
+        address_file=settings.home / "ray.address",
     )
     gpu = {h.name: h.gpu for h in settings.hosts}
     return {
         name: RayHost(name, cluster, KindActor, cpus_per_worker=cfg.cpus_per_worker, gpu=gpu.get(name, False))
         for name in names
     }
+
+
+def _connect_ray(hosts: Mapping[str, Host]) -> None:
+    """Connect (or start, for address "local") the Ray of the RayHosts now, on the thread building the fleet: a
+    host's first snapshot runs in a pool thread under a short timeout, and a Ray started there would die with it."""
+    import threading
+
+    from fleet.ray_host import RayHost
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for host in hosts.values():
+        if isinstance(host, RayHost):
+            host.cluster.connect()
+            return  # one cluster for all of them
 
 
 @dataclass
@@ -80,6 +96,7 @@ class Fleet:
 
         settings.ensure_dirs()
         hosts = build_hosts(settings)
+        _connect_ray(hosts)
         dispatcher = Dispatcher(hosts, settings.home / "dispatcher.db", brain_uri=settings.brain_path)
         return cls(settings, hosts, dispatcher, TokenLedger.from_settings(settings))
 
