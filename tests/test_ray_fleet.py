@@ -48,11 +48,13 @@ class RayRig:
 
 @pytest.fixture(scope="module")
 def ray_rig() -> Iterator[RayRig]:
-    os.environ.update(
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_DISABLE_IMPORT_WARNING="1",
-        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # Ray's own switch to bind to loopback, not the LAN address
-    )
+    ray_env = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_DISABLE_IMPORT_WARNING": "1",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray's own switch to bind to loopback, not the LAN address
+    }
+    saved = {k: os.environ.get(k) for k in ray_env}
+    os.environ.update(ray_env)
     import ray
     from ray.cluster_utils import Cluster
 
@@ -77,6 +79,8 @@ def ray_rig() -> Iterator[RayRig]:
         ray.shutdown()
         cluster.shutdown()
         s3.__exit__()
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
 def burst(tmp_path: Path, brain: str, n: int) -> str:

@@ -18,6 +18,13 @@ from core.settings import load_settings
 BASE = 'demo_seed = false\nbrain_uri = "s3://acme-brain/lancedb"\n[[hosts]]\nname = "brain"\nrole = "brain"\n'
 
 
+@pytest.fixture(autouse=True)
+def _config_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_settings(path) exports BRAINOPS_CONFIG for later loads: undone after each test, not left to the next."""
+    monkeypatch.setenv("BRAINOPS_CONFIG", "unset")
+    monkeypatch.delenv("BRAINOPS_CONFIG")
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "brainops.toml"
     path.write_text(f'home = "{tmp_path / "home"}"\n' + text)
