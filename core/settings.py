@@ -191,12 +191,36 @@ class McpConfig(StrictModel):
         return value
 
 
+class RayConfig(StrictModel):
+    """`[ray]`: workers of the named hosts run as actors on a Ray cluster (fleet/ray_host.py). brainops decides
+    the worker count per kind and host; Ray places actors on nodes carrying the resource `host:<name>`, and Ray's
+    autoscaler adds nodes within the cluster YAML's max_workers. The caps here are checked before brainops asks
+    for an actor that would need one more node."""
+
+    # "local": a Ray on this machine, on loopback (the one this home's `brainops run` started, else a new one with a
+    # `host:<name>` resource per host);
+    # anything else is a cluster address as `ray.init` takes it ("auto", "10.0.0.5:6379", "ray://head:10001")
+    address: str = "local"
+    hosts: list[str] = Field(default_factory=list)  # hosts of [[hosts]] run on Ray; empty: every host
+    namespace: str = "brainops"
+    cpus_per_worker: float = Field(default=1.0, ge=0)  # Ray CPUs each actor reserves (embed on a GPU host: 1 GPU)
+    max_nodes: int | None = Field(default=None, ge=1)  # no actor that needs a node past this many
+    node_cost_per_hour: float = Field(default=0.0, ge=0)  # $ per node-hour, what max_cost_per_hour counts
+    max_cost_per_hour: float | None = Field(default=None, ge=0)
+    object_store_mb: int = Field(default=256, ge=75)  # "local" only: Ray's shared-memory object store
+
+
 class Settings(BaseSettings):
     # The file is chosen in settings_customise_sources (config_path); extra="forbid" here and in every table.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     home: Path = Field(default_factory=default_home)  # where found: core/locations.py
     brain_uri: str | None = None  # LanceDB path or object-store URI; default <home>/brain
+    # Object-store options of an s3:// / gs:// brain (endpoint, region, allow_http, ...), exported to this process
+    # and its workers as the upper-cased variables the object store reads (AWS_ENDPOINT, ...). Credentials only
+    # from the environment: a secret-looking key written in the file is refused (`load_settings`).
+    brain_storage_options: dict[str, str] = Field(default_factory=dict)
+    ray: RayConfig | None = None
     policy_file: Path | None = None  # default: the shipped policies/default.yaml
     # Seed a small demo brain at <home>/brain when none exists. Left unset, only with no config file at all (a
     # first run); never at a brain_uri someone wrote (see `seeds_demo_brain`).
@@ -372,9 +396,46 @@ def load_settings(config: str | None = None, *, existing_state: bool = False, **
     if unknown:
         raise ConfigError(unknown)
     anchor_paths(settings, path, set(data) - set(overrides))  # relative paths: against the file's directory
+    _check_ray_hosts(settings, path, text)
+    export_storage_options(settings, path, text, data)
     if existing_state:
         require_state(settings)
     return settings
+
+
+def _line_of(path: Path | None, text: str, *key: str) -> str:
+    lines, _ = key_lines(text) if text else ({}, None)
+    line = lines.get(key) or lines.get(key[:1])
+    return f"{path}:{line}" if path is not None and line else (str(path) if path is not None else "settings")
+
+
+def _check_ray_hosts(settings: Settings, path: Path | None, text: str) -> None:
+    if settings.ray is None:
+        return
+    known = {h.name for h in settings.hosts}
+    unknown = [h for h in settings.ray.hosts if h not in known]
+    if unknown:
+        where = _line_of(path, text, "ray", "hosts")
+        raise ConfigError([f"{where}: ray.hosts names no host of [[hosts]]: {', '.join(unknown)}"])
+
+
+def export_storage_options(settings: Settings, path: Path | None, text: str, data: dict[str, Any]) -> None:
+    """brain_storage_options -> AWS_ENDPOINT=... style variables (the environment wins), so every BrainStore in
+    this process and every worker it starts opens the object store alike. A credential in the file is refused."""
+    from core.redact import is_secret_key
+
+    written = data.get("brain_storage_options") or {}
+    secret = sorted(k for k in written if is_secret_key(k))
+    if secret:
+        where = _line_of(path, text, "brain_storage_options", secret[0])
+        raise ConfigError(
+            [
+                f"{where}: brain_storage_options: {', '.join(secret)} is a credential; set it in the environment "
+                f"({', '.join(k.upper() for k in secret)}) or use the host's cloud role, never in the file"
+            ]
+        )
+    for key, value in settings.brain_storage_options.items():
+        os.environ.setdefault(key.upper(), value)
 
 
 def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:

@@ -49,7 +49,8 @@ def test_budget_reports_cost_per_result_from_the_brain_and_the_ledger(tmp_path: 
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)["cost_per_result"]
     month = report["month"]
-    assert report["produced_total"]["records"] == processed and report["absent_tables"] == ["chains", "runbooks"]
+    assert report["produced_total"]["records"] == processed and report["absent_tables"] == []
+    assert report["produced_total"]["chains"] == stats.reasoning.chains > 0  # the seed's reasoning_chains table
     assert month["produced"]["records"] == processed and month["produced"]["wisdom"] == stats.wisdom
     assert month["llm_cost_by_tier"] == {"analysis": 0.2, "routine": 0.3} and month["llm_cost"] == pytest.approx(0.5)
     hours = (time.time() - start) / 3600
@@ -57,12 +58,12 @@ def test_budget_reports_cost_per_result_from_the_brain_and_the_ledger(tmp_path: 
     total = month["llm_cost"] + month["compute_cost"]
     assert month["per_1k_records"] == pytest.approx(total / processed * 1000, rel=1e-3)
     assert month["per_wisdom"] == pytest.approx(total / stats.wisdom, rel=1e-3)
-    assert month["per_chain"] is None  # no reasoning_chains table: nothing produced, no figure made up
+    assert month["per_chain"] == pytest.approx(total / month["produced"]["chains"], rel=1e-3)
     assert report["day"]["llm_cost"] == pytest.approx(0.5)
 
     text = cli(config, "budget")
     assert text.returncode == 0, text.stderr
-    assert "per 1,000 records $" in text.stdout and "no chains, runbooks table" in text.stdout
+    assert "per 1,000 records $" in text.stdout and "per chain $" in text.stdout
     assert "routine $0.3000" in text.stdout
 
 

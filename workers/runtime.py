@@ -49,6 +49,10 @@ class WorkerRun:
 
     def install_signal_handlers(self) -> None:
         # SIGTERM means "drain": finish the batch in hand, then exit cleanly. A second one kills.
+        # Off the main thread (a worker inside a Ray actor) signals are not ours: `stop` is set by a call.
+        if threading.current_thread() is not threading.main_thread():
+            return
+
         def on_signal(signum: int, _frame: object) -> None:
             if self.stop.is_set():
                 os._exit(128 + signum)

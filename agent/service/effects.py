@@ -30,8 +30,10 @@ def worker_env() -> dict[str, str]:
 def build_hosts(settings: Settings) -> dict[str, Host]:
     from fleet.hosts import LocalHost
 
-    hosts: dict[str, Host] = {}
+    hosts: dict[str, Host] = dict(build_ray_hosts(settings))
     for cfg in settings.hosts:
+        if cfg.name in hosts:
+            continue
         if cfg.is_local:
             hosts[cfg.name] = LocalHost(settings.run_dir, cfg.name, env=worker_env())
         else:
@@ -39,6 +41,45 @@ def build_hosts(settings: Settings) -> dict[str, Host]:
 
             hosts[cfg.name] = RemoteHost(cfg)
     return hosts
+
+
+def build_ray_hosts(settings: Settings) -> dict[str, Host]:
+    """The hosts `[ray]` names (all, when it names none), each a RayHost on one shared cluster connection."""
+    if settings.ray is None:
+        return {}
+    from fleet.ray_host import RayCaps, RayCluster, RayHost
+    from workers.ray_actor import KindActor
+
+    cfg = settings.ray
+    names = cfg.hosts or [h.name for h in settings.hosts]
+    cluster = RayCluster(
+        address=cfg.address,
+        namespace=cfg.namespace,
+        local_hosts=tuple(names),
+        object_store_mb=cfg.object_store_mb,
+        caps=RayCaps(cfg.max_nodes, cfg.node_cost_per_hour, cfg.max_cost_per_hour),
+        address_file=settings.home / "ray.address",
+    )
+    gpu = {h.name: h.gpu for h in settings.hosts}
+    return {
+        name: RayHost(name, cluster, KindActor, cpus_per_worker=cfg.cpus_per_worker, gpu=gpu.get(name, False))
+        for name in names
+    }
+
+
+def _connect_ray(hosts: Mapping[str, Host]) -> None:
+    """Connect (or start, for address "local") the Ray of the RayHosts now, on the thread building the fleet: a
+    host's first snapshot runs in a pool thread under a short timeout, and a Ray started there would die with it."""
+    import threading
+
+    from fleet.ray_host import RayHost
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for host in hosts.values():
+        if isinstance(host, RayHost):
+            host.cluster.connect()
+            return  # one cluster for all of them
 
 
 @dataclass
@@ -57,6 +98,7 @@ class Fleet:
 
         settings.ensure_dirs()
         hosts = build_hosts(settings)
+        _connect_ray(hosts)
         dispatcher = Dispatcher(hosts, settings.home / "dispatcher.db", brain_uri=settings.brain_path)
         return cls(settings, hosts, dispatcher, TokenLedger.from_settings(settings))
 
