@@ -216,7 +216,8 @@ def test_a_worker_that_crashes_at_start_backs_off_then_goes_fatal_and_caps_hold(
 ) -> None:
     now = [1000.0]
     host = ray_rig.host("brain")
-    policy = RestartPolicy(max_restarts=2, backoff_base_s=1.0)
+    # the window outlasts any run of this loop's 5 s clock steps, however long Ray takes to report each death
+    policy = RestartPolicy(max_restarts=2, window_s=1e9, backoff_base_s=1.0)
     missing = str(tmp_path / "no-brain-here")
     dispatcher = Dispatcher({"brain": host}, tmp_path / "d.db", brain_uri=missing, policy=policy, clock=lambda: now[0])
     dispatcher.set_desired("extract", "brain", 1, BATCH)
