@@ -59,7 +59,12 @@ def test_agent_and_baselines_metrics_side_by_side(side_by_side: dict[str, SimRes
     for m in (agent, hpa, fixed):
         assert m.budget_overshoot_tokens == 0
         assert m.fleet_tokens > 0 and m.llm_cost > 0 and m.compute_cost > 0
-        assert m.trace == "bursty" and set(m.wait_s) == {"extract", "embed", "wisdom"}
+        assert m.trace == "bursty" and set(m.wait_s) == {
+            "extract",
+            "embed",
+            "wisdom",
+            "reasoning",
+        }  # reasoning: no arrivals here
         assert m.p95_wait_s == m.wait_s["extract"]["p95"] > 0
         assert 0 < m.idle_worker_seconds < m.worker_seconds == pytest.approx(sum(m.worker_seconds_by_kind.values()))
     assert hpa.drain.episodes >= 1 and fixed.drain.episodes >= 1  # the trace is hard for the baselines
