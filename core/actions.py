@@ -186,6 +186,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("stop_worker", WorkerRefArgs, mutates=True, effect=_stop),
     ActionSpec("noop", ReasonArgs, mutates=False, effect=None),
+    ActionSpec("optimize_index", ReasonArgs, mutates=True, effect=_job("index")),
 )
 
 BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ACTION_SPECS}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from graphs.capacity import CostModel
 from graphs.remediation import RestartRule
+from graphs.rules_index import IndexRule
 from graphs.scaling import ScalingParams
 
 
@@ -33,3 +34,4 @@ class RuleParams:
     refusal_backoff_s: float = 3600.0  # after a human denies (or lets expire) an action, do not ask again for this long
     cost: CostModel = field(default_factory=lambda: CostModel({}))  # host prices, for the predicted compute cost
     restart: RestartRule = field(default_factory=RestartRule)  # when a worker out of line with its siblings restarts
+    index: IndexRule = field(default_factory=IndexRule)  # when the records' vector index is optimized

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 
 from core.domain import BudgetState, Observation, PlannerInfo, Proposal
-from graphs import data_jobs
+from graphs import data_jobs, rules_index
 from graphs.capacity import CapacityMeters, KindMeter, Objective, Sizing, budget_workers, predict, size
 from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, pending_scale, refused
 from graphs.planners import PlanContext, PlanResult
@@ -78,6 +78,7 @@ class RulePlanner:
             *data_jobs.recluster(p, obs, now, holds, dedup_planned=bool(dedup)),
             *data_jobs.routing(p, obs, now, holds),
             *restart_proposals(obs, now, p.restart, p.host_ceilings),
+            *rules_index.optimize_index(p.index, obs, now, holds),
         ]
         if not proposals:
             proposals.append(Proposal(action="noop", rationale=self._why_nothing(obs)))

@@ -99,6 +99,58 @@ class Remediation(Strict):
     host_margin_percent: SFloat = Field(default=10.0, ge=0, le=100)  # "near": within this of the ceiling
 
 
+class IndexPolicy(Strict):
+    """The records' vector index: when the planner proposes optimize_index, how the probe measures, how the
+    serving path searches and how the job builds and prunes (policies/SCHEMA.md, "index")."""
+
+    p95_ms_max: SFloat = Field(default=100.0, gt=0)  # search p95 above this: optimize
+    recall_min: SFloat = Field(default=0.95, gt=0, le=1)  # recall@10 below this: the job retrains the index
+    max_small_fragments: SInt = Field(default=32, ge=0)  # more small fragments than this: compact
+    max_unindexed_share: SFloat = Field(default=0.1, ge=0, le=1)  # rows appended since the build, over all rows
+    min_rows: SInt = Field(default=5_000, ge=256)  # under this no probe and no index (PQ trains on >= 256 rows)
+    probe_queries: SInt = Field(default=32, ge=1, le=200)
+    probe_budget_s: SFloat = Field(default=2.0, gt=0, le=60)  # per tick
+    job_probe_budget_s: SFloat = Field(default=120.0, gt=0, le=3600)  # the job's before and after measurements
+    nprobes: SInt = Field(default=20, ge=1)
+    refine_factor: SInt = Field(default=10, ge=1)
+    rows_per_partition: SInt = Field(default=8_192, ge=256)
+    num_sub_vectors: SInt = Field(default=48, ge=1)
+    max_iterations: SInt = Field(default=50, ge=1)
+    rebuild_growth: SFloat = Field(default=4.0, gt=1)
+    keep_versions_s: SFloat = Field(default=3600.0, ge=60)  # pruning never removes a version younger than this
+
+    @model_validator(mode="after")
+    def _sub_vectors_divide(self) -> IndexPolicy:
+        from brain.schema import EMBED_DIM
+
+        if EMBED_DIM % self.num_sub_vectors:
+            raise ValueError(f"num_sub_vectors must divide the vector size {EMBED_DIM}, got {self.num_sub_vectors}")
+        return self
+
+    def probe_settings(self, job: bool = False) -> Any:
+        from brain.index_probe import ProbeSettings
+
+        budget = self.job_probe_budget_s if job else self.probe_budget_s
+        return ProbeSettings(queries=self.probe_queries, budget_s=budget, min_rows=self.min_rows)
+
+    def search_settings(self) -> Any:
+        from brain.index_probe import SearchSettings
+
+        return SearchSettings(nprobes=self.nprobes, refine_factor=self.refine_factor)
+
+    def build_settings(self) -> Any:
+        from brain.vector_index import BuildSettings
+
+        return BuildSettings(
+            rows_per_partition=self.rows_per_partition,
+            num_sub_vectors=self.num_sub_vectors,
+            max_iterations=self.max_iterations,
+            recall_min=self.recall_min,
+            rebuild_growth=self.rebuild_growth,
+            keep_versions_s=self.keep_versions_s,
+        )
+
+
 class ApprovalRule(Strict):
     id: SStr = Field(pattern=r"^[a-z0-9_]+$")
     # arg (or dotted path into a dict arg, e.g. "weights.strategic") -> {op: value}; all must hold
@@ -135,6 +187,7 @@ class Policy(Strict):
     scaling: Scaling = Field(default_factory=lambda: Scaling())
     routing: Routing = Field(default_factory=lambda: Routing())
     remediation: Remediation = Field(default_factory=lambda: Remediation())
+    index: IndexPolicy = Field(default_factory=lambda: IndexPolicy())
     actions: dict[str, ActionPolicy] = Field(default_factory=lambda: {"noop": ActionPolicy()})
 
     @model_validator(mode="after")

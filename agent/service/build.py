@@ -17,6 +17,7 @@ from graphs.capacity import CapacityMeters, CostModel
 from graphs.measured import MeasuredPlanner
 from graphs.remediation import RestartRule
 from graphs.rule_planner import RecommendationHistory, RuleParams, RulePlanner, ScalingParams
+from graphs.rules_index import IndexRule
 
 if TYPE_CHECKING:
     from core.ports import Actor, ApprovalDesk, ChatRouter, Observer, Recorder
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from policies.engine import PolicyEngine
     from policies.model import Policy
 
-POLICY_SUMMARY_KEYS = {"dry_run", "read_only", "hosts", "workers", "scaling", "routing", "actions"}
+POLICY_SUMMARY_KEYS = {"dry_run", "read_only", "hosts", "workers", "scaling", "routing", "actions", "index"}
 
 
 def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None) -> RuleParams:
@@ -81,6 +82,7 @@ def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None
             cooldown_s=policy.cooldown_for("restart_worker"),
             refusal_backoff_s=RuleParams.refusal_backoff_s,
         ),
+        index=IndexRule.from_policy(policy.index, policy.cooldown_for("optimize_index"), RuleParams.refusal_backoff_s),
     )
 
 

@@ -7,12 +7,12 @@ in parallel and bounded by timeouts, and the observation reuses it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.state.archive import ObservationArchive
-from core.domain import BrainStats, BudgetState, HostMetrics, Observation, PendingApproval
+from core.domain import BrainStats, BudgetState, HostMetrics, IndexHealth, IndexRun, Observation, PendingApproval
 
 if TYPE_CHECKING:
     from agent.service.actor import ActionRuns
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from agent.service.history import StageHistory
     from agent.state.approvals import ApprovalStore
     from core.settings import Settings
+    from policies.model import IndexPolicy
 
 log = logging.getLogger("brainops.observe")
 
@@ -32,6 +33,7 @@ class FleetObserver:
     runs: ActionRuns
     history: StageHistory | None = None
     notes: list[str] = field(default_factory=list)  # events from the last supervise step
+    index_rules: Callable[[], IndexPolicy] | None = None  # the policy's `index` section now; None: no probe
 
     def __post_init__(self) -> None:
         if self.history is None:
@@ -43,7 +45,8 @@ class FleetObserver:
         brain, brain_note = self._brain(now)
         assert self.history is not None
         self.history.add(now, brain.pending)
-        notes = [*self.notes, *([brain_note] if brain_note else [])]
+        index, index_run, index_note = self._index(brain)
+        notes = [*self.notes, *(note for note in (brain_note, index_note) if note)]
         obs = Observation(
             time=now,
             hosts=self._hosts(),
@@ -58,6 +61,8 @@ class FleetObserver:
             desired=self.fleet.dispatcher.desired(),
             recent_actions=self._recent_actions(),
             notes=tuple(notes),
+            index=index,
+            index_run=index_run,
         )
         save_last_observation(self.settings, obs)
         ObservationArchive(self.settings.state_db).put(obs)  # `brainops eval replay` re-plans on it by digest
@@ -101,6 +106,14 @@ class FleetObserver:
             log.warning("brain stats failed: %s", exc)
             broken = f"brain unreadable: {type(exc).__name__}: {exc}"
             return BrainStats(error=broken[:500]), broken
+
+    def _index(self, brain: BrainStats) -> tuple[IndexHealth, IndexRun | None, str | None]:
+        if self.index_rules is None or brain.error:
+            return IndexHealth(skipped=brain.error or "no index policy"), None, None
+        from agent.service.index_watch import observe_index
+        from brain.store import BrainStore
+
+        return observe_index(BrainStore(self.settings.brain_path), self.index_rules())
 
     def _budget(self, now: float) -> BudgetState:
         try:
