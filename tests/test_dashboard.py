@@ -86,7 +86,9 @@ def _exported_after_a_real_tick(tmp: Path) -> set[str]:
 
     brain = tmp / "brain"
     seed_brain(str(brain), "small", seed=2, show_progress=False)
-    settings = make_settings(tmp, str(brain), write_policy(tmp / "policy.yaml", **NO_CPU_CEILING))
+    # the small brain's 2,000 records are under the index probe's default minimum: lowered, its series are real too
+    policy = write_policy(tmp / "policy.yaml", **NO_CPU_CEILING, index={"min_rows": 1000})
+    settings = make_settings(tmp, str(brain), policy)
     settings.budget.daily_cost_cap = 5.0
     ledger = TokenLedger.from_settings(settings)
     reservation = ledger.reserve("routine", 500)
@@ -132,7 +134,13 @@ def test_dashboard_file_is_generated_from_the_builder() -> None:
     assert result.returncode == 0, "grafana/brainops-dashboard.json is stale: run python grafana/build_dashboard.py"
     board = json.loads(DASHBOARD.read_text())
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
-    assert rows == ["Queue depth", "Worker status and efficiency", "API usage and costs", "System health"]
+    assert rows == [
+        "Queue depth",
+        "Worker status and efficiency",
+        "API usage and costs",
+        "System health",
+        "Vector search (records)",
+    ]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
     assert all(p["gridPos"]["x"] + p["gridPos"]["w"] <= 24 for p in board["panels"])
