@@ -42,6 +42,7 @@ CATEGORIES: tuple[str, ...] = (
     "remediation",
     "budget_projection",
     "burst_draining",
+    "vector_index",
 )
 CONSTRAINT_OPS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "present")
 VERDICTS: tuple[str, ...] = ("allow", "needs_approval", "deny")
