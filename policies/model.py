@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 from pydantic import Strict as StrictMark
 
 from core.actions import ACTION_ARGS, ACTIONS
@@ -119,13 +119,14 @@ class IndexPolicy(Strict):
     rebuild_growth: SFloat = Field(default=4.0, gt=1)
     keep_versions_s: SFloat = Field(default=3600.0, ge=60)  # pruning never removes a version younger than this
 
-    @model_validator(mode="after")
-    def _sub_vectors_divide(self) -> IndexPolicy:
+    @field_validator("num_sub_vectors")
+    @classmethod
+    def _sub_vectors_divide(cls, value: int) -> int:
         from brain.schema import EMBED_DIM
 
-        if EMBED_DIM % self.num_sub_vectors:
-            raise ValueError(f"num_sub_vectors must divide the vector size {EMBED_DIM}, got {self.num_sub_vectors}")
-        return self
+        if EMBED_DIM % value:
+            raise ValueError(f"must divide the vector size {EMBED_DIM}")
+        return value
 
     def probe_settings(self, job: bool = False) -> Any:
         from brain.index_probe import ProbeSettings
