@@ -125,7 +125,7 @@ def test_brain_search_finds_the_record_a_text_was_embedded_from(tmp_path: Path) 
     found = cli(config, "brain", "search", "Nordic revenue growth", "--k", "2", "--json")
     assert found.returncode == 0, found.stderr
     out = json.loads(found.stdout)
-    assert [h["text"] for h in out["hits"]][0] == texts[0] and len(out["hits"]) == 2 and not out["indexed"]
+    assert out["hits"][0]["text"] == texts[0] and len(out["hits"]) == 2 and not out["indexed"]
 
     plain = cli(config, "brain", "search", "Leiden clustering", "--k", "1")
     assert plain.returncode == 0 and "Leiden clustering" in plain.stdout and "\x1b[" not in plain.stdout
