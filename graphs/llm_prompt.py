@@ -86,9 +86,19 @@ def observation_summary(obs: Observation, fenced: Fenced) -> dict[str, Any]:
             "routing": dict(budget.routing),
         },
         "pending_approvals": [{"action": p.action, "args": p.args} for p in obs.pending_approvals],
+        "index": _index(obs),
         "recent_actions": dict(obs.recent_actions),
         "notes": [fenced(n) for n in obs.notes],
     }
+
+
+def _index(obs: Observation) -> dict[str, Any] | None:
+    """The records' search as the probe measured it (None when it did not: nothing to act on)."""
+    ix = obs.index
+    if not ix.measured:
+        return None
+    keys = ("p95_ms", "recall_at_10", "small_fragments", "unindexed_rows", "rows", "indexed")
+    return {k: getattr(ix, k) for k in keys}
 
 
 def _dedup_plan(obs: Observation) -> dict[str, Any] | None:

@@ -131,14 +131,10 @@ def noop(reason: str) -> Proposal:
 
 @action_tool
 def optimize_index(reason: str, rationale: str) -> Proposal:
-    """Build or refresh the records' vector index, compact fragments and prune old versions (a one-shot job off
-    the hot path): when get_index_health shows search p95 over the policy's `index.p95_ms_max`, recall@10
-    under `index.recall_min`, small fragments over `index.max_small_fragments`, or too many rows appended since the
-    index was built. Not when the probe was skipped (a small table) or an index job already runs.
+    """Build or refresh the records' vector index, compact, prune (a job): `index` over policy `index` limits.
 
     Args:
-        reason: the figure that crossed its threshold, e.g. "search p95 480 ms > 100 ms".
-        rationale: why now.
+        reason: the figure over its limit.
     """
     return Proposal(action="optimize_index", args={"reason": reason}, rationale=rationale)
 

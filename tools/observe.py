@@ -129,19 +129,6 @@ def get_policy_limits(ctx: Ctx) -> dict[str, Any]:
     return dict(ctx.policy_summary)
 
 
-@read_tool
-def get_index_health(ctx: Ctx) -> dict[str, Any]:
-    """The records' vector search as this tick's probe measured it (p50/p95 ms, recall@10 against exact search,
-    fragments, rows not yet indexed; `skipped` says why nothing was measured) and the last optimize_index job's
-    before and after; the thresholds are get_policy_limits' `index`."""
-    obs = ctx.observation
-    last = obs.index_run
-    return {
-        "index": obs.index.model_dump(mode="json"),
-        "last_optimize": None if last is None else {"summary": last.summary(), "finished_at": last.finished_at},
-    }
-
-
 READ_ONLY_TOOLS = (
     get_fleet_overview,
     get_host_metrics,
@@ -151,5 +138,4 @@ READ_ONLY_TOOLS = (
     get_budget,
     get_recent_decisions,
     get_policy_limits,
-    get_index_health,
 )
