@@ -71,6 +71,7 @@ def test_optimize_index_builds_compacts_then_only_tidies_and_retrains_when_recal
 
     again = optimize_index(store, BUILD, PROBE, SEARCH)
     assert again.steps == () and again.after.indexed  # healthy: nothing rebuilt, nothing to compact
+    assert again.versions_pruned == 0 and again.after.versions > 1  # every version is younger than keep_versions_s
 
     strict = BuildSettings(**{**BUILD.__dict__, "recall_min": 1.0})  # recall under the minimum: retrain
     retrained = optimize_index(store, strict, PROBE, SEARCH)
