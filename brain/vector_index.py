@@ -31,7 +31,7 @@ META_INDEX_LAST_RUN = "index_last_run"  # JSON of core.domain.IndexRun: the last
 
 @dataclass(frozen=True)
 class BuildSettings:
-    rows_per_partition: int = 8_192  # IVF partitions = rows / this (coarse partitions train fast on few cores)
+    rows_per_partition: int = 4_096  # IVF partitions = rows / this (coarse partitions train fast on few cores)
     num_sub_vectors: int = 48  # PQ sub-vectors: 384 / 48 = 8 dimensions each
     max_iterations: int = 50  # k-means iterations when training
     recall_min: float = 0.95  # under this the index is retrained, not only refreshed

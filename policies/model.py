@@ -113,7 +113,7 @@ class IndexPolicy(Strict):
     job_probe_budget_s: SFloat = Field(default=120.0, gt=0, le=3600)  # the job's before and after measurements
     nprobes: SInt = Field(default=20, ge=1)
     refine_factor: SInt = Field(default=10, ge=1)
-    rows_per_partition: SInt = Field(default=8_192, ge=256)
+    rows_per_partition: SInt = Field(default=4_096, ge=256)
     num_sub_vectors: SInt = Field(default=48, ge=1)
     max_iterations: SInt = Field(default=50, ge=1)
     rebuild_growth: SFloat = Field(default=4.0, gt=1)
