@@ -34,7 +34,11 @@ QUICK_ARGS: dict[str, dict[str, Any]] = {
 DEFAULT_TIMEOUT_S = 900.0
 # Full-size benchmarks that need longer than that on a small machine, when --timeout is not given: the simulator
 # grid is 360 runs of ~20 s (agent) spread over the CPUs, ~3 min on 16 cores but ~25 min on 2.
-TIMEOUT_S: dict[str, float] = {"bench_simulator": 3600.0, "bench_ray": 1800.0}  # bench_ray: 2 rounds x 2 sides
+TIMEOUT_S: dict[str, float] = {
+    "bench_simulator": 3600.0,
+    "bench_ray": 1800.0,  # 2 rounds x 2 sides
+    "bench_index": 1800.0,  # 200K rows, build included
+}
 CHILD_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 

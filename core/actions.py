@@ -261,6 +261,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         effect=_job("analyze_queries"),
         expect=expect.expect_query_analysis,
     ),
+    ActionSpec("optimize_index", ReasonArgs, mutates=True, effect=_job("index"), expect=expect.expect_index),
 )
 
 BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ACTION_SPECS}

@@ -268,6 +268,8 @@ class Observation(Frozen):
     missed_expectations: tuple[str, ...] = ()  # action kinds that missed their expectation repeatedly (anomalies)
     storage: StorageStats = Field(default_factory=StorageStats)  # disk pressure on the brain host
     cost: CostStats = Field(default_factory=CostStats)  # cost per result
+    index: IndexHealth = Field(default_factory=lambda: IndexHealth())  # the records' vector search (probe)
+    index_run: IndexRun | None = None  # the last optimize_index job's result, as it recorded it
 
     def digest(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -405,3 +407,71 @@ class PlannerInfo(Frozen):
     def label(self) -> str:
         """How a record names the planner: "rules", "human", "model", or "mcp:<client>"."""
         return f"mcp:{self.client or 'unknown'}" if self.kind == "mcp" else self.kind
+
+
+# ---------------------------------------------------------------- the records' vector index
+
+
+class IndexHealth(Frozen):
+    """How fast and how right vector search over the records is, from the probe (brain/index_probe.py): a
+    fixed sample of the brain's own records searched through the serving path (the ANN index when there is
+    one), timed, and compared with exact search. Figures are None when they were not measured."""
+
+    skipped: str | None = None  # why nothing was measured (tiny table, no vectors, unreadable): then no action
+    rows: int = 0  # rows of the records table
+    indexed: bool = False  # a vector index exists on records.vector
+    index_type: str | None = None
+    indexed_rows: int = 0
+    unindexed_rows: int = 0  # rows appended since the index was last built or refreshed: searched flat
+    fragments: int = 0
+    small_fragments: int = 0  # fragments with few rows (many small appends): compaction merges them
+    versions: int = 0  # table versions still on disk
+    queries: int = 0  # sample queries timed this time (within the probe's time budget)
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    recall_at_10: float | None = None  # mean share of the exact top 10 the serving path returned
+    recall_queries: int = 0  # queries whose exact answer is current (recall is over these)
+    probe_ms: float = 0.0
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped is None and self.queries > 0
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"index probe skipped: {self.skipped}"
+        recall = "recall n/a" if self.recall_at_10 is None else f"recall@10 {self.recall_at_10:.3f}"
+        p95 = "n/a" if self.p95_ms is None else f"{self.p95_ms:.1f} ms"
+        index = self.index_type or "no index"
+        return (
+            f"search p95 {p95}, {recall} ({self.queries} queries, {index}, {self.fragments} fragments, "
+            f"{self.unindexed_rows:,} unindexed rows)"
+        )
+
+
+class IndexRun(Frozen):
+    """What one optimize_index job did and measured before and after (workers/index.py writes it to the brain's
+    meta table; the next tick records it as the job's effect)."""
+
+    run_id: str
+    worker_id: str | None = None
+    started_at: float
+    finished_at: float
+    steps: tuple[str, ...] = ()  # "built IVF_PQ (59 partitions, 48 sub-vectors)", "compacted 40 -> 1 fragments", ...
+    versions_pruned: int = 0
+    before: IndexHealth
+    after: IndexHealth
+
+    def summary(self) -> str:
+        def ms(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.1f}"
+
+        def rc(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+
+        b, a = self.before, self.after
+        return (
+            f"search p95 {ms(b.p95_ms)} -> {ms(a.p95_ms)} ms, p50 {ms(b.p50_ms)} -> {ms(a.p50_ms)} ms, "
+            f"recall@10 {rc(b.recall_at_10)} -> {rc(a.recall_at_10)}, fragments {b.fragments} -> {a.fragments}, "
+            f"{self.versions_pruned} old versions pruned; {'; '.join(self.steps) or 'nothing to do'}"
+        )

@@ -198,3 +198,27 @@ def expect_reasoning_tier(obs: Observation, proposal: Proposal) -> Expectation:
     return Expectation(
         checks=(check,), horizon_s=MAX_HORIZON_S, summary=summary, subject="reasoning", harm=(harm,), rollback=back
     )
+
+
+def expect_index(obs: Observation, proposal: Proposal) -> Expectation:
+    """optimize_index: (nearly) every record is in the index afterwards, and search is no slower and no less right
+    than the probe saw it (each worse by more than 10% is harm). Before the first probe only coverage is checked."""
+    rows, unindexed = float(obs.index.rows), float(obs.index.unindexed_rows if obs.index.indexed else obs.index.rows)
+    goal = float(math.floor(DRAIN_TOLERANCE * rows))
+    checks = [Check(metric="index.unindexed_rows", op="<=", target=goal, baseline=unindexed)]
+    harm: list[Check] = []
+    measured: tuple[tuple[str, float | None, Comparator], ...] = (
+        ("index.p95_ms", obs.index.p95_ms, "<="),
+        ("index.recall_at_10", obs.index.recall_at_10, ">="),
+    )
+    for metric, value, better in measured:
+        if value is None:
+            continue
+        checks.append(Check(metric=metric, op=better, target=value, baseline=value))
+        worse: Comparator = ">=" if better == "<=" else "<="
+        harm.append(Check(metric=metric, op=worse, target=value * (1.1 if better == "<=" else 0.9), baseline=value))
+    within = _dur(MAX_HORIZON_S)
+    summary = f"rows not in the index {_num(unindexed)} -> {_num(goal)} or less, search no worse, within {within}"
+    return Expectation(
+        checks=tuple(checks), horizon_s=MAX_HORIZON_S, summary=summary, subject="index", harm=tuple(harm)
+    )

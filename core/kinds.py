@@ -115,6 +115,16 @@ KINDS: tuple[WorkerKindSpec, ...] = (
         options=frozenset(),
         sim=SimProfile(throughput_per_min=0.0, cpu_share=20.0, mem_share=8.0, start_delay_s=30.0),
     ),
+    WorkerKindSpec(
+        "index",
+        stage="index",
+        summary="Build or refresh the records' vector index, compact fragments, prune old versions; "
+        "records search latency and recall before and after.",
+        scalable=False,
+        llm_bound=False,
+        options=frozenset(),
+        sim=SimProfile(throughput_per_min=0.0, cpu_share=40.0, mem_share=10.0, start_delay_s=5.0),
+    ),
 )
 
 BY_NAME: dict[str, WorkerKindSpec] = {k.name: k for k in KINDS}

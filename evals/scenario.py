@@ -49,6 +49,7 @@ CATEGORIES: tuple[str, ...] = (
     "cost",
     "reasoning_yield",
     "query_patterns",
+    "vector_index",
 )
 CONSTRAINT_OPS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "present")
 VERDICTS: tuple[str, ...] = ("allow", "needs_approval", "deny")

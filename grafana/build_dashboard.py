@@ -343,6 +343,40 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ("Produced this month", "stat", "short", [('brainops_produced_items{window="month"}', "{{item}}")], 8),
         ],
     ),
+    (
+        "Vector search (records)",
+        [
+            (
+                "Search latency (probe)",
+                "timeseries",
+                "s",
+                [("brainops_index_search_latency_seconds", "p{{quantile}}")],
+                8,
+            ),
+            ("Recall@10 vs exact search", "gauge", "percentunit", [("brainops_index_recall_at_10", "recall@10")], 8),
+            (
+                "Fragments and rows not indexed",
+                "timeseries",
+                "short",
+                [
+                    ("brainops_index_fragments", "{{size}} fragments"),
+                    ("brainops_index_unindexed_rows", "unindexed rows"),
+                ],
+                8,
+            ),
+            (
+                "Index, versions, probe time",
+                "stat",
+                "short",
+                [
+                    ("brainops_index_indexed", "ANN index (1 = yes)"),
+                    ("brainops_index_versions", "table versions"),
+                    ("brainops_index_probe_seconds", "probe seconds"),
+                ],
+                24,
+            ),
+        ],
+    ),
 ]
 
 

@@ -89,6 +89,7 @@ def observation_summary(obs: Observation, fenced: Fenced) -> dict[str, Any]:
             "routing": dict(budget.routing),
         },
         "pending_approvals": [{"action": p.action, "args": p.args} for p in obs.pending_approvals],
+        "index": _index(obs),
         "recent_actions": dict(obs.recent_actions),
         "notes": [fenced(n) for n in obs.notes],
         **_storage_and_cost(obs),
@@ -111,6 +112,15 @@ def _storage_and_cost(obs: Observation) -> dict[str, Any]:
             "per_wisdom": month.cost_per("wisdom"),
         }
     return out
+
+
+def _index(obs: Observation) -> dict[str, Any] | None:
+    """The records' search as the probe measured it (None when it did not: nothing to act on)."""
+    ix = obs.index
+    if not ix.measured:
+        return None
+    keys = ("p95_ms", "recall_at_10", "small_fragments", "unindexed_rows", "rows", "indexed")
+    return {k: getattr(ix, k) for k in keys}
 
 
 def _dedup_plan(obs: Observation) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from graphs.capacity import CostModel
 from graphs.remediation import RestartRule
+from graphs.rules_index import IndexRule
 from graphs.rules_reasoning import InsightParams
 from graphs.rules_storage import StorageRule
 from graphs.scaling import ScalingParams
@@ -38,3 +39,4 @@ class RuleParams:
     storage: StorageRule = field(default_factory=StorageRule)  # disk pressure (graphs/rules_storage.py)
     max_llm_per_1k_records: float | None = None  # the policy's cost target (graphs/rules_cost.py)
     insight: InsightParams = field(default_factory=InsightParams)  # reasoning tier and query analysis
+    index: IndexRule = field(default_factory=IndexRule)  # when the records' vector index is optimized

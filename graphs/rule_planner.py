@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from core.domain import BudgetState, Observation, PlannerInfo, Proposal
-from graphs import data_jobs, rules_reasoning
+from graphs import data_jobs, rules_index, rules_reasoning
 from graphs.capacity import CapacityMeters, KindMeter, Objective, Sizing, budget_workers, predict, size
 from graphs.plan_facts import awaiting_scale, crash_loop, held_back, in_cooldown, no_room, pending_scale, refused
 from graphs.planners import PlanContext, PlanResult
@@ -86,6 +86,7 @@ class RulePlanner:
             *rules_reasoning.proposals(p.insight, obs, now, holds),
             *restart_proposals(obs, now, p.restart, p.host_ceilings),
             *storage_proposals(p.storage, obs, now, holds),
+            *rules_index.optimize_index(p.index, obs, now, holds),
         ]
         if not proposals:
             proposals.append(Proposal(action="noop", rationale=self._why_nothing(obs)))

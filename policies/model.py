@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 from pydantic import Strict as StrictMark
 
 from core.actions import ACTION_ARGS, ACTIONS
@@ -117,6 +117,59 @@ class Cost(Strict):
     max_llm_per_1k_records: SFloat | None = Field(default=None, gt=0)  # LLM dollars per 1,000 records
 
 
+class IndexPolicy(Strict):
+    """The records' vector index: when the planner proposes optimize_index, how the probe measures, how the
+    serving path searches and how the job builds and prunes (policies/SCHEMA.md, "index")."""
+
+    p95_ms_max: SFloat = Field(default=100.0, gt=0)  # search p95 above this: optimize
+    recall_min: SFloat = Field(default=0.95, gt=0, le=1)  # recall@10 below this: the job retrains the index
+    max_small_fragments: SInt = Field(default=32, ge=0)  # more small fragments than this: compact
+    max_unindexed_share: SFloat = Field(default=0.1, ge=0, le=1)  # rows appended since the build, over all rows
+    min_rows: SInt = Field(default=5_000, ge=256)  # under this no probe and no index (PQ trains on >= 256 rows)
+    probe_queries: SInt = Field(default=32, ge=1, le=200)
+    probe_budget_s: SFloat = Field(default=2.0, gt=0, le=60)  # per tick
+    job_probe_budget_s: SFloat = Field(default=120.0, gt=0, le=3600)  # the job's before and after measurements
+    nprobes: SInt = Field(default=20, ge=1)
+    refine_factor: SInt = Field(default=10, ge=1)
+    rows_per_partition: SInt = Field(default=4_096, ge=256)
+    num_sub_vectors: SInt = Field(default=48, ge=1)
+    max_iterations: SInt = Field(default=50, ge=1)
+    rebuild_growth: SFloat = Field(default=4.0, gt=1)
+    keep_versions_s: SFloat = Field(default=3600.0, ge=60)  # pruning never removes a version younger than this
+
+    @field_validator("num_sub_vectors")
+    @classmethod
+    def _sub_vectors_divide(cls, value: int) -> int:
+        from brain.schema import EMBED_DIM
+
+        if EMBED_DIM % value:
+            raise ValueError(f"must divide the vector size {EMBED_DIM}")
+        return value
+
+    def probe_settings(self, job: bool = False) -> Any:
+        from brain.index_probe import ProbeSettings
+
+        budget = self.job_probe_budget_s if job else self.probe_budget_s
+        return ProbeSettings(queries=self.probe_queries, budget_s=budget, min_rows=self.min_rows)
+
+    def search_settings(self) -> Any:
+        from brain.index_probe import SearchSettings
+
+        return SearchSettings(nprobes=self.nprobes, refine_factor=self.refine_factor)
+
+    def build_settings(self) -> Any:
+        from brain.vector_index import BuildSettings
+
+        return BuildSettings(
+            rows_per_partition=self.rows_per_partition,
+            num_sub_vectors=self.num_sub_vectors,
+            max_iterations=self.max_iterations,
+            recall_min=self.recall_min,
+            rebuild_growth=self.rebuild_growth,
+            keep_versions_s=self.keep_versions_s,
+        )
+
+
 class ApprovalRule(Strict):
     id: SStr = Field(pattern=r"^[a-z0-9_]+$")
     # arg (or dotted path into a dict arg, e.g. "weights.strategic") -> {op: value}; all must hold
@@ -176,6 +229,7 @@ class Policy(Strict):
     verification: Verification = Field(default_factory=lambda: Verification())
     reasoning: ReasoningPolicy = Field(default_factory=lambda: ReasoningPolicy())
     queries: QueriesPolicy = Field(default_factory=lambda: QueriesPolicy())
+    index: IndexPolicy = Field(default_factory=lambda: IndexPolicy())
     actions: dict[str, ActionPolicy] = Field(default_factory=lambda: {"noop": ActionPolicy()})
     storage: Storage = Field(default_factory=lambda: Storage())
     cost: Cost = Field(default_factory=lambda: Cost())

@@ -88,7 +88,9 @@ def _exported_after_a_real_tick(tmp: Path) -> set[str]:
 
     brain = tmp / "brain"
     seed_brain(str(brain), "small", seed=2, show_progress=False)
-    settings = make_settings(tmp, str(brain), write_policy(tmp / "policy.yaml", **NO_CPU_CEILING))
+    # the small brain's 2,000 records are under the index probe's default minimum: lowered, its series are real too
+    policy = write_policy(tmp / "policy.yaml", **NO_CPU_CEILING, index={"min_rows": 1000})
+    settings = make_settings(tmp, str(brain), policy)
     settings.budget.daily_cost_cap = 5.0
     ledger = TokenLedger.from_settings(settings)
     reservation = ledger.reserve("routine", 500)
@@ -157,6 +159,7 @@ def test_dashboard_file_is_generated_from_the_builder() -> None:
         "System health",
         "Disk pressure",
         "Cost per result",
+        "Vector search (records)",
     ]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))

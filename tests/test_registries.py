@@ -109,6 +109,7 @@ SAMPLE_ARGS: dict[str, dict[str, object]] = {
     "archive_decisions": {"older_than_days": 30},
     "set_reasoning_tier": {"tier": "analysis"},
     "run_query_analysis": {},
+    "optimize_index": {"reason": "search p95 over the policy's limit"},
 }
 
 
@@ -124,7 +125,7 @@ def test_every_mutating_action_expects_something_a_later_tick_can_read() -> None
         assert made is not None and made.checks and made.horizon_s > 0, name
         for check in made.checks:
             head = check.metric.split(".")[0]
-            assert head in {"brain", "budget", "worker_up", "storage", "reasoning_yield"}, (
+            assert head in {"brain", "budget", "worker_up", "storage", "reasoning_yield", "index"}, (
                 f"{name}: {check.metric} is not an observed figure"
             )
 

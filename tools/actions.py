@@ -130,6 +130,16 @@ def noop(reason: str) -> Proposal:
 
 
 @action_tool
+def optimize_index(reason: str, rationale: str) -> Proposal:
+    """Build or refresh the records' vector index, compact, prune (a job): `index` over policy `index` limits.
+
+    Args:
+        reason: the figure over its limit.
+    """
+    return Proposal(action="optimize_index", args={"reason": reason}, rationale=rationale)
+
+
+@action_tool
 def prune_versions(older_than_days: Days, rationale: str) -> Proposal:
     """Free brain-host disk near the storage ceiling: drop old LanceDB versions (never the current one).
 
@@ -195,4 +205,5 @@ ACTION_TOOLS: tuple[BaseTool, ...] = (
     archive_decisions,
     set_reasoning_tier,
     run_query_analysis,
+    optimize_index,
 )

@@ -174,3 +174,6 @@ def _fmt(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+__import__("agent.cli.brain_search", fromlist=["register"]).register(app)  # `brainops brain search "text"`

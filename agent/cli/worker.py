@@ -317,3 +317,25 @@ def analyze_queries(
     )
     typer.echo(f"analyze_queries: {summary}")
     raise typer.Exit(code)
+
+
+@app.command("index", help=kind("index").summary)
+def index(
+    brain: str | None = typer.Option(None, "--brain", help=BRAIN_HELP),
+    status_file: Path | None = typer.Option(None, "--status-file"),
+) -> None:
+    brain = _brain(brain)
+    from core.settings import load_settings
+    from policies.live import live_policy
+    from workers.index import IndexJobConfig, run_index_worker
+    from workers.runtime import WorkerRun
+
+    rules = live_policy(load_settings()).current().index  # the policy file as it is now
+    worker_id = status_file.name.split(".")[0] if status_file else None
+    config = IndexJobConfig(
+        brain, rules.build_settings(), rules.probe_settings(job=True), rules.search_settings(), worker_id
+    )
+    run = WorkerRun(kind="index", status_file=status_file)
+    code, worker = _guarded("index", run, lambda: run_index_worker(config, run))
+    typer.echo(f"index: {worker.runs[-1].summary() if worker.runs else 'nothing done'}")
+    raise typer.Exit(code)

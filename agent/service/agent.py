@@ -202,6 +202,7 @@ class Agent:
             approvals=self.approvals,
             runs=self.runs,
             policy=lambda: self.policy,
+            index_rules=lambda: self.policy.index,
         )
 
     @property
@@ -315,6 +316,8 @@ class Agent:
                 durability="sync",
             )
             self.approval_threads.start_from_tick(state)
+            if not dry:  # an index job that finished since: its measured effect, recorded once
+                _record_index_effect(self.decisions, state, tick_id, self.clock())
             self.checkpointer.delete_thread(tick_id)  # the tick is recorded; its checkpoints would only pile up
         return dict(state), checked
 
@@ -440,6 +443,14 @@ class Agent:
                 import logging
 
                 logging.getLogger("brainops").warning("notifier failed on %s: %s", event, exc)
+
+
+def _record_index_effect(decisions: DecisionLog, state: dict[str, Any], tick_id: str, now: float) -> None:
+    from agent.service.index_watch import record_index_effect
+    from core.domain import Observation
+
+    if raw := state.get("observation"):
+        record_index_effect(decisions, Observation.model_validate(raw), tick_id, now)
 
 
 def _alerts(state: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from graphs.capacity import CapacityMeters, CostModel
 from graphs.measured import MeasuredPlanner
 from graphs.remediation import RestartRule
 from graphs.rule_planner import RecommendationHistory, RuleParams, RulePlanner, ScalingParams
+from graphs.rules_index import IndexRule
 from graphs.rules_reasoning import PURPOSE_TIERS, InsightParams
 from graphs.rules_storage import StorageRule
 
@@ -28,7 +29,18 @@ if TYPE_CHECKING:
     from policies.engine import PolicyEngine
     from policies.model import Policy
 
-POLICY_SUMMARY_KEYS = {"dry_run", "read_only", "hosts", "workers", "scaling", "routing", "actions", "storage", "cost"}
+POLICY_SUMMARY_KEYS = {
+    "dry_run",
+    "read_only",
+    "hosts",
+    "workers",
+    "scaling",
+    "routing",
+    "actions",
+    "storage",
+    "cost",
+    "index",
+}
 
 
 def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None) -> RuleParams:
@@ -90,6 +102,7 @@ def rule_params(policy: Policy, cfg: PlannerConfig, llm: LLMConfig | None = None
         ),
         max_llm_per_1k_records=policy.cost.max_llm_per_1k_records,
         insight=insight_params(policy, tiers),
+        index=IndexRule.from_policy(policy.index, policy.cooldown_for("optimize_index"), RuleParams.refusal_backoff_s),
     )
 
 

@@ -72,6 +72,13 @@ METRICS: dict[str, tuple[str, str]] = {
         "Always 1; labels seq and hash (32 hex of the head record's hmac) name the chain head, for "
         "`brainops decisions verify --expect-head SEQ:HASH`.",
     ),
+    "index_search_latency_seconds": ("gauge", "Records vector search latency from the tick's probe, by quantile."),
+    "index_recall_at_10": ("gauge", "Share of the exact top 10 the records' search returned (probe sample)."),
+    "index_indexed": ("gauge", "1 when the records' vector column has an ANN index, else 0."),
+    "index_unindexed_rows": ("gauge", "Records appended since the vector index was built (searched flat)."),
+    "index_fragments": ("gauge", "Fragments of the records table, all and small (many small appends)."),
+    "index_versions": ("gauge", "Versions of the records table still on disk."),
+    "index_probe_seconds": ("gauge", "Wall time of the tick's vector search probe."),
     "decisions": ("counter", "Decisions by action and policy verdict."),
     "decision_outcomes": ("counter", "Decisions by action and outcome status."),
     "ticks": ("counter", "Ticks finished, by planner kind."),
@@ -208,6 +215,7 @@ class BrainopsMetrics:
         _hosts(fam, obs)
         _budget(fam, obs, tiers)
         _storage_and_cost(fam, obs)
+        _index(fam, obs)
         pending = len(obs.pending_approvals) if approvals_pending is None else approvals_pending
         fam.set("approvals_pending", pending)
         fam.set("policy_stale", 1 if policy_stale else 0)
@@ -332,6 +340,23 @@ def _storage_and_cost(fam: _Families, obs: Observation) -> None:
             value = window.cost_per(item, unit)
             if value is not None:
                 fam.set("cost_per_result_dollars", value, window=name, per=per)
+
+
+def _index(fam: _Families, obs: Observation) -> None:
+    ix = obs.index
+    if ix.skipped or ix.rows == 0:
+        return  # no probe ran: an absent series, not a zero latency
+    for quantile, ms in (("0.5", ix.p50_ms), ("0.95", ix.p95_ms)):
+        if ms is not None:
+            fam.set("index_search_latency_seconds", ms / 1000.0, quantile=quantile)
+    if ix.recall_at_10 is not None:
+        fam.set("index_recall_at_10", ix.recall_at_10)
+    fam.set("index_indexed", 1 if ix.indexed else 0)
+    fam.set("index_unindexed_rows", ix.unindexed_rows)
+    fam.set("index_fragments", ix.fragments, size="all")
+    fam.set("index_fragments", ix.small_fragments, size="small")
+    fam.set("index_versions", ix.versions)
+    fam.set("index_probe_seconds", ix.probe_ms / 1000.0)
 
 
 # ---------------------------------------------------------------- wiring to the agent

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.state.archive import ObservationArchive
-from core.domain import BrainStats, BudgetState, CostStats, HostMetrics, Observation, PendingApproval, StorageStats
+from core.domain import (
+    BrainStats,
+    BudgetState,
+    CostStats,
+    HostMetrics,
+    IndexHealth,
+    IndexRun,
+    Observation,
+    PendingApproval,
+    StorageStats,
+)
 
 if TYPE_CHECKING:
     from agent.service.actor import ActionRuns
@@ -20,7 +30,7 @@ if TYPE_CHECKING:
     from agent.service.history import StageHistory
     from agent.state.approvals import ApprovalStore
     from core.settings import Settings
-    from policies.model import Policy
+    from policies.model import IndexPolicy, Policy
 
 log = logging.getLogger("brainops.observe")
 
@@ -35,6 +45,7 @@ class FleetObserver:
     notes: list[str] = field(default_factory=list)  # events from the last supervise step
     missed: list[str] = field(default_factory=list)  # verification anomalies (agent/service/verification.py)
     policy: Callable[[], Policy] | None = None  # the policy in force: storage limits, host costs
+    index_rules: Callable[[], IndexPolicy] | None = None  # the policy's `index` section now; None: no probe
 
     def __post_init__(self) -> None:
         if self.history is None:
@@ -46,7 +57,8 @@ class FleetObserver:
         brain, brain_note = self._brain(now)
         assert self.history is not None
         self.history.add(now, brain.pending)
-        notes = [*self.notes, *([brain_note] if brain_note else [])]
+        index, index_run, index_note = self._index(brain)
+        notes = [*self.notes, *(note for note in (brain_note, index_note) if note)]
         obs = Observation(
             time=now,
             hosts=self._hosts(),
@@ -64,6 +76,8 @@ class FleetObserver:
             missed_expectations=tuple(self.missed),
             storage=self._storage(now),
             cost=self._cost(now, brain),
+            index=index,
+            index_run=index_run,
         )
         save_last_observation(self.settings, obs)
         self._write_status(obs, now)
@@ -137,6 +151,14 @@ class FleetObserver:
             write_status(self.settings.status_path, status_document(obs, now))
         except OSError as exc:  # a full disk must not stop the tick that could free it
             log.warning("STATUS.json not written to %s: %s", self.settings.status_path, exc)
+
+    def _index(self, brain: BrainStats) -> tuple[IndexHealth, IndexRun | None, str | None]:
+        if self.index_rules is None or brain.error:
+            return IndexHealth(skipped=brain.error or "no index policy"), None, None
+        from agent.service.index_watch import observe_index
+        from brain.store import BrainStore
+
+        return observe_index(BrainStore(self.settings.brain_path), self.index_rules())
 
     def _budget(self, now: float) -> BudgetState:
         try:
