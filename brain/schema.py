@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-EMBED_DIM = 384  # all-MiniLM-L6-v2
+from core.domain import EMBED_DIM
+
+__all__ = ["EMBED_DIM"]  # re-exported: the vector columns' size, declared once in core/domain.py
 BUCKETS = 1024
 
 VECTOR = pa.list_(pa.float32(), EMBED_DIM)

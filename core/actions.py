@@ -47,7 +47,7 @@ PlanHash = Annotated[str, Field(pattern=f"^{PLAN_HASH}$")]  # a dedup dry run's 
 
 
 class ActionArgs(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class ScaleWorkersArgs(ActionArgs):

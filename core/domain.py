@@ -20,7 +20,7 @@ from core.expectation_types import Expectation
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # ---------------------------------------------------------------- observation
@@ -66,6 +66,7 @@ class WorkerInfo(Frozen):
     busy_s: float | None = None  # seconds spent on batches, by its own clock: throughput = processed / busy_s
 
 
+EMBED_DIM = 384  # the embedder's vector size (all-MiniLM-L6-v2); brain/schema.py types the vector columns with it
 PLAN_HASH = r"[0-9a-f]{64}"  # a dedup plan's name: sha256 hex of its merges (workers/dedup_plan.plan_hash)
 
 

@@ -13,7 +13,7 @@ ExpectationSource = Literal["rules", "model", "derived"]  # derived: filled in b
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Check(Frozen):

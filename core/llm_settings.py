@@ -9,7 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 class StrictModel(BaseModel):
     """Every config table: a key it does not declare is an error (a typo must not fall back to a default)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class DeploymentConfig(StrictModel):
@@ -36,7 +36,7 @@ class TierConfig(DeploymentConfig):
 
 
 class LLMConfig(StrictModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     tiers: list[TierConfig] = Field(default_factory=list)
     routine_tier: str | None = None

@@ -50,7 +50,7 @@ SStr = StrictStr
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class HostLimits(Strict):
@@ -140,7 +140,7 @@ class IndexPolicy(Strict):
     @field_validator("num_sub_vectors")
     @classmethod
     def _sub_vectors_divide(cls, value: int) -> int:
-        from brain.schema import EMBED_DIM
+        from core.domain import EMBED_DIM
 
         if EMBED_DIM % value:
             raise ValueError(f"must divide the vector size {EMBED_DIM}")
