@@ -105,6 +105,15 @@ class SetReasoningTierArgs(ActionArgs):
     tier: str  # a configured tier: the reasoning workers' calls go there from their next batch
 
 
+class UndoDedupArgs(ActionArgs):
+    run: PlanHash  # a live dedup run, named by the dry-run plan it merged (known before it runs)
+    merges: Merges = 0  # the entities that run absorbed: what the undo should bring back
+
+
+class DropIndexArgs(ActionArgs):
+    reason: str = ""
+
+
 def restart_cooldown_key(a: Mapping[str, Any]) -> str:
     """Per worker: a remediation cools down for the worker it restarted, not for every other one."""
     return f"restart_worker:{a.get('worker_id', '')}"
@@ -197,6 +206,14 @@ def _reasoning_tier(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
     return fx.set_task_tier("reasoning", str(a["tier"]))
 
 
+def _undo_dedup(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.undo_dedup(str(a["run"]))
+
+
+def _drop_index(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.drop_index("records")
+
+
 ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "scale_workers",
@@ -262,6 +279,15 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         expect=expect.expect_query_analysis,
     ),
     ActionSpec("optimize_index", ReasonArgs, mutates=True, effect=_job("index"), expect=expect.expect_index),
+    ActionSpec(
+        "undo_dedup",
+        UndoDedupArgs,
+        mutates=True,
+        effect=_undo_dedup,
+        cooldown=lambda a: f"undo_dedup:{a.get('run')}",
+        expect=expect.expect_undo_dedup,
+    ),
+    ActionSpec("drop_index", DropIndexArgs, mutates=True, effect=_drop_index, expect=expect.expect_drop_index),
 )
 
 BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ACTION_SPECS}

@@ -170,6 +170,7 @@ class BrainStats(Frozen):
     dedup_plan: DedupPlanSummary | None = None  # the last dry run's plan, None when there is none
     reasoning: ReasoningStats = Field(default_factory=ReasoningStats)
     queries: QueryStats = Field(default_factory=QueryStats)
+    live_entities: int = 0  # entities not merged into another (what a dedup lowers and its undo restores)
 
 
 class BudgetState(Frozen):

@@ -191,6 +191,27 @@ def run_query_analysis(reason: str) -> Proposal:
     return Proposal(action="run_query_analysis", args={"reason": reason}, rationale=reason)
 
 
+@action_tool
+def undo_dedup(run: PlanHash, rationale: str, merges: Merges = 0) -> Proposal:
+    """Undo every merge of one live dedup run, when it made the duplicate estimate worse (a rollback).
+
+    Args:
+        run: the plan hash that run merged.
+        merges: the entities it absorbed.
+    """
+    return Proposal(action="undo_dedup", args={"run": run, "merges": merges}, rationale=rationale)
+
+
+@action_tool
+def drop_index(rationale: str, reason: str = "") -> Proposal:
+    """Drop the records' vector index, when a new one made search slower or less right (a rollback).
+
+    Args:
+        reason: the figure that got worse.
+    """
+    return Proposal(action="drop_index", args={"reason": reason}, rationale=rationale)
+
+
 ACTION_TOOLS: tuple[BaseTool, ...] = (
     scale_workers,
     start_embedding,
@@ -206,4 +227,6 @@ ACTION_TOOLS: tuple[BaseTool, ...] = (
     set_reasoning_tier,
     run_query_analysis,
     optimize_index,
+    undo_dedup,
+    drop_index,
 )

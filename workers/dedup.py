@@ -18,6 +18,7 @@ from core.domain import is_plan_hash
 from workers.dedup_adjudicate import CompletesText, LLMAdjudicator
 from workers.dedup_match import Adjudicator, MatchConfig
 from workers.dedup_plan import PlanGuard, clear_plan, plan_from_report, save_plan
+from workers.dedup_undo import record_run
 from workers.dedup_store import (
     DedupReport,
     Encoder,
@@ -97,7 +98,10 @@ def run_dedup(
         import numpy as np
 
         store_vectors(store, entities, np.asarray(embedded, dtype=np.int64))
-        merge_ids, repointed = apply_merges(store, merges)
+        stamp = time.time()
+        merge_ids, repointed = apply_merges(store, merges, stamp)
+        if plan is not None and merge_ids:
+            record_run(store, plan, stamp)  # `undo_dedup` of this run finds its merges by the plan it merged
     report = DedupReport(
         live_entities=len(entities.ids),
         embedded=len(embedded),
