@@ -18,7 +18,6 @@ from core.domain import is_plan_hash
 from workers.dedup_adjudicate import CompletesText, LLMAdjudicator
 from workers.dedup_match import Adjudicator, MatchConfig
 from workers.dedup_plan import PlanGuard, clear_plan, plan_from_report, save_plan
-from workers.dedup_undo import record_run
 from workers.dedup_store import (
     DedupReport,
     Encoder,
@@ -34,6 +33,7 @@ from workers.dedup_store import (
     score_against_truth,
     store_vectors,
 )
+from workers.dedup_undo import record_run
 from workers.runtime import WorkerRun, single_pass
 
 
