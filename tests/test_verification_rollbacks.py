@@ -106,3 +106,52 @@ def test_a_dedup_after_which_duplicates_rose_proposes_undoing_that_run_and_appro
         assert undo.extra["expectation"]["checks"][0]["metric"] == "brain.live_entities"
     finally:
         kill_workers(settings.run_dir)
+
+
+def test_an_index_build_that_made_search_less_right_proposes_dropping_it_which_restores_exact_search(
+    tmp_path: Path,
+) -> None:
+    from support.observations import extract_backlog
+
+    from agent.service.effects import Fleet
+    from brain.index_probe import ProbeSettings, SearchSettings, probe
+    from brain.seed_vectors import write_vector_records
+    from brain.vector_index import BuildSettings, optimize_index
+    from core.actions import action
+    from core.domain import Proposal, Verdict
+    from core.expectations import judge
+    from graphs.verifying import rollback_for
+    from policies.engine import PolicyEngine
+    from policies.loader import load_policy
+
+    store = BrainStore(str(tmp_path / "brain")).open_or_create()
+    write_vector_records(store, 3_000, seed=1, batch_rows=1_500)
+    probe_cfg, search = ProbeSettings(queries=16, budget_s=10.0, min_rows=1_000), SearchSettings()
+    exact = probe(store, probe_cfg, search)
+    assert not exact.indexed and exact.recall_at_10 == 1.0
+    build = extract_backlog(index=exact)
+    proposal = Proposal(action="optimize_index", args={"reason": "no index on 3,000 records"})
+    expected = action("optimize_index").expect(build, proposal)  # type: ignore[misc]
+    assert expected is not None and expected.rollback is not None and expected.rollback.action == "drop_index"
+
+    coarse = BuildSettings(rows_per_partition=500, max_iterations=2, num_sub_vectors=4)  # a lossy index
+    built = optimize_index(store, coarse, probe_cfg, search).after
+    assert built.indexed and built.recall_at_10 is not None and built.recall_at_10 < 0.9, built
+    verdict = judge(expected, 0.0, extract_backlog(index=built), expected.horizon_s + 1)
+    assert verdict is not None and verdict.verdict == "missed" and verdict.harmed, verdict
+    back = rollback_for("index-action", "optimize_index", expected, verdict)
+    assert back is not None and back.action == "drop_index" and back.rollback_of == "index-action"
+    policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
+    decided = PolicyEngine(policy).evaluate(back, extract_backlog(index=built), 0.0)
+    assert decided.verdict == Verdict.NEEDS_APPROVAL, decided  # a human approves dropping the index
+
+    settings = make_settings(tmp_path, store.uri, write_policy(tmp_path / "policy.yaml", **NO_CPU_CEILING))
+    dropped = Fleet.from_settings(settings).drop_index("records")  # the effect an approval runs
+    assert "dropped the vector index" in dropped, dropped
+    after = probe(store, probe_cfg, search)
+    assert not after.indexed and after.recall_at_10 == 1.0  # exact search again
+    undo_expected = action("drop_index").expect(extract_backlog(index=built), back)  # type: ignore[misc]
+    assert undo_expected is not None
+    judged = judge(undo_expected, 0.0, extract_backlog(index=after), 1.0)
+    assert judged is not None and judged.verdict == "verified", judged
+    assert "nothing dropped" in Fleet.from_settings(settings).drop_index("records")  # once is enough
