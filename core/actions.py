@@ -20,6 +20,7 @@ from core.expectation_types import ExpectationSource
 from core.expectations import ExpectBuilder
 from core.kinds import EMBED_TABLES, SCALABLE_KINDS
 from core.ports import Effects
+from core.stated_expectation import stated_expectation
 
 
 def _one_of(names: tuple[str, ...]) -> Any:
@@ -317,6 +318,15 @@ def with_expectation(obs: Observation, proposal: Proposal, source: ExpectationSo
     if proposal.expectation is not None or spec is None or spec.expect is None:
         return proposal
     made = spec.expect(obs, proposal)
+    refused = None
+    if proposal.stated is not None:  # the model said what it expects: used when sane (core/stated_expectation.py)
+        own = stated_expectation(obs, proposal, made.subject if made else proposal.action)
+        if not isinstance(own, str):  # what harm looks like and its reversal stay the action's own
+            kept = {"harm": made.harm, "rollback": made.rollback} if made else {}
+            return proposal.model_copy(update={"expectation": own.model_copy(update=kept)})
+        refused = own
     if made is None:
         return proposal
-    return proposal.model_copy(update={"expectation": made.model_copy(update={"source": source})})
+    return proposal.model_copy(
+        update={"expectation": made.model_copy(update={"source": source, "stated_refused": refused})}
+    )

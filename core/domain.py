@@ -348,6 +348,7 @@ class Proposal(Frozen):
     prediction: ScalePrediction | None = None  # scale_workers: the expected effect
     expectation: Expectation | None = None  # what a mutating action should do, checked on later ticks
     rollback_of: str | None = None  # the decision id this proposal reverses (a verified harm)
+    stated: str | None = None  # the model's own expectation, as it wrote it ("metric<=target@seconds"), unchecked
 
     def key(self) -> str:
         blob = json.dumps({"a": self.action, "args": self.args}, sort_keys=True)
