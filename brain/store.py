@@ -343,6 +343,7 @@ class BrainStore:
             community_age_s=None if last_recluster is None else max(0.0, now - last_recluster),
             wisdom_coverage=round(covered / n_comms, 6) if n_comms else 0.0,
             relationship_density=round(n_rels / n_live, 6) if n_live else 0.0,
+            live_entities=n_live,
             dedup_plan=plan,
         )
 

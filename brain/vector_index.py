@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from brain.index_probe import METRIC, VECTOR_COLUMN, ProbeSettings, SearchSettings, probe, table_figures
@@ -126,3 +127,17 @@ def last_run(store: BrainStore) -> IndexRun | None:
         return IndexRun.model_validate_json(raw)
     except ValueError:  # written by another version of brainops
         return None
+
+
+def drop_vector_index(store: BrainStore, table: str) -> str:
+    """Drop the vector index on `table`'s vector column (the rollback of an index that made search worse):
+    search goes back to exact. Dropping what is already gone says so and changes nothing."""
+    tbl = store.fresh(table)
+    names = [ix.name for ix in tbl.list_indices() if VECTOR_COLUMN in ix.columns]
+    for name in names:
+        with_conflict_retry(partial(tbl.drop_index, name))
+    if not names:
+        return f"{table} has no vector index: nothing dropped"
+    if table == "records":
+        store.meta_set(META_INDEX_TRAINED_ROWS, 0)  # the next build trains from scratch
+    return f"dropped the vector index {', '.join(names)} on {table}: search is exact again"

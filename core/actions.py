@@ -20,6 +20,7 @@ from core.expectation_types import ExpectationSource
 from core.expectations import ExpectBuilder
 from core.kinds import EMBED_TABLES, SCALABLE_KINDS
 from core.ports import Effects
+from core.stated_expectation import stated_expectation
 
 
 def _one_of(names: tuple[str, ...]) -> Any:
@@ -103,6 +104,15 @@ class ArchiveDecisionsArgs(ActionArgs):
 
 class SetReasoningTierArgs(ActionArgs):
     tier: str  # a configured tier: the reasoning workers' calls go there from their next batch
+
+
+class UndoDedupArgs(ActionArgs):
+    run: PlanHash  # a live dedup run, named by the dry-run plan it merged (known before it runs)
+    merges: Merges = 0  # the entities that run absorbed: what the undo should bring back
+
+
+class DropIndexArgs(ActionArgs):
+    reason: str = ""
 
 
 def restart_cooldown_key(a: Mapping[str, Any]) -> str:
@@ -197,6 +207,14 @@ def _reasoning_tier(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
     return fx.set_task_tier("reasoning", str(a["tier"]))
 
 
+def _undo_dedup(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.undo_dedup(str(a["run"]))
+
+
+def _drop_index(fx: Effects, a: Mapping[str, Any], job_key: str) -> str:
+    return fx.drop_index("records")
+
+
 ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "scale_workers",
@@ -262,6 +280,15 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         expect=expect.expect_query_analysis,
     ),
     ActionSpec("optimize_index", ReasonArgs, mutates=True, effect=_job("index"), expect=expect.expect_index),
+    ActionSpec(
+        "undo_dedup",
+        UndoDedupArgs,
+        mutates=True,
+        effect=_undo_dedup,
+        cooldown=lambda a: f"undo_dedup:{a.get('run')}",
+        expect=expect.expect_undo_dedup,
+    ),
+    ActionSpec("drop_index", DropIndexArgs, mutates=True, effect=_drop_index, expect=expect.expect_drop_index),
 )
 
 BY_NAME: dict[str, ActionSpec] = {a.name: a for a in ACTION_SPECS}
@@ -291,6 +318,15 @@ def with_expectation(obs: Observation, proposal: Proposal, source: ExpectationSo
     if proposal.expectation is not None or spec is None or spec.expect is None:
         return proposal
     made = spec.expect(obs, proposal)
+    refused = None
+    if proposal.stated is not None:  # the model said what it expects: used when sane (core/stated_expectation.py)
+        own = stated_expectation(obs, proposal, made.subject if made else proposal.action)
+        if not isinstance(own, str):  # what harm looks like and its reversal stay the action's own
+            kept = {"harm": made.harm, "rollback": made.rollback} if made else {}
+            return proposal.model_copy(update={"expectation": own.model_copy(update=kept)})
+        refused = own
     if made is None:
         return proposal
-    return proposal.model_copy(update={"expectation": made.model_copy(update={"source": source})})
+    return proposal.model_copy(
+        update={"expectation": made.model_copy(update={"source": source, "stated_refused": refused})}
+    )

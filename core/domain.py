@@ -171,6 +171,7 @@ class BrainStats(Frozen):
     dedup_plan: DedupPlanSummary | None = None  # the last dry run's plan, None when there is none
     reasoning: ReasoningStats = Field(default_factory=ReasoningStats)
     queries: QueryStats = Field(default_factory=QueryStats)
+    live_entities: int = 0  # entities not merged into another (what a dedup lowers and its undo restores)
 
 
 class BudgetState(Frozen):
@@ -348,6 +349,7 @@ class Proposal(Frozen):
     prediction: ScalePrediction | None = None  # scale_workers: the expected effect
     expectation: Expectation | None = None  # what a mutating action should do, checked on later ticks
     rollback_of: str | None = None  # the decision id this proposal reverses (a verified harm)
+    stated: str | None = None  # the model's own expectation, as it wrote it ("metric<=target@seconds"), unchecked
 
     def key(self) -> str:
         blob = json.dumps({"a": self.action, "args": self.args}, sort_keys=True)

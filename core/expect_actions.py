@@ -26,6 +26,7 @@ JOB_HORIZON_S = 600.0  # a one-shot job (dedup, recluster) is expected to have s
 WORKER_HORIZON_S = 120.0
 ROUTING_SLACK = 0.01
 UNMEASURED_SLACK = 100.0
+EXACT_RECALL = 0.99  # exact search, measured by the probe against itself (rounding aside)
 RELS_CHANGED = "brain.relationships_changed_since_recluster"
 
 
@@ -112,7 +113,17 @@ def expect_dedup(obs: Observation, proposal: Proposal) -> Expectation:
     check = Check(metric="brain.duplicate_estimate", op="<=", target=target, baseline=before)
     harm = Check(metric="brain.duplicate_estimate", op=">=", target=before + 1e-6, baseline=before)
     summary = f"duplicate estimate {before:.4f} -> {target:.4f} or less within {_dur(JOB_HORIZON_S)}"
-    return Expectation(checks=(check,), horizon_s=JOB_HORIZON_S, summary=summary, subject="dedup", harm=(harm,))
+    plan = proposal.args.get("plan")
+    back = (  # a run is named by the plan it merged: without one there is no run to name
+        Rollback(
+            action="undo_dedup", args={"run": plan, "merges": absorbed}, why=f"undo the merges of plan {plan[:12]}"
+        )
+        if isinstance(plan, str)
+        else None
+    )
+    return Expectation(
+        checks=(check,), horizon_s=JOB_HORIZON_S, summary=summary, subject="dedup", harm=(harm,), rollback=back
+    )
 
 
 def expect_recluster(obs: Observation, proposal: Proposal) -> Expectation:
@@ -219,6 +230,31 @@ def expect_index(obs: Observation, proposal: Proposal) -> Expectation:
         harm.append(Check(metric=metric, op=worse, target=value * (1.1 if better == "<=" else 0.9), baseline=value))
     within = _dur(MAX_HORIZON_S)
     summary = f"rows not in the index {_num(unindexed)} -> {_num(goal)} or less, search no worse, within {within}"
+    # Only a first build is reversed by dropping it: search goes back to the exact search it was measured on.
+    back = None if obs.index.indexed else Rollback(action="drop_index", args={}, why="drop the new index")
     return Expectation(
-        checks=tuple(checks), horizon_s=MAX_HORIZON_S, summary=summary, subject="index", harm=tuple(harm)
+        checks=tuple(checks),
+        horizon_s=MAX_HORIZON_S,
+        summary=summary,
+        subject="index",
+        harm=tuple(harm),
+        rollback=back,
     )
+
+
+def expect_undo_dedup(obs: Observation, proposal: Proposal) -> Expectation:
+    """The run's absorbed entities are live again (at least one, when the count is not known)."""
+    before = float(obs.brain.live_entities)
+    merges = max(1, int(proposal.args.get("merges", 0)))
+    check = Check(metric="brain.live_entities", op=">=", target=before + merges, baseline=before)
+    summary = f"live entities {_num(before)} -> {_num(before + merges)} or more within {_dur(MIN_HORIZON_S)}"
+    return Expectation(checks=(check,), horizon_s=MIN_HORIZON_S, summary=summary, subject="dedup:undo")
+
+
+def expect_drop_index(obs: Observation, proposal: Proposal) -> Expectation:
+    """No vector index on the records afterwards, and search exact again (recall@10 back to 1 where measured)."""
+    checks = [Check(metric="index.indexed", op="<=", target=0.0, baseline=float(obs.index.indexed))]
+    if obs.index.recall_at_10 is not None:
+        checks.append(Check(metric="index.recall_at_10", op=">=", target=EXACT_RECALL, baseline=obs.index.recall_at_10))
+    summary = f"records searched exactly (no vector index, recall@10 {EXACT_RECALL}) within {_dur(WORKER_HORIZON_S)}"
+    return Expectation(checks=tuple(checks), horizon_s=WORKER_HORIZON_S, summary=summary, subject="index")

@@ -47,6 +47,7 @@ class Expectation(Frozen):
     rollback: Rollback | None = None  # proposed (through the guard) when it did
     hold: bool = False  # the checks must hold through the horizon (verified at its end, missed the tick one fails)
     drain: dict[str, float] | None = None  # scaling: stage backlog and the drain rate expected, for learning
+    stated_refused: str | None = None  # why the planner's own statement was not used (this one was derived)
 
 
 class CheckResult(Frozen):

@@ -104,6 +104,14 @@ class Effects(Protocol):
         "decisions" (archive old decision records to segment files). Never the only copy of anything."""
         ...
 
+    def undo_dedup(self, run: str) -> str:
+        """Undo every merge of the live dedup run that merged plan `run` (the rollback of a harmful dedup)."""
+        ...
+
+    def drop_index(self, table: str) -> str:
+        """Drop the vector index on `table` (the rollback of an index build that made search worse)."""
+        ...
+
 
 class ChatRouter(Protocol):
     """What a model planner needs from a model router (llm.router.TierRouter is one): one chat call,

@@ -181,6 +181,12 @@ class RecordingEffects:
     def reclaim_disk(self, target: str, *, older_than_days: float, keep: int) -> str:
         return self._note(f"reclaim_disk {target} older_than_days={older_than_days:g} keep={keep}")
 
+    def undo_dedup(self, run: str) -> str:
+        return self._note(f"undo_dedup {run[:12]}")
+
+    def drop_index(self, table: str) -> str:
+        return self._note(f"drop_index {table}")
+
 
 @dataclass
 class NotingDesk:

@@ -128,6 +128,14 @@ class SimEffects:
         self.calls += 1  # the simulated fleet has no disk to fill: the call is recorded, nothing changes
         return f"reclaim {target}: nothing to free in the simulator"
 
+    def undo_dedup(self, run: str) -> str:
+        self.calls += 1  # the simulated brain keeps no merges: the call is recorded, nothing changes
+        return f"undo dedup run {run[:12]}: no merges in the simulator"
+
+    def drop_index(self, table: str) -> str:
+        self.calls += 1  # the simulated brain has no vector index
+        return f"drop index on {table}: no index in the simulator"
+
 
 @dataclass
 class SimDesk:

@@ -26,10 +26,10 @@ RECENT_DECISIONS_SHOWN = 5
 MAX_TOOL_RESULT_CHARS = 4000
 
 SYSTEM_PROMPT = """You are brainops, the operations agent of a self-hosted LLM knowledge pipeline.
-Each tick you get a fleet summary (hosts, workers, backlog per stage, rates, budget). Read-only tools give
-detail. Decide by calling action tools: a call only PROPOSES; a policy engine (and maybe a human) decides.
-Call noop with a reason when all is within targets. Keep counts within get_policy_limits. Cite the numbers
-you used in every rationale. A rejected call says why: correct it, do not repeat it."""
+Read-only tools add detail to the fleet summary. Decide by calling action tools: a call only
+PROPOSES; a policy engine (and maybe a human) decides. Call noop with a reason when all is within targets.
+Keep counts within get_policy_limits. Cite numbers in every rationale; expect may state the outcome
+(brain.pending.extract<=100@600s). A rejected call says why: correct it, do not repeat it."""
 
 
 def system_prompt(token: str) -> str:

@@ -25,6 +25,9 @@ ROUTING_TOOL, ROUTING_ARG = "set_model_routing", "weights"
 # host's disk is at or over the policy's storage.act_at_percent, the read tool once storage or cost is measured.
 DISK_TOOLS = frozenset({"prune_versions", "rotate_logs", "archive_decisions"})
 STORAGE_COST_TOOL = "get_storage_and_cost"
+# Rollbacks: the verifier proposes them for an action that made things worse (agent/service/verification.py);
+# the model is not offered them, which keeps the prompt small.
+ROLLBACK_TOOLS = frozenset({"undo_dedup", "drop_index"})
 DEFAULT_ACT_AT_PERCENT = 75.0
 
 
@@ -65,6 +68,8 @@ class TickNames:
         )
 
     def offers(self, tool: str) -> bool:
+        if tool in ROLLBACK_TOOLS:
+            return False
         if tool in DISK_TOOLS:
             return self.disk_pressure
         return self.measured if tool == STORAGE_COST_TOOL else True

@@ -22,7 +22,7 @@ from graphs.llm_planner import LLMPlanner
 from graphs.llm_prompt import anomalies
 from graphs.planners import PlanContext, PlanFailed, PlanResult
 from graphs.rules_reasoning import idle_tools
-from graphs.tool_schemas import DISK_TOOLS, STORAGE_COST_TOOL
+from graphs.tool_schemas import DISK_TOOLS, ROLLBACK_TOOLS, STORAGE_COST_TOOL
 from llm.ledger import TokenLedger
 from llm.router import TierRouter
 from policies.engine import PolicyEngine
@@ -34,7 +34,7 @@ POLICY_FILE = Path(__file__).resolve().parent.parent / "policies" / "default.yam
 POLICY = load_policy(POLICY_FILE)
 # this file's observations measure no disk and no cost: those tools are not offered (graphs/tool_schemas.py)
 READ_TOOLS = {t.name for t in read_only_tools()} - {STORAGE_COST_TOOL}
-OFFERED_ACTIONS = set(ACTIONS) - DISK_TOOLS
+OFFERED_ACTIONS = set(ACTIONS) - DISK_TOOLS - ROLLBACK_TOOLS
 TIERS = {"glm-air": "routine", "glm": "analysis", "opus": "strategic"}  # configured tiers and their purposes
 
 

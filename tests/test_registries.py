@@ -110,6 +110,8 @@ SAMPLE_ARGS: dict[str, dict[str, object]] = {
     "set_reasoning_tier": {"tier": "analysis"},
     "run_query_analysis": {},
     "optimize_index": {"reason": "search p95 over the policy's limit"},
+    "undo_dedup": {"run": "a" * 64, "merges": 12},
+    "drop_index": {"reason": "search p95 up 40% after the build"},
 }
 
 

@@ -6,6 +6,7 @@ docstrings are the model's tool descriptions, and their "Args:" sections describ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any, cast
 
@@ -17,6 +18,9 @@ from core.actions import Count, Days, EmbedTable, Keep, Merges, PlanHash, Scalab
 from core.domain import Proposal
 
 EXTRA_PARAMS = frozenset({"rationale"})  # what a tool takes beyond its action's arguments
+# Added to every mutating action's tool (never an action argument): the model's own expectation, "metric<=target@s"
+# (core/stated_expectation.py checks it; the derived one stands when it is unusable).
+STATED = "expect"
 
 
 def action_tool(fn: Callable[..., Proposal]) -> BaseTool:
@@ -35,8 +39,23 @@ def action_tool(fn: Callable[..., Proposal]) -> BaseTool:
         default = PydanticUndefined if info.is_required() else info.default
         kind = Annotated[(base.annotation, *base.metadata)] if base.metadata else base.annotation
         fields[name] = (kind, Field(default, description=info.description))
+    if spec.mutates:
+        fields[STATED] = (str | None, Field(None))
     schema = create_model(fn.__name__, __base__=spec.args, **fields)
-    return StructuredTool.from_function(fn, name=fn.__name__, description=parsed.description, args_schema=schema)
+    run = _stating(fn) if spec.mutates else fn
+    return StructuredTool.from_function(run, name=fn.__name__, description=parsed.description, args_schema=schema)
+
+
+def _stating(fn: Callable[..., Proposal]) -> Callable[..., Proposal]:
+    """`fn` taking the model's stated expectation too, carried on the proposal unchecked."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Proposal:
+        stated = kwargs.pop(STATED, None)
+        made = fn(*args, **kwargs)
+        return made if stated is None else made.model_copy(update={"stated": str(stated)})
+
+    return run
 
 
 @action_tool
@@ -66,8 +85,8 @@ def start_embedding(host: str, rationale: str, shards: Shards = 1, table: EmbedT
 def run_dedup(
     rationale: str, expected_merges: Merges = 0, dry_run: bool = False, plan: PlanHash | None = None
 ) -> Proposal:
-    """Merge duplicate entities. No current dedup_plan (none or stale): dry_run, which stores one. A current
-    plan: live run with its hash and absorbed count (merges only that plan).
+    """Merge duplicate entities. No current dedup_plan (none or stale): dry_run (stores one). A current plan:
+    live run with its hash and absorbed count.
 
     Args:
         expected_merges: the plan's absorbed count (else the candidates).
@@ -191,6 +210,27 @@ def run_query_analysis(reason: str) -> Proposal:
     return Proposal(action="run_query_analysis", args={"reason": reason}, rationale=reason)
 
 
+@action_tool
+def undo_dedup(run: PlanHash, rationale: str, merges: Merges = 0) -> Proposal:
+    """Undo every merge of one live dedup run, when it made the duplicate estimate worse (a rollback).
+
+    Args:
+        run: the plan hash that run merged.
+        merges: the entities it absorbed.
+    """
+    return Proposal(action="undo_dedup", args={"run": run, "merges": merges}, rationale=rationale)
+
+
+@action_tool
+def drop_index(rationale: str, reason: str = "") -> Proposal:
+    """Drop the records' vector index, when a new one made search slower or less right (a rollback).
+
+    Args:
+        reason: the figure that got worse.
+    """
+    return Proposal(action="drop_index", args={"reason": reason}, rationale=rationale)
+
+
 ACTION_TOOLS: tuple[BaseTool, ...] = (
     scale_workers,
     start_embedding,
@@ -206,4 +246,6 @@ ACTION_TOOLS: tuple[BaseTool, ...] = (
     set_reasoning_tier,
     run_query_analysis,
     optimize_index,
+    undo_dedup,
+    drop_index,
 )

@@ -33,6 +33,7 @@ from workers.dedup_store import (
     score_against_truth,
     store_vectors,
 )
+from workers.dedup_undo import record_run
 from workers.runtime import WorkerRun, single_pass
 
 
@@ -97,7 +98,10 @@ def run_dedup(
         import numpy as np
 
         store_vectors(store, entities, np.asarray(embedded, dtype=np.int64))
-        merge_ids, repointed = apply_merges(store, merges)
+        stamp = time.time()
+        merge_ids, repointed = apply_merges(store, merges, stamp)
+        if plan is not None and merge_ids:
+            record_run(store, plan, stamp)  # `undo_dedup` of this run finds its merges by the plan it merged
     report = DedupReport(
         live_entities=len(entities.ids),
         embedded=len(embedded),

@@ -67,6 +67,38 @@ def undo_merges(store: BrainStore, merge_ids: Sequence[str]) -> list[UndoResult]
     return [results[m] for m in merge_ids]
 
 
+RUN_META_PREFIX = "dedup_run."  # + a live run's plan hash: the created_at its merge_log rows share
+
+
+def record_run(store: BrainStore, plan: str, created_at: float) -> None:
+    """Name a live run by the plan it merged (its id: known to the action before it runs)."""
+    store.meta_set(RUN_META_PREFIX + plan, repr(created_at))
+
+
+def run_merge_ids(store: BrainStore, plan: str) -> list[str] | None:
+    """The merges of the live run that merged `plan`, undone or not; None when no run merged it."""
+    stamp = store.meta_float(RUN_META_PREFIX + plan)
+    if stamp is None:
+        return None
+    table = store.fresh("merge_log").search().select(["merge_id", "created_at"]).limit(None).to_arrow()
+    return [r["merge_id"] for r in table.to_pylist() if r["created_at"] == stamp]
+
+
+def undo_run(store: BrainStore, plan: str) -> str:
+    """Undo every merge of that run still live (the `undo_dedup` action); raises when there is no such run or a
+    merge of it conflicts with later changes."""
+    ids = run_merge_ids(store, plan)
+    if ids is None:
+        raise ValueError(f"no live dedup run merged plan {plan[:12]}")
+    results = undo_merges(store, ids)
+    done = sum(r.ok for r in results)
+    gone = sum(r.status == "already_undone" for r in results)
+    bad = [f"{r.merge_id}: {r.status}: {r.detail}" for r in results if r.status in ("conflict", "not_found")]
+    if bad:
+        raise RuntimeError(f"undid {done} of {len(ids)} merges of run {plan[:12]}; " + "; ".join(bad[:3]))
+    return f"undid {done} merges of dedup run {plan[:12]}" + (f" ({gone} were undone before)" if gone else "")
+
+
 def last_run_merge_ids(store: BrainStore) -> list[str]:
     """The merges of the newest dedup run that are not undone yet (one run writes one created_at)."""
     live = store.fresh("merge_log").search().where("undone_at IS NULL").select(["merge_id", "created_at"])

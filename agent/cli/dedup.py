@@ -4,8 +4,9 @@ A dry run reads the brain and stores its dedup plan (the merges a live run may m
 A live run is an operator request through the agent (`Agent.request`): the dry run's plan goes through the
 same policy guard, approvals and decision log as the loop's own dedup, and a dedup job worker merges exactly
 that plan. One the policy sends for approval merges nothing now: it waits for `brainops approve`.
-`undo` is no agent action (core/actions.py has none): it honours the policy's read_only and dry_run switches,
-holds the home lock like a tick, and is one decision record (`dedup.undo`, planner "human").
+`undo` is the operator's own, not the agent's `undo_dedup` (the verifier's rollback of one harmful run): it
+honours the policy's read_only and dry_run switches, holds the home lock like a tick, and is one decision record
+(`dedup.undo`, planner "human").
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from policies.model import Policy
 
 
+LIVE = ("starting", "running", "draining")
+
+
 def worker_env() -> dict[str, str]:
     """What a local worker inherits: everything but the Slack credentials (workers never talk to Slack).
     Model keys stay: the wisdom/extract workers' LLM calls need them."""
@@ -206,6 +209,23 @@ class Fleet:
             return reclaim(self.settings, storage, target, older_than_days, keep)
         with self.exclusive():  # no worker (re)starts onto a log while it is compressed and removed
             return reclaim(self.settings, storage, target, older_than_days, keep)
+
+    def undo_dedup(self, run: str) -> str:
+        from brain.store import BrainStore
+        from workers.dedup_undo import undo_run
+
+        with self.exclusive():  # no dedup job starts while its merges are undone
+            busy = [w.id for w in self.dispatcher.workers(refresh=True) if w.kind == "dedup" and w.state in LIVE]
+            if busy:
+                raise RuntimeError(f"dedup job {busy[0]} is running: undo once it ends")
+            return undo_run(BrainStore(self.settings.brain_path), run)
+
+    def drop_index(self, table: str) -> str:
+        from brain.store import BrainStore
+        from brain.vector_index import drop_vector_index
+
+        with self.exclusive():
+            return drop_vector_index(BrainStore(self.settings.brain_path), table)
 
     def look(self) -> None:
         """Fresh snapshots for an observation that changes nothing (a dry run): no restarts, no convergence."""
