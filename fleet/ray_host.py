@@ -93,18 +93,25 @@ class RayCluster:
                 elif self.address == "local":
                     self._join_or_start(ray, quiet)
                 else:
+                    self._check_answers()
                     ray.init(address=self.address, **quiet)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise RayUnavailable(f"ray at {self.address!r}: {str(exc).splitlines()[0][:200]}") from exc
             self._ready = True
             return ray
 
+    def _check_answers(self) -> None:
+        """Fail in a second when nothing listens at the address: ray.init would retry for minutes."""
+        endpoint = ray_endpoint(self.address)
+        if endpoint is not None and not answers(endpoint):
+            raise ConnectionError("nothing answers there (is the cluster up? `ray status` on its head shows it)")
+
     def _join_or_start(self, ray: Any, quiet: dict[str, Any]) -> None:
         """Join the Ray this home's `brainops run` started (its address in `address_file`, while it answers), else
         start one in this process. Only the main thread may start it: Ray's daemons die with the
         thread that started them. Never Ray's own "auto": that joins whatever cluster this machine ran last."""
         known = self.address_file.read_text().strip() if self.address_file and self.address_file.is_file() else ""
-        if known and _answers(known):
+        if known and answers(known):
             ray.init(address=known, **quiet)
             return
         if threading.current_thread() is not threading.main_thread():
@@ -140,7 +147,14 @@ class RayCluster:
         )
 
 
-def _answers(address: str, timeout_s: float = 1.0) -> bool:
+def ray_endpoint(address: str) -> str | None:
+    """The host:port a `[ray] address` connects to; None for "local" and "auto" (no fixed endpoint)."""
+    if address in ("local", "auto"):
+        return None
+    return address.removeprefix("ray://").rstrip("/")
+
+
+def answers(address: str, timeout_s: float = 1.0) -> bool:
     """Something listens at host:port (a dead cluster's address must not make ray.init wait a minute)."""
     import socket
 

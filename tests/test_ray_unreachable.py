@@ -1,0 +1,58 @@
+"""A `[ray] address` where nothing listens: `tick`, `run` and `doctor` each say so in one sentence and exit 1, in
+seconds (ray.init alone would retry for minutes), with no traceback; --debug keeps it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from support.agent_rig import cli, copy_brain
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed on exit: nothing listens there any more
+
+
+@pytest.fixture
+def config(tmp_path: Path, small_brain: str) -> tuple[Path, str]:
+    address = f"127.0.0.1:{closed_port()}"
+    path = tmp_path / "brainops.toml"
+    path.write_text(
+        f'home = "{tmp_path / "home"}"\nbrain_uri = "{copy_brain(small_brain, tmp_path)}"\ndemo_seed = false\n'
+        f'[ray]\naddress = "{address}"\n[[hosts]]\nname = "pc"\n'
+    )
+    return path, address
+
+
+@pytest.mark.parametrize("args", [("tick",), ("run", "--ticks", "1")])
+def test_tick_and_run_fail_fast_in_one_sentence_when_ray_does_not_answer(
+    config: tuple[Path, str], args: tuple[str, ...]
+) -> None:
+    path, address = config
+    started = time.monotonic()
+    result = cli(path, *args, timeout=60)
+    assert time.monotonic() - started < 30  # ray.init on its own retries for minutes
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: ray at {address!r}: nothing answers there (is the cluster up? `ray status` on its head shows it)"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    if args == ("tick",):
+        debug = cli(path, "--debug", *args, timeout=60)
+        assert debug.returncode != 0 and "RayUnavailable" in debug.stderr and "Traceback" in debug.stderr
+
+
+def test_doctor_fails_the_ray_check(config: tuple[Path, str]) -> None:
+    from agent.cli.doctor import run_doctor
+
+    path, address = config
+    report = run_doctor(str(path))
+    check = report.find("ray")
+    assert check.status == "FAIL" and address in check.detail and "ray start --head" in check.fix
+    assert report.exit_code != 0
