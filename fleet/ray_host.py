@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.domain import GpuInfo, HostMetrics, WorkerInfo, WorkerState
+from core.domain import GpuInfo, HostMetrics, RayActorCount, RayFigures, WorkerInfo, WorkerState
 from fleet.hosts import DEFAULT_GRACE_S, StartResult, StopResult, WorkerSpec
 from fleet.snapshot import HostSnapshot
 
@@ -203,10 +203,11 @@ class RayHost:
         try:
             nodes = self._own_nodes()
             self._adopt_running()
+            figures = self._figures(len(nodes))
             infos = self._probe(timeout_s)
         except Exception as exc:  # a lost head node must not take the control loop down
             return HostSnapshot(metrics=HostMetrics(host=self.name, reachable=False, error=repr(exc)[:300]))
-        metrics = _metrics(self.name, nodes, (time.monotonic() - started) * 1000)
+        metrics = _metrics(self.name, nodes, (time.monotonic() - started) * 1000).model_copy(update={"ray": figures})
         return HostSnapshot(metrics=metrics, workers=(*infos, *self._ended.values()))
 
     def start_worker(self, spec: WorkerSpec) -> StartResult:
@@ -309,6 +310,28 @@ class RayHost:
                 handle = self._alive_handle(ray, worker_id)
                 if handle is not None:
                     self._tracked[worker_id] = _Tracked(handle, "?", time.time())
+
+    def _figures(self, nodes: int) -> RayFigures:
+        """Its live worker actors per kind and Ray state (one read of Ray's actor table), and its nodes."""
+        from ray._private import state
+
+        prefix = f"{self.name}/"
+        counts: dict[tuple[str, str], int] = {}
+        for actor in state.actors().values():
+            name = actor.get("Name") or ""
+            if name.startswith(prefix) and actor.get("State") != "DEAD":
+                key = (self._kind_of(name[len(prefix) :]), str(actor.get("State")))
+                counts[key] = counts.get(key, 0) + 1
+        return RayFigures(
+            nodes=nodes,
+            pending_actors=sum(n for (_, st), n in counts.items() if st == "PENDING_CREATION"),
+            actors=tuple(RayActorCount(kind=k, state=st, count=n) for (k, st), n in sorted(counts.items())),
+        )
+
+    def _kind_of(self, worker_id: str) -> str:
+        tracked = self._tracked.get(worker_id)
+        kind = str(tracked.last.get("kind") or tracked.kind) if tracked else "?"
+        return kind if kind != "?" else worker_id.split("-")[0]  # ids start with the kind (fleet/dispatcher.py)
 
     def _probe(self, timeout_s: float) -> list[WorkerInfo]:
         ray = self.cluster.connect()
