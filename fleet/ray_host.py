@@ -116,13 +116,13 @@ class RayCluster:
             return
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("a local Ray is started from the main thread only (Fleet.from_settings does)")
+        _loopback_only(ray)
         context = ray.init(
             address="local",  # a new one, whatever `ray start` left in /tmp/ray
             num_cpus=self.local_cpus,
             resources={HOST_RESOURCE.format(h): 1000.0 for h in self.local_hosts},
             object_store_memory=self.object_store_mb * 2**20,
             include_dashboard=False,
-            _node_ip_address="127.0.0.1",
             **quiet,
         )
         if self.address_file is not None:
@@ -145,6 +145,17 @@ class RayCluster:
         return sum(
             1 for a in state.actors().values() if a.get("State") == "PENDING_CREATION" and "/" in (a.get("Name") or "")
         )
+
+
+def _loopback_only(ray: Any) -> None:
+    """Make the Ray this process starts listen on 127.0.0.1 only. On Linux Ray maps a node address of 127.0.0.1 to
+    the machine's LAN address and its GCS, raylet and workers listen on every interface; its switch for a
+    single-machine Ray (meant for macOS and Windows) keeps the node, and so every server, on loopback. Ray reads it
+    at import (the environment: the processes it spawns) and per call (the constant: this one)."""
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def ray_endpoint(address: str) -> str | None:

@@ -56,3 +56,40 @@ def test_doctor_fails_the_ray_check(config: tuple[Path, str]) -> None:
     check = report.find("ray")
     assert check.status == "FAIL" and address in check.detail and "ray start --head" in check.fix
     assert report.exit_code != 0
+
+
+@pytest.mark.slow
+def test_a_local_ray_listens_on_loopback_only(tmp_path: Path) -> None:
+    """`address = "local"`: every socket the started Ray listens on is 127.0.0.1 (Ray's default is every interface)."""
+    import subprocess
+    import sys
+
+    from support.agent_rig import REPO
+
+    script = f"""
+import json, psutil
+from pathlib import Path
+from fleet.ray_host import RayCluster
+RayCluster(local_hosts=("pc",), object_store_mb=75, address_file=Path({str(tmp_path / "ray.address")!r})).connect()
+import ray
+listening = set()
+for proc in psutil.Process().children(recursive=True):
+    try:
+        listening |= {{c.laddr.ip for c in proc.net_connections("tcp") if c.status == "LISTEN"}}
+    except psutil.Error:
+        pass
+print(json.dumps({{"listening": sorted(listening), "nodes": [n["NodeManagerAddress"] for n in ray.nodes()]}}))
+ray.shutdown()
+"""
+    env = {**__import__("os").environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90, cwd=REPO, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["nodes"] == ["127.0.0.1"]
+    assert seen["listening"] and all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip in seen["listening"]), seen
+    assert (tmp_path / "ray.address").read_text().startswith("127.0.0.1:")
