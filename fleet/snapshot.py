@@ -43,7 +43,7 @@ def snapshot_to_json(snapshot: HostSnapshot) -> str:
         {
             "protocol": REMOTE_PROTOCOL,
             # a probed machine has no Ray figures: left out, the wire stays what older agents parse
-            "metrics": snapshot.metrics.model_dump(mode="json", exclude={"ray"} if snapshot.metrics.ray is None else None),
+            "metrics": snapshot.metrics.model_dump(mode="json", exclude=None if snapshot.metrics.ray else {"ray"}),
             "workers": [w.model_dump(mode="json") for w in snapshot.workers],
         }
     )

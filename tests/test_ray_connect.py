@@ -93,3 +93,33 @@ ray.shutdown()
     assert seen["nodes"] == ["127.0.0.1"]
     assert seen["listening"] and all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip in seen["listening"]), seen
     assert (tmp_path / "ray.address").read_text().startswith("127.0.0.1:")
+
+
+def test_ray_figures_become_the_ray_gauges_and_a_machine_gets_none() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from agent.service.metrics import BrainopsMetrics
+    from core.domain import HostMetrics, Observation, RayActorCount, RayFigures
+    from fleet.snapshot import HostSnapshot, snapshot_from_json, snapshot_to_json
+
+    actors = (
+        RayActorCount(kind="extract", state="ALIVE", count=2),
+        RayActorCount(kind="embed", state="PENDING_CREATION", count=1),
+    )
+    on_ray = HostMetrics(host="cloud", ray=RayFigures(nodes=3, pending_actors=1, actors=actors))
+    metrics = BrainopsMetrics()
+    metrics.update_state(Observation(time=1.0, hosts=(on_ray, HostMetrics(host="pc"))))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(metrics.exposition().decode())
+        for s in fam.samples
+        if s.name.startswith("brainops_ray_")
+    }
+    assert samples == {
+        ("brainops_ray_nodes", (("host", "cloud"),)): 3,
+        ("brainops_ray_pending_actors", (("host", "cloud"),)): 1,
+        ("brainops_ray_actors", (("host", "cloud"), ("kind", "extract"), ("state", "ALIVE"))): 2,
+        ("brainops_ray_actors", (("host", "cloud"), ("kind", "embed"), ("state", "PENDING_CREATION"))): 1,
+    }  # nothing for pc: a machine has no Ray figures
+    assert '"ray"' not in snapshot_to_json(HostSnapshot(HostMetrics(host="pc")))  # the SSH wire is unchanged
+    assert snapshot_from_json(snapshot_to_json(HostSnapshot(on_ray))).metrics == on_ray
