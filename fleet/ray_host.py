@@ -160,9 +160,10 @@ def _loopback_only(ray: Any) -> None:
 
 def ray_endpoint(address: str) -> str | None:
     """The host:port a `[ray] address` connects to; None for "local" and "auto" (no fixed endpoint)."""
-    if address in ("local", "auto"):
-        return None
-    return address.removeprefix("ray://").rstrip("/")
+    endpoint = address.removeprefix("ray://").rstrip("/")
+    if address in ("local", "auto") or not endpoint.rpartition(":")[2].isdigit():
+        return None  # no fixed endpoint, or one ray.init judges itself
+    return endpoint
 
 
 def answers(address: str, timeout_s: float = 1.0) -> bool:
