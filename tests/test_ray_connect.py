@@ -48,9 +48,10 @@ def test_tick_and_run_fail_fast_in_one_sentence_when_ray_does_not_answer(
         assert debug.returncode != 0 and "RayUnavailable" in debug.stderr and "Traceback" in debug.stderr
 
 
-def test_doctor_fails_the_ray_check(config: tuple[Path, str]) -> None:
+def test_doctor_fails_the_ray_check(config: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
     from agent.cli.doctor import run_doctor
 
+    monkeypatch.delenv("BRAINOPS_CONFIG", raising=False)  # load_settings sets it; monkeypatch restores it
     path, address = config
     report = run_doctor(str(path))
     check = report.find("ray")
