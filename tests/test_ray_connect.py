@@ -51,8 +51,8 @@ def test_tick_and_run_fail_fast_in_one_sentence_when_ray_does_not_answer(
 def test_doctor_fails_the_ray_check(config: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
     from agent.cli.doctor import run_doctor
 
-    monkeypatch.delenv("BRAINOPS_CONFIG", raising=False)  # load_settings sets it; monkeypatch restores it
     path, address = config
+    monkeypatch.setenv("BRAINOPS_CONFIG", str(path))  # load_settings sets it: monkeypatch undoes it after the test
     report = run_doctor(str(path))
     check = report.find("ray")
     assert check.status == "FAIL" and address in check.detail and "ray start --head" in check.fix
