@@ -34,6 +34,20 @@ class GpuInfo(Frozen):
     mem_total_mb: float
 
 
+class RayActorCount(Frozen):
+    kind: str
+    state: str  # Ray's actor state: ALIVE, PENDING_CREATION, RESTARTING, DEPENDENCIES_UNREADY
+    count: int
+
+
+class RayFigures(Frozen):
+    """A Ray-backed host's share of the cluster, as its snapshot read it (fleet/ray_host.py)."""
+
+    nodes: int = 0  # alive nodes carrying the resource host:<name>
+    pending_actors: int = 0  # its worker actors Ray has not placed: no node with room (the autoscaler's demand)
+    actors: tuple[RayActorCount, ...] = ()  # its live worker actors per kind and Ray state
+
+
 class HostMetrics(Frozen):
     host: str
     reachable: bool = True
@@ -45,6 +59,7 @@ class HostMetrics(Frozen):
     cpu_count: int = 1
     gpus: tuple[GpuInfo, ...] = ()
     observed_in_ms: float = 0.0
+    ray: RayFigures | None = None  # a host whose workers are Ray actors; None for a machine
 
 
 WorkerState = Literal["starting", "running", "draining", "stopped", "crashed", "backoff", "fatal"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.domain import GpuInfo, HostMetrics, WorkerInfo, WorkerState
+from core.domain import GpuInfo, HostMetrics, RayActorCount, RayFigures, WorkerInfo, WorkerState
 from fleet.hosts import DEFAULT_GRACE_S, StartResult, StopResult, WorkerSpec
 from fleet.snapshot import HostSnapshot
 
@@ -93,29 +93,36 @@ class RayCluster:
                 elif self.address == "local":
                     self._join_or_start(ray, quiet)
                 else:
+                    self._check_answers()
                     ray.init(address=self.address, **quiet)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise RayUnavailable(f"ray at {self.address!r}: {str(exc).splitlines()[0][:200]}") from exc
             self._ready = True
             return ray
 
+    def _check_answers(self) -> None:
+        """Fail in a second when nothing listens at the address: ray.init would retry for minutes."""
+        endpoint = ray_endpoint(self.address)
+        if endpoint is not None and not answers(endpoint):
+            raise ConnectionError("nothing answers there (is the cluster up? `ray status` on its head shows it)")
+
     def _join_or_start(self, ray: Any, quiet: dict[str, Any]) -> None:
         """Join the Ray this home's `brainops run` started (its address in `address_file`, while it answers), else
         start one in this process. Only the main thread may start it: Ray's daemons die with the
         thread that started them. Never Ray's own "auto": that joins whatever cluster this machine ran last."""
         known = self.address_file.read_text().strip() if self.address_file and self.address_file.is_file() else ""
-        if known and _answers(known):
+        if known and answers(known):
             ray.init(address=known, **quiet)
             return
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("a local Ray is started from the main thread only (Fleet.from_settings does)")
+        _loopback_only(ray)
         context = ray.init(
             address="local",  # a new one, whatever `ray start` left in /tmp/ray
             num_cpus=self.local_cpus,
             resources={HOST_RESOURCE.format(h): 1000.0 for h in self.local_hosts},
             object_store_memory=self.object_store_mb * 2**20,
             include_dashboard=False,
-            _node_ip_address="127.0.0.1",
             **quiet,
         )
         if self.address_file is not None:
@@ -140,7 +147,26 @@ class RayCluster:
         )
 
 
-def _answers(address: str, timeout_s: float = 1.0) -> bool:
+def _loopback_only(ray: Any) -> None:
+    """Make the Ray this process starts listen on 127.0.0.1 only. On Linux Ray maps a node address of 127.0.0.1 to
+    the machine's LAN address and its GCS, raylet and workers listen on every interface; its switch for a
+    single-machine Ray (meant for macOS and Windows) keeps the node, and so every server, on loopback. Ray reads it
+    at import (the environment: the processes it spawns) and per call (the constant: this one)."""
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def ray_endpoint(address: str) -> str | None:
+    """The host:port a `[ray] address` connects to; None for "local" and "auto" (no fixed endpoint)."""
+    endpoint = address.removeprefix("ray://").rstrip("/")
+    if address in ("local", "auto") or not endpoint.rpartition(":")[2].isdigit():
+        return None  # no fixed endpoint, or one ray.init judges itself
+    return endpoint
+
+
+def answers(address: str, timeout_s: float = 1.0) -> bool:
     """Something listens at host:port (a dead cluster's address must not make ray.init wait a minute)."""
     import socket
 
@@ -189,10 +215,11 @@ class RayHost:
         try:
             nodes = self._own_nodes()
             self._adopt_running()
+            figures = self._figures(len(nodes))
             infos = self._probe(timeout_s)
         except Exception as exc:  # a lost head node must not take the control loop down
             return HostSnapshot(metrics=HostMetrics(host=self.name, reachable=False, error=repr(exc)[:300]))
-        metrics = _metrics(self.name, nodes, (time.monotonic() - started) * 1000)
+        metrics = _metrics(self.name, nodes, (time.monotonic() - started) * 1000).model_copy(update={"ray": figures})
         return HostSnapshot(metrics=metrics, workers=(*infos, *self._ended.values()))
 
     def start_worker(self, spec: WorkerSpec) -> StartResult:
@@ -295,6 +322,28 @@ class RayHost:
                 handle = self._alive_handle(ray, worker_id)
                 if handle is not None:
                     self._tracked[worker_id] = _Tracked(handle, "?", time.time())
+
+    def _figures(self, nodes: int) -> RayFigures:
+        """Its live worker actors per kind and Ray state (one read of Ray's actor table), and its nodes."""
+        from ray._private import state
+
+        prefix = f"{self.name}/"
+        counts: dict[tuple[str, str], int] = {}
+        for actor in state.actors().values():
+            name = actor.get("Name") or ""
+            if name.startswith(prefix) and actor.get("State") != "DEAD":
+                key = (self._kind_of(name[len(prefix) :]), str(actor.get("State")))
+                counts[key] = counts.get(key, 0) + 1
+        return RayFigures(
+            nodes=nodes,
+            pending_actors=sum(n for (_, st), n in counts.items() if st == "PENDING_CREATION"),
+            actors=tuple(RayActorCount(kind=k, state=st, count=n) for (k, st), n in sorted(counts.items())),
+        )
+
+    def _kind_of(self, worker_id: str) -> str:
+        tracked = self._tracked.get(worker_id)
+        kind = str(tracked.last.get("kind") or tracked.kind) if tracked else "?"
+        return kind if kind != "?" else worker_id.split("-")[0]  # ids start with the kind (fleet/dispatcher.py)
 
     def _probe(self, timeout_s: float) -> list[WorkerInfo]:
         ray = self.cluster.connect()

@@ -42,7 +42,8 @@ def snapshot_to_json(snapshot: HostSnapshot) -> str:
     return json.dumps(
         {
             "protocol": REMOTE_PROTOCOL,
-            "metrics": snapshot.metrics.model_dump(mode="json"),
+            # a probed machine has no Ray figures: left out, the wire stays what older agents parse
+            "metrics": snapshot.metrics.model_dump(mode="json", exclude=None if snapshot.metrics.ray else {"ray"}),
             "workers": [w.model_dump(mode="json") for w in snapshot.workers],
         }
     )

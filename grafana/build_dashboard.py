@@ -261,6 +261,23 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 8,
             ),
             (
+                "Ray nodes and unplaced actors",
+                "timeseries",
+                "short",
+                [
+                    ("brainops_ray_nodes" + H, "{{host}} nodes"),
+                    ("brainops_ray_pending_actors" + H, "{{host}} actors waiting for a node"),
+                ],
+                8,
+            ),
+            (
+                "Ray actors per kind and state",
+                "timeseries",
+                "short",
+                [("sum by (kind, state) (brainops_ray_actors" + H + ")", "{{kind}} {{state}}")],
+                8,
+            ),
+            (
                 "Ticks and failures per hour",
                 "timeseries",
                 "short",

@@ -195,7 +195,9 @@ def test_a_spot_node_lost_mid_batch_loses_no_committed_work_and_its_batch_is_ret
     def finished() -> int | None:
         dispatcher.reconcile()
         snap = hosts["spot"].snapshot(5.0)
-        return snap.workers[0].processed if backlog(brain) == 0 and snap.workers else None
+        done = snap.workers[0].processed if snap.workers else None
+        # a status answer slower than the probe's timeout leaves the last one in place: poll until it has caught up
+        return done if backlog(brain) == 0 and done and done >= n - committed else None
 
     redone = wait_for(finished, "the restarted worker to extract what was left", timeout_s=60)
     assert redone == n - committed  # exactly the rows not committed before the loss, the lost batch among them
@@ -244,17 +246,15 @@ def test_a_worker_that_crashes_at_start_backs_off_then_goes_fatal_and_caps_hold(
         ray_rig.connection.caps = RayCaps()
 
 
-def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(
-    tmp_path: Path, ray_rig: RayRig
-) -> None:
-    import ray
+def e2e_config(tmp_path: Path, rig: RayRig, bucket: str, rows: int, extra: str = "") -> tuple[Path, str]:
+    """A brainops.toml whose hosts pc and brain run on the rig's Ray, the brain in S3 with `rows` records pending."""
     from support.brain_rig import pending_records
 
     from brain.store import BrainStore
 
-    uri = f"s3://{ray_rig.s3.bucket('brain-e2e')}/brain"
+    uri = f"s3://{rig.s3.bucket(bucket)}/brain"
     store = BrainStore(uri).open_or_create()
-    texts = [f"Ada Lovelace met Person{i % 12} at Initech in City{i % 5}." for i in range(40)]
+    texts = [f"Ada Lovelace met Person{i % 12} at Initech in City{i % 5}." for i in range(rows)]
     store.add("records", pending_records("e2e", texts, "e2e", time.time()))
     extract = {"max": 2, "target_backlog_per_worker": 20, "activation_backlog": 1}
     policy = write_policy(
@@ -263,27 +263,108 @@ def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(
         workers={"extract": extract, "embed": {"max": 0}, "wisdom": {"max": 0}},
         actions={name: {"enabled": False} for name in ("start_embedding", "run_dedup", "run_recluster")},
     )
-    options = "\n".join(f'{k.lower()} = "{v}"' for k, v in ray_rig.s3.options_env.items())
+    options = "\n".join(f'{k.lower()} = "{v}"' for k, v in rig.s3.options_env.items())
     config = tmp_path / "brainops.toml"
     config.write_text(
-        f'home = "{tmp_path / "home"}"\nbrain_uri = "{uri}"\npolicy_file = "{policy}"\ndemo_seed = false\n'
+        f'home = "{tmp_path / "home"}"\nbrain_uri = "{uri}"\npolicy_file = "{policy}"\ndemo_seed = false\n{extra}'
         f"[brain_storage_options]\n{options}\n"  # endpoint and region only: the credentials stay in the env
-        f'[ray]\naddress = "{ray_rig.cluster.address}"\nnamespace = "brainops-test"\ncpus_per_worker = 0.5\n'
+        f'[ray]\naddress = "{rig.cluster.address}"\nnamespace = "brainops-test"\ncpus_per_worker = 0.5\n'
         '[[hosts]]\nname = "pc"\n[[hosts]]\nname = "brain"\nrole = "brain"\n'
         "[worker_defaults.extract]\nbatch_size = 10\nitem_ms = 5\n"
     )
+    return config, uri
+
+
+def our_actors() -> list[str]:
+    """The actors of the e2e config's hosts (another test's leftover on its own host is not theirs)."""
+    import ray
+
+    named = ray.util.list_named_actors(all_namespaces=True)
+    return [a["name"] for a in named if a["namespace"] == "brainops-test" and a["name"].startswith(("pc/", "brain/"))]
+
+
+def stop_all(config: Path) -> str:
+    """`brainops workers stop --all`, then no actor of the namespace is left."""
+    stopped = cli(config, "workers", "stop", "--all")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    wait_for(lambda: not our_actors(), f"the drained actors to be gone ({stopped.stdout.strip()})", timeout_s=30)
+    return stopped.stdout + stopped.stderr
+
+
+def test_brainops_tick_with_a_ray_section_scales_real_actors_on_the_brain_in_s3(
+    tmp_path: Path, ray_rig: RayRig
+) -> None:
+    config, uri = e2e_config(tmp_path, ray_rig, "brain-e2e", 40)
     tick = cli(config, "tick")
     assert tick.returncode == 0, tick.stdout + tick.stderr
     assert "scale_workers" in tick.stdout, tick.stdout
-    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "brainops-test"]
+    names = our_actors()
     assert any(n.startswith(("brain/extract-", "pc/extract-")) for n in names), names  # real actors, by the tick
     wait_for(lambda: backlog(uri) == 0, "the Ray workers to extract the records in S3", timeout_s=90, interval_s=1.0)
-    stopped = cli(config, "workers", "stop", "--all")
-    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-
-    def ours() -> list[str]:
-        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "brainops-test"]
-
-    wait_for(lambda: not ours(), f"the drained actors to be gone ({stopped.stdout.strip()})", timeout_s=30)
-    assert "moto-test-secret" not in tick.stdout + tick.stderr + stopped.stdout + stopped.stderr
+    stopped = stop_all(config)
+    assert "moto-test-secret" not in tick.stdout + tick.stderr + stopped
     assert "moto-test-secret" not in config.read_text()
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample on /metrics by name and labels; empty while nothing answers."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def test_brainops_run_scales_actors_and_exports_the_ray_figures_on_metrics(tmp_path: Path, ray_rig: RayRig) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from support.agent_rig import REPO
+
+    from agent.service.metrics import METRIC_NAMES
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config, uri = e2e_config(tmp_path, ray_rig, "brain-run", 40, extra=f"metrics_port = {port}\n")
+    env = {**os.environ, "BRAINOPS_CONFIG": str(config), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "run", "--ticks", "4", "--interval", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+
+        def ray_figures() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+            samples = scrape(f"http://127.0.0.1:{port}/metrics")
+            actors = [k for k in samples if k[0] == "brainops_ray_actors" and ("kind", "extract") in k[1]]
+            return samples if actors else None
+
+        samples = wait_for(
+            ray_figures, "a tick of `brainops run` to see its extract actors", timeout_s=60, interval_s=0.3
+        )
+        out, _ = run.communicate(timeout=60)
+    finally:
+        run.kill() if run.poll() is None else None
+    assert run.returncode == 0, out
+    assert {n for n, _ in samples} >= {n for n in METRIC_NAMES if "_ray_" in n}  # the names the dashboard reads
+    assert samples[("brainops_ray_nodes", (("host", "pc"),))] == 1  # one node carries host:pc
+    assert samples[("brainops_ray_nodes", (("host", "brain"),))] == 1
+    live = sum(v for (n, labels), v in samples.items() if n == "brainops_ray_actors" and ("kind", "extract") in labels)
+    assert live >= 1 and "scale_workers" in out, out
+    wait_for(lambda: backlog(uri) == 0, "the actors `run` started to extract the records", timeout_s=90, interval_s=1.0)
+    assert any(n.startswith(("brain/extract-", "pc/extract-")) for n in our_actors())  # they outlive `run`
+    stop_all(config)

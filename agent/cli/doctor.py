@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.cli.doctor_checks import Check, Status, fail, ok, warn
-from agent.cli.doctor_checks_hosts import check_hosts, check_remote_host
+from agent.cli.doctor_checks_hosts import check_hosts, check_ray, check_remote_host
 from agent.cli.doctor_checks_services import check_embedder, check_metrics_port, check_model_keys, check_slack
 from agent.cli.doctor_checks_state import check_budget, check_decision_key, check_state_db
 
@@ -34,6 +34,7 @@ __all__ = [
     "check_hosts",
     "check_metrics_port",
     "check_model_keys",
+    "check_ray",
     "check_remote_host",
     "check_slack",
     "check_state_db",
@@ -155,6 +156,7 @@ def run_doctor(
         ("decision key", lambda: check_decision_key(settings)),
         ("brain store", lambda: check_brain(settings)),
         ("hosts", lambda: check_hosts(settings, timeout_s)),
+        ("ray", lambda: check_ray(settings)),
         ("model keys", lambda: check_model_keys(settings, env)),
         ("budget", lambda: check_budget(settings, time.time())),
         ("slack", lambda: check_slack(settings, settings.config_file)),

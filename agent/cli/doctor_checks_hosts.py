@@ -216,3 +216,30 @@ def _login(host: HostConfig) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def check_ray(settings: Settings) -> list[Check]:
+    """`[ray]`: something answers at the cluster's address (a TCP connect; Ray itself is not imported)."""
+    from fleet.ray_host import answers, ray_endpoint
+
+    if settings.ray is None:
+        return []
+    address = settings.ray.address
+    if address == "local":
+        known = settings.home / "ray.address"
+        running = known.read_text().strip() if known.is_file() else ""
+        if running and answers(running):
+            return [ok("ray", f"local: joins the Ray this home's `brainops run` started at {running}")]
+        return [ok("ray", "local: none running; the first tick starts one on this machine")]
+    endpoint = ray_endpoint(address)
+    if endpoint is None:
+        return [ok("ray", f"{address!r}: ray.init finds the cluster this machine last started")]
+    if answers(endpoint, timeout_s=2.0):
+        return [ok("ray", f"{address!r} answers")]
+    return [
+        fail(
+            "ray",
+            f"nothing answers at [ray] address {address!r}",
+            "start the cluster (`ray up`, `ray start --head`) or fix [ray] address; `ray status` on its head shows it",
+        )
+    ]

@@ -39,6 +39,7 @@ EXPECTED_ERRORS = (
 REFUSED_ERRORS = (
     ("fleet.remote", "RemoteError"),
     ("fleet.host_keys", "HostKeyFetchError"),
+    ("fleet.ray_host", "RayUnavailable"),
 )
 
 

@@ -171,6 +171,8 @@ def _run_loop(settings: Settings, ticks: int | None) -> None:
     say: Say = log.info if settings.json_logs else printer()
     ensure_brain(settings, say=say, progress=not settings.json_logs)
     agent = _agent(settings)
+    if settings.ray is not None:
+        _ = agent.fleet  # joins (or starts) Ray here, on the main thread: an unreachable one ends `run` before tick 1
     _attach_slack(agent, say)
     say(
         f"brainops run: tick every {settings.schedule.tick_seconds:g}s on "

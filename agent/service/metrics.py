@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from core.domain import Observation
+from core.domain import Observation, RayFigures
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -79,6 +79,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "index_fragments": ("gauge", "Fragments of the records table, all and small (many small appends)."),
     "index_versions": ("gauge", "Versions of the records table still on disk."),
     "index_probe_seconds": ("gauge", "Wall time of the tick's vector search probe."),
+    "ray_nodes": ("gauge", "Alive Ray nodes carrying the host's resource host:<name> ([ray] hosts only)."),
+    "ray_pending_actors": ("gauge", "The host's worker actors Ray has not placed yet: no node with room."),
+    "ray_actors": ("gauge", "The host's live worker actors per kind and Ray state (ALIVE, PENDING_CREATION, ...)."),
     "decisions": ("counter", "Decisions by action and policy verdict."),
     "decision_outcomes": ("counter", "Decisions by action and outcome status."),
     "ticks": ("counter", "Ticks finished, by planner kind."),
@@ -300,6 +303,15 @@ def _hosts(fam: _Families, obs: Observation) -> None:
             fam.set("host_gpu_utilization_percent", g.util_percent, **labels)
             fam.set("host_gpu_memory_used_bytes", g.mem_used_mb * mb, **labels)
             fam.set("host_gpu_memory_total_bytes", g.mem_total_mb * mb, **labels)
+        if h.ray is not None:
+            _ray(fam, h.host, h.ray)
+
+
+def _ray(fam: _Families, host: str, ray: RayFigures) -> None:
+    fam.set("ray_nodes", ray.nodes, host=host)
+    fam.set("ray_pending_actors", ray.pending_actors, host=host)
+    for a in ray.actors:
+        fam.set("ray_actors", a.count, host=host, kind=a.kind, state=a.state)
 
 
 def _budget(fam: _Families, obs: Observation, tiers: Sequence[TierUsage]) -> None:
