@@ -175,22 +175,23 @@ def expect_reclaim(target: str) -> ExpectBuilder:
 
     def build(obs: Observation, proposal: Proposal) -> Expectation:
         before = read_metric(obs, metric) or 0.0
-        goal = float(math.floor(DRAIN_TOLERANCE * before))
-        check = Check(metric=metric, op="<=", target=goal, baseline=before)
-        summary = f"{target} to reclaim {_num(before)} -> {_num(goal)} or less within {_dur(JOB_HORIZON_S)}"
-        return Expectation(checks=(check,), horizon_s=JOB_HORIZON_S, summary=summary, subject=f"storage:{target}")
+        return _job_clears(metric, before, f"{target} to reclaim", f"storage:{target}")
 
     return build
 
 
 def expect_query_analysis(obs: Observation, proposal: Proposal) -> Expectation:
     """The analyze_queries job puts (nearly) every unanalyzed query in a topic within a job's horizon."""
-    metric = "brain.queries.unanalyzed"
     before = float(obs.brain.queries.unanalyzed)
+    return _job_clears("brain.queries.unanalyzed", before, "unanalyzed queries", "queries")
+
+
+def _job_clears(metric: str, before: float, what: str, subject: str) -> Expectation:
+    """A one-shot job's work list (`metric`, `before` now) falls to a tenth or less within a job's horizon."""
     goal = float(math.floor(DRAIN_TOLERANCE * before))
     check = Check(metric=metric, op="<=", target=goal, baseline=before)
-    summary = f"unanalyzed queries {_num(before)} -> {_num(goal)} or less within {_dur(JOB_HORIZON_S)}"
-    return Expectation(checks=(check,), horizon_s=JOB_HORIZON_S, summary=summary, subject="queries")
+    summary = f"{what} {_num(before)} -> {_num(goal)} or less within {_dur(JOB_HORIZON_S)}"
+    return Expectation(checks=(check,), horizon_s=JOB_HORIZON_S, summary=summary, subject=subject)
 
 
 def expect_reasoning_tier(obs: Observation, proposal: Proposal) -> Expectation:
